@@ -51,3 +51,8 @@ export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
 export function utf8(s: string): Uint8Array {
   return new Uint8Array(Buffer.from(s, 'utf8'));
 }
+
+/** A copy that owns its memory (unlike `Buffer#slice`, which is a view). */
+export function copyBytes(b: Uint8Array): Uint8Array {
+  return new Uint8Array(b);
+}

@@ -1,0 +1,57 @@
+/**
+ * Choosing and verifying a resumption PSK offered in pre_shared_key
+ * (RFC 8446 sections 4.2.9 to 4.2.11).
+ */
+import { constantTimeEqual } from '../crypto/constant-time.js';
+import { hashOf } from '../crypto/hkdf.js';
+import { earlySecret, finishedVerifyData, resumptionBinderKey } from '../crypto/key-schedule.js';
+import type { Suite } from '../crypto/suites.js';
+import { TlsError } from '../errors.js';
+import { readTicket, type TicketContents } from '../session/ticket.js';
+import type { TicketKeys } from '../types.js';
+import type { ClientHello } from '../wire/client-hello.js';
+import { PskKeyExchangeMode } from '../wire/constants.js';
+import { concat } from '../../util/bytes.js';
+
+export interface AcceptedPsk {
+  readonly index: number;
+  readonly ticket: TicketContents;
+}
+
+/**
+ * The first offered ticket we can resume with the chosen suite, its binder
+ * checked; null for a full handshake. `transcriptPrefix` holds what precedes this
+ * ClientHello in the transcript (message_hash and HelloRetryRequest after a retry).
+ */
+export function selectPsk(
+  ch: ClientHello,
+  suite: Suite,
+  keys: TicketKeys | undefined,
+  nowMs: number,
+  transcriptPrefix: Uint8Array,
+): AcceptedPsk | null {
+  const offer = ch.preSharedKey;
+  if (offer === null) return null;
+  // Section 4.2.9: a client offering pre_shared_key MUST send psk_key_exchange_modes.
+  if (ch.pskModes === null) throw new TlsError('missing_extension', 'pre_shared_key without psk_key_exchange_modes');
+  if (!keys || !ch.pskModes.includes(PskKeyExchangeMode.psk_dhe_ke)) return null;
+  for (let index = 0; index < offer.identities.length; index++) {
+    const ticket = readTicket(keys, offer.identities[index]!.identity);
+    if (!ticket) continue;
+    const ticketSuiteHash = ticket.cipherSuite === suite.id ? suite.hash : null;
+    // Section 4.2.11: a PSK is usable only with a suite of the same hash; we keep the same suite.
+    if (ticketSuiteHash === null) continue;
+    const ageMs = nowMs - ticket.issuedAtMs;
+    if (ageMs < 0 || ageMs > ticket.lifetimeSeconds * 1000) continue;
+    if (ticket.serverName !== ch.serverName) continue;
+    // Section 4.2.11.2: the binder MUST be validated before the PSK is accepted.
+    const binderKey = resumptionBinderKey(earlySecret(suite.hash, ticket.psk));
+    const partial = concat([transcriptPrefix, ch.raw.subarray(0, offer.truncatedLength)]);
+    const expected = finishedVerifyData(suite.hash, binderKey, hashOf(suite.hash, partial));
+    if (!constantTimeEqual(expected, offer.binders[index]!)) {
+      throw new TlsError('decrypt_error', 'PSK binder does not verify');
+    }
+    return { index, ticket };
+  }
+  return null;
+}

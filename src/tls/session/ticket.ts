@@ -1,0 +1,63 @@
+/**
+ * Session tickets (RFC 8446 section 4.6.1) and PSK binders (section 4.2.11.2).
+ * A ticket carries the resumption PSK and what must match on resumption,
+ * sealed under the cluster's ticket keys; only the server can read it.
+ */
+import { Reader } from '../../util/reader.js';
+import { Writer } from '../../util/writer.js';
+import { openTicket } from '../crypto/ticket-aead.js';
+import type { TicketKeys } from '../types.js';
+
+export interface TicketContents {
+  readonly cipherSuite: number;
+  /** Secret: the resumption PSK. */
+  readonly psk: Uint8Array;
+  readonly issuedAtMs: number;
+  readonly lifetimeSeconds: number;
+  readonly ageAdd: number;
+  readonly alpn: string | null;
+  readonly serverName: string | null;
+}
+
+const FORMAT = 1;
+
+function optString(w: Writer, s: string | null): void {
+  w.u8(s === null ? 0 : 1).vecBytes(1, Buffer.from(s ?? '', 'latin1'));
+}
+
+function readOptString(r: Reader): string | null {
+  const present = r.u8();
+  const v = Buffer.from(r.vec(1, 'ticket string')).toString('latin1');
+  return present ? v : null;
+}
+
+export function encodeTicketContents(t: TicketContents): Uint8Array {
+  const w = new Writer(128);
+  w.u8(FORMAT).u16(t.cipherSuite).vecBytes(1, t.psk);
+  w.u32(Math.floor(t.issuedAtMs / 0x1_0000_0000)).u32(t.issuedAtMs >>> 0);
+  w.u32(t.lifetimeSeconds).u32(t.ageAdd);
+  optString(w, t.alpn);
+  optString(w, t.serverName);
+  return w.finish();
+}
+
+/** Opens and decodes a ticket; null when it is not ours, tampered with, or of another format. */
+export function readTicket(keys: TicketKeys, ticket: Uint8Array): TicketContents | null {
+  const plain = openTicket(keys, ticket);
+  if (!plain) return null;
+  try {
+    const r = new Reader(plain);
+    if (r.u8() !== FORMAT) return null;
+    const cipherSuite = r.u16();
+    const psk = r.vec(1, 'psk');
+    const issuedAtMs = r.u32() * 0x1_0000_0000 + r.u32();
+    const lifetimeSeconds = r.u32();
+    const ageAdd = r.u32();
+    const alpn = readOptString(r);
+    const serverName = readOptString(r);
+    r.end('ticket');
+    return { cipherSuite, psk, issuedAtMs, lifetimeSeconds, ageAdd, alpn, serverName };
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * The public face of the TLS 1.3 server engine: configuration, injected
+ * dependencies, and what each call returns.
+ */
+import type { KeyObject } from 'node:crypto';
+import type { Clock } from '../util/clock.js';
+import type { RandomSource } from '../util/random.js';
+import type { AlertName } from './errors.js';
+import type { CipherSuiteName, GroupName, SignatureSchemeName } from './wire/constants.js';
+
+export type { CipherSuiteName, GroupName, SignatureSchemeName };
+
+/** The kind of a certificate's public key, which decides the signature schemes it can make. */
+export type KeyKind = 'ecdsa-p256' | 'ecdsa-p384' | 'rsa' | 'ed25519';
+
+/**
+ * A certificate chain with its private key and the server names it answers for.
+ * Made by `loadCertifiedKey()` from PEM; holds a secret (the private key).
+ */
+export interface CertifiedKey {
+  /** DER certificates, leaf first. */
+  readonly chain: readonly Uint8Array[];
+  readonly privateKey: KeyObject;
+  readonly keyKind: KeyKind;
+  /** Exact names and `*.suffix` wildcards, lowercase, from the leaf's SANs unless given. */
+  readonly names: readonly string[];
+}
+
+/** One ticket-sealing key: a public 16-byte id and a 32-byte secret. */
+export interface TicketKey {
+  readonly id: Uint8Array;
+  readonly secret: Uint8Array;
+}
+
+/** Ticket keys: `current` seals new tickets; `current` and `previous` open them. */
+export interface TicketKeys {
+  readonly current: TicketKey;
+  readonly previous?: readonly TicketKey[];
+}
+
+/** Static server configuration. Holds secrets (private keys, ticket keys); never logged. */
+export interface TlsServerConfig {
+  /** Candidate certificates; the first is the default for unknown or absent SNI. */
+  readonly certificates: readonly CertifiedKey[];
+  /** Server preference order. Default: AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305. */
+  readonly cipherSuites?: readonly CipherSuiteName[];
+  /** Server preference order. Default: x25519, secp256r1, secp384r1. */
+  readonly groups?: readonly GroupName[];
+  /** Server preference order of ALPN protocols; empty or absent: ALPN is not negotiated. */
+  readonly alpn?: readonly string[];
+  /** Absent: no tickets are issued and no PSK is accepted. */
+  readonly ticketKeys?: TicketKeys;
+  /** NewSessionTickets sent after the handshake (default 2). */
+  readonly ticketCount?: number;
+  /** Ticket lifetime in seconds (default 7200; RFC 8446 caps it at 604800). */
+  readonly ticketLifetimeSeconds?: number;
+  /** Emit NSS key-log lines as `keyLog` events (debugging only: they are secrets). */
+  readonly keyLog?: boolean;
+  /**
+   * Records protected under one key before a KeyUpdate is started (RFC 8446 section 5.5).
+   * Default: 2^24 for every suite, below the AES-GCM limit of 2^24.5 full-size records.
+   */
+  readonly keyUpdateAfterRecords?: number;
+  /**
+   * NamedGroup code points listed in EncryptedExtensions' supported_groups, a hint
+   * for the client's later connections (RFC 8446 section 4.2.7). Default: none.
+   */
+  readonly advertisedGroups?: readonly number[];
+  /** Largest plaintext per outgoing record (default and maximum 2^14). */
+  readonly maxRecordPlaintext?: number;
+}
+
+/** A signature request: CertificateVerify content signed with the chosen certificate's key. */
+export interface SignRequest {
+  readonly scheme: SignatureSchemeName;
+  readonly certificate: CertifiedKey;
+  readonly data: Uint8Array;
+}
+
+/** Injected dependencies: everything nondeterministic comes from here. */
+export interface TlsDeps {
+  readonly random: RandomSource;
+  readonly clock: Clock;
+  /** Signs CertificateVerify; default: `node:crypto` sign with the scheme's parameters. */
+  readonly sign?: (req: SignRequest) => Uint8Array;
+  /**
+   * An opaque cookie for HelloRetryRequest (RFC 8446 section 4.2.2), which the
+   * client must echo; default: none (the retry state is kept, and replicated).
+   */
+  readonly helloRetryCookie?: () => Uint8Array;
+}
+
+/** What the engine reports besides bytes. */
+export type TlsEvent =
+  | {
+      readonly type: 'handshakeDone';
+      readonly cipherSuite: CipherSuiteName;
+      /** Absent for a PSK resumption without key exchange (never: we require psk_dhe_ke). */
+      readonly group: GroupName;
+      readonly alpn: string | null;
+      readonly serverName: string | null;
+      readonly resumed: boolean;
+      readonly helloRetry: boolean;
+    }
+  | { readonly type: 'keyLog'; readonly line: string }
+  | { readonly type: 'keyUpdated'; readonly direction: 'read' | 'write' }
+  /** The client sent close_notify: no more plaintext will arrive; we may still send. */
+  | { readonly type: 'peerClosed' }
+  | { readonly type: 'alertReceived'; readonly alert: string }
+  | { readonly type: 'alertSent'; readonly alert: AlertName; readonly reason: string }
+  /** The connection is over: after a fatal alert either way, or close_notify both ways. */
+  | { readonly type: 'closed'; readonly error: boolean };
+
+/** The result of one call into the engine. */
+export interface TlsOutput {
+  /** Records for the client, in order; write them as they are. */
+  readonly toClient: Uint8Array[];
+  /** Application data from the client, in order. */
+  readonly plaintext: Uint8Array[];
+  readonly events: TlsEvent[];
+}
+
+/** Running byte counts, part of the snapshot; the relay uses them to skip replayed output. */
+export interface TlsCounters {
+  /** Ciphertext bytes taken from the client (including bytes still buffered). */
+  readonly bytesFromClient: number;
+  /** Record bytes produced for the client. */
+  readonly bytesToClient: number;
+  /** Application bytes accepted by `send()`. */
+  readonly plaintextSent: number;
+  /** Application bytes delivered from the client. */
+  readonly plaintextReceived: number;
+}
