@@ -49,6 +49,8 @@ export interface EngineServerOptions {
   app?: AppCallback;
   /** Overrides for the engine's dependencies (default: system randomness and clock). */
   deps?: Partial<TlsDeps>;
+  /** Feed socket data to `engine.receive` in pieces of at most this many bytes (default: as read). */
+  receiveChunk?: number;
 }
 
 export interface EngineServer {
@@ -76,7 +78,7 @@ export async function startEngineServer(opts: EngineServerOptions): Promise<Engi
   const server: Server = createServer({ allowHalfOpen: true }, (socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
-    connections.push(attach(connections.length, socket, opts.config, deps, app));
+    connections.push(attach(connections.length, socket, opts.config, deps, app, opts.receiveChunk));
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -114,6 +116,7 @@ function attach(
   config: TlsServerConfig,
   deps: TlsDeps,
   app: AppCallback,
+  receiveChunk = Infinity,
 ): EngineConnection {
   const engine = TlsServerEngine.create(config, deps);
   let ended = false;
@@ -188,7 +191,12 @@ function attach(
     done: new Promise<void>((resolve) => socket.once('close', () => resolve())),
   };
 
-  socket.on('data', (chunk: Buffer) => run(() => engine.receive(new Uint8Array(chunk))));
+  socket.on('data', (chunk: Buffer) => {
+    const bytes = new Uint8Array(chunk);
+    for (let at = 0; at < bytes.length; at += receiveChunk) {
+      run(() => engine.receive(bytes.subarray(at, Math.min(bytes.length, at + receiveChunk))));
+    }
+  });
   // A FIN without close_notify (truncation): nothing more will come, end ours too.
   socket.on('end', endSocket);
   socket.on('error', (err) => {

@@ -16,18 +16,35 @@ const certs = fixtureCertificates();
 /** Config order: the P-256 certificate is the default. */
 const certificates = [certs.p256, certs.rsa, certs.ed25519, certs.p384];
 
-let server: EngineServer | null = null;
+const servers: EngineServer[] = [];
 const clients: TLSSocket[] = [];
 
 afterEach(async () => {
   for (const c of clients.splice(0)) c.destroy();
-  await server?.close();
-  server = null;
+  await Promise.all(servers.splice(0).map((s) => s.close()));
 });
 
-async function start(extra: Partial<TlsServerConfig> = {}): Promise<EngineServer> {
-  server = await startEngineServer({ config: { certificates, keyLog: true, ...extra } });
-  return server;
+async function start(extra: Partial<TlsServerConfig> = {}, receiveChunk?: number): Promise<EngineServer> {
+  const srv = await startEngineServer({
+    config: { certificates, keyLog: true, ...extra },
+    ...(receiveChunk === undefined ? {} : { receiveChunk }),
+  });
+  servers.push(srv);
+  return srv;
+}
+
+function newTicketKey(): { id: Uint8Array; secret: Uint8Array } {
+  return { id: new Uint8Array(randomBytes(16)), secret: new Uint8Array(randomBytes(32)) };
+}
+
+/** Connects expecting failure; resolves with the client's error. */
+async function connectFails(srv: EngineServer, opts: ConnectionOptions): Promise<Error & { code?: string }> {
+  return connect(srv, opts).then(
+    () => {
+      throw new Error('the handshake unexpectedly succeeded');
+    },
+    (e: unknown) => e as Error & { code?: string },
+  );
 }
 
 interface Client {
@@ -84,10 +101,16 @@ async function echo(client: Client, data: Buffer, timeoutMs = WAIT): Promise<Buf
   return Buffer.concat(client.chunks).subarray(start, start + data.length);
 }
 
-function handshakeDone(conn: EngineConnection): Extract<TlsEvent, { type: 'handshakeDone' }> {
-  const ev = conn.events.find((e) => e.type === 'handshakeDone');
-  if (ev?.type !== 'handshakeDone') throw new Error('engine reported no handshakeDone');
-  return ev;
+/**
+ * The engine's handshakeDone event. Waited for: a TLS 1.3 client reports
+ * secureConnect on the server Finished, before our engine has read its Finished.
+ */
+async function handshakeDone(conn: EngineConnection): Promise<Extract<TlsEvent, { type: 'handshakeDone' }>> {
+  const find = (): Extract<TlsEvent, { type: 'handshakeDone' }> | undefined => {
+    const ev = conn.events.find((e) => e.type === 'handshakeDone');
+    return ev?.type === 'handshakeDone' ? ev : undefined;
+  };
+  return waitFor(find, WAIT, 'the engine handshakeDone event');
 }
 
 function alertsSent(conn: EngineConnection): string[] {
@@ -116,7 +139,7 @@ describe('interop: Node tls client -> engine', () => {
         expect(client.socket.getCipher().standardName).toBe(suite);
         expect(client.socket.getProtocol()).toBe('TLSv1.3');
         const conn = await srv.connection(0);
-        expect(handshakeDone(conn)).toMatchObject({ cipherSuite: suite, resumed: false, helloRetry: false });
+        expect(await handshakeDone(conn)).toMatchObject({ cipherSuite: suite, resumed: false, helloRetry: false });
         expectKeyLogsMatch(client, conn);
       },
       TEST_TIMEOUT,
@@ -137,7 +160,7 @@ describe('interop: Node tls client -> engine', () => {
         expect((await echo(client, Buffer.from('group\n'))).toString()).toBe('group\n');
         expect(client.socket.getEphemeralKeyInfo()).toMatchObject({ name: nodeName });
         const conn = await srv.connection(0);
-        expect(handshakeDone(conn)).toMatchObject({ group, helloRetry: false });
+        expect(await handshakeDone(conn)).toMatchObject({ group, helloRetry: false });
         expectKeyLogsMatch(client, conn);
       },
       TEST_TIMEOUT,
@@ -166,7 +189,7 @@ describe('interop: Node tls client -> engine', () => {
         expect(client.socket.authorized).toBe(true);
         expect((await echo(client, Buffer.from('sni\n'))).toString()).toBe('sni\n');
         const conn = await srv.connection(0);
-        expect(handshakeDone(conn).serverName).toBe(name);
+        expect((await handshakeDone(conn)).serverName).toBe(name);
         expectKeyLogsMatch(client, conn);
       },
       TEST_TIMEOUT,
@@ -196,7 +219,7 @@ describe('interop: Node tls client -> engine', () => {
       expect(client.socket.getPeerCertificate().subjectaltname).toContain('IP Address:127.0.0.1');
       expect((await echo(client, Buffer.from('no sni\n'))).toString()).toBe('no sni\n');
       const conn = await srv.connection(0);
-      expect(handshakeDone(conn).serverName).toBeNull();
+      expect((await handshakeDone(conn)).serverName).toBeNull();
     },
     TEST_TIMEOUT,
   );
@@ -208,10 +231,10 @@ describe('interop: Node tls client -> engine', () => {
       const client = await connect(srv, { ALPNProtocols: ['http/1.1', 'h2'] });
       expect(client.socket.alpnProtocol).toBe('h2');
       const conn = await srv.connection(0);
-      expect(handshakeDone(conn).alpn).toBe('h2');
+      expect((await handshakeDone(conn)).alpn).toBe('h2');
       const only = await connect(srv, { ALPNProtocols: ['http/1.1'] });
       expect(only.socket.alpnProtocol).toBe('http/1.1');
-      expect(handshakeDone(await srv.connection(1)).alpn).toBe('http/1.1');
+      expect((await handshakeDone(await srv.connection(1))).alpn).toBe('http/1.1');
     },
     TEST_TIMEOUT,
   );
@@ -222,7 +245,7 @@ describe('interop: Node tls client -> engine', () => {
       const srv = await start({ alpn: ['h2'] });
       const client = await connect(srv);
       expect(client.socket.alpnProtocol).toBe(false);
-      expect(handshakeDone(await srv.connection(0)).alpn).toBeNull();
+      expect((await handshakeDone(await srv.connection(0))).alpn).toBeNull();
     },
     TEST_TIMEOUT,
   );
@@ -231,12 +254,8 @@ describe('interop: Node tls client -> engine', () => {
     'fails a non-overlapping ALPN list with no_application_protocol',
     async () => {
       const srv = await start({ alpn: ['h2', 'http/1.1'] });
-      const err = await connect(srv, { ALPNProtocols: ['spdy/3'] }).then(
-        () => null,
-        (e: unknown) => e as Error & { code?: string },
-      );
-      expect(err).not.toBeNull();
-      expect(err!.message).toMatch(/no application protocol|alert number 120/i);
+      const err = await connectFails(srv, { ALPNProtocols: ['spdy/3'] });
+      expect(err.message).toMatch(/no application protocol|alert number 120/i);
       const conn = await srv.connection(0);
       await waitFor(() => alertsSent(conn).length > 0, WAIT, 'the engine to send an alert');
       expect(alertsSent(conn)).toEqual(['no_application_protocol']);
@@ -285,9 +304,7 @@ describe('interop: Node tls client -> engine', () => {
   it(
     'resumes a session from a ticket on a second connection',
     async () => {
-      const ticketKeys = {
-        current: { id: new Uint8Array(randomBytes(16)), secret: new Uint8Array(randomBytes(32)) },
-      };
+      const ticketKeys = { current: newTicketKey() };
       const srv = await start({ ticketKeys });
       const first = await connect(srv);
       expect((await echo(first, Buffer.from('first\n'))).toString()).toBe('first\n');
@@ -299,8 +316,8 @@ describe('interop: Node tls client -> engine', () => {
       expect(second.socket.isSessionReused()).toBe(true);
       expect((await echo(second, Buffer.from('second\n'))).toString()).toBe('second\n');
       const conn = await srv.connection(1);
-      expect(handshakeDone(conn)).toMatchObject({ resumed: true, helloRetry: false });
-      expect(handshakeDone(await srv.connection(0)).resumed).toBe(false);
+      expect(await handshakeDone(conn)).toMatchObject({ resumed: true, helloRetry: false });
+      expect((await handshakeDone(await srv.connection(0))).resumed).toBe(false);
       expectKeyLogsMatch(second, conn);
     },
     TEST_TIMEOUT,
@@ -316,7 +333,7 @@ describe('interop: Node tls client -> engine', () => {
       expect((await echo(client, Buffer.from('after hrr\n'))).toString()).toBe('after hrr\n');
       expect(client.socket.getEphemeralKeyInfo()).toMatchObject({ name: 'X25519' });
       const conn = await srv.connection(0);
-      expect(handshakeDone(conn)).toMatchObject({ helloRetry: true, group: 'x25519' });
+      expect(await handshakeDone(conn)).toMatchObject({ helloRetry: true, group: 'x25519' });
       expectKeyLogsMatch(client, conn);
     },
     TEST_TIMEOUT,
@@ -329,7 +346,7 @@ describe('interop: Node tls client -> engine', () => {
       const client = await connect(srv, { ecdhCurve: 'X25519:P-384' });
       expect((await echo(client, Buffer.from('hrr 384\n'))).toString()).toBe('hrr 384\n');
       const conn = await srv.connection(0);
-      expect(handshakeDone(conn)).toMatchObject({ helloRetry: true, group: 'secp384r1' });
+      expect(await handshakeDone(conn)).toMatchObject({ helloRetry: true, group: 'secp384r1' });
     },
     TEST_TIMEOUT,
   );
@@ -372,4 +389,126 @@ describe('interop: Node tls client -> engine', () => {
     },
     TEST_TIMEOUT,
   );
+
+  it(
+    'resumes on another server that shares the ticket keys, and with a rotated-out (previous) key',
+    async () => {
+      const old = newTicketKey();
+      const a = await start({ ticketKeys: { current: old } });
+      const first = await connect(a);
+      expect((await echo(first, Buffer.from('a\n'))).toString()).toBe('a\n');
+      await waitFor(() => first.sessions.length > 0, WAIT, 'a session ticket');
+      const session = first.sessions[first.sessions.length - 1]!;
+      first.socket.end();
+
+      // Another process with the same keys: an abbreviated handshake.
+      const b = await start({ ticketKeys: { current: old } });
+      const onB = await connect(b, { session });
+      expect(onB.socket.isSessionReused()).toBe(true);
+      expect((await echo(onB, Buffer.from('b\n'))).toString()).toBe('b\n');
+      expect((await handshakeDone(await b.connection(0))).resumed).toBe(true);
+
+      // After a rotation the old key is `previous`: still accepted.
+      const c = await start({ ticketKeys: { current: newTicketKey(), previous: [old] } });
+      const onC = await connect(c, { session });
+      expect(onC.socket.isSessionReused()).toBe(true);
+      expect((await handshakeDone(await c.connection(0))).resumed).toBe(true);
+
+      // A server that never had the key: a full handshake, not a failure.
+      const d = await start({ ticketKeys: { current: newTicketKey() } });
+      const onD = await connect(d, { session });
+      expect(onD.socket.isSessionReused()).toBe(false);
+      expect((await echo(onD, Buffer.from('d\n'))).toString()).toBe('d\n');
+      expect((await handshakeDone(await d.connection(0))).resumed).toBe(false);
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    'handshakes and echoes when every client byte reaches the engine alone',
+    async () => {
+      const srv = await start({}, 1);
+      const client = await connect(srv);
+      const data = randomBytes(40_000);
+      expect((await echo(client, data)).equals(data)).toBe(true);
+      const conn = await srv.connection(0);
+      expectKeyLogsMatch(client, conn);
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    'echoes 256 KiB with small outgoing records (maxRecordPlaintext 512)',
+    async () => {
+      const srv = await start({ maxRecordPlaintext: 512 });
+      const client = await connect(srv);
+      const data = randomBytes(256 * 1024);
+      expect((await echo(client, data)).equals(data)).toBe(true);
+    },
+    TEST_TIMEOUT,
+  );
+
+  describe('fatal alerts seen by the Node client', () => {
+    async function expectAlert(
+      extra: Partial<TlsServerConfig>,
+      opts: ConnectionOptions,
+      alerts: readonly string[],
+      message: RegExp,
+    ): Promise<void> {
+      const srv = await start(extra);
+      const err = await connectFails(srv, opts);
+      expect(err.message).toMatch(message);
+      const conn = await srv.connection(0);
+      await waitFor(() => conn.events.some((e) => e.type === 'closed'), WAIT, 'a closed event');
+      const sent = alertsSent(conn);
+      expect(sent).toHaveLength(1);
+      expect(alerts).toContain(sent[0]);
+      expect(conn.events.some((e) => e.type === 'handshakeDone')).toBe(false);
+    }
+
+    it(
+      'a TLS 1.2-only client gets protocol_version',
+      () =>
+        expectAlert({}, { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' }, ['protocol_version'], /protocol version|alert number 70/i),
+      TEST_TIMEOUT,
+    );
+
+    it(
+      'no common cipher suite gets handshake_failure',
+      () =>
+        expectAlert(
+          { cipherSuites: ['TLS_AES_128_GCM_SHA256'] },
+          { ciphers: 'TLS_CHACHA20_POLY1305_SHA256' },
+          ['handshake_failure'],
+          /handshake failure|alert number 40/i,
+        ),
+      TEST_TIMEOUT,
+    );
+
+    it(
+      'no common group gets handshake_failure or insufficient_security',
+      () =>
+        // RFC 8446 section 4.1.1: either alert is allowed.
+        expectAlert(
+          { groups: ['x25519'] },
+          { ecdhCurve: 'P-384' },
+          ['handshake_failure', 'insufficient_security'],
+          /handshake failure|insufficient security|alert number (40|71)/i,
+        ),
+      TEST_TIMEOUT,
+    );
+
+    it(
+      'no certificate that can sign with an offered scheme gets handshake_failure',
+      () =>
+        // No configured certificate can make an Ed448 signature.
+        expectAlert(
+          {},
+          { sigalgs: 'ed448' },
+          ['handshake_failure'],
+          /handshake failure|alert number 40/i,
+        ),
+      TEST_TIMEOUT,
+    );
+  });
 });

@@ -235,6 +235,28 @@ describe.skipIf(noOpenssl)('interop: openssl s_client -> engine', () => {
     );
   }
 
+  for (const [name, sigalgs, type, digest] of [
+    ['rsa.example.test', 'rsa_pss_rsae_sha512', 'RSA-PSS', 'SHA512'],
+    ['rsa.example.test', 'rsa_pss_rsae_sha384:rsa_pss_rsae_sha256', 'RSA-PSS', 'SHA384'],
+    ['ed.example.test', 'ed25519', 'Ed25519', null],
+    ['p384.example.test', 'ecdsa_secp384r1_sha384', 'ECDSA', 'SHA384'],
+  ] as const) {
+    it(
+      `-sigalgs ${sigalgs} for ${name}: CertificateVerify is ${type}${digest ? ` with ${digest}` : ''}`,
+      async () => {
+        const srv = await start();
+        const c = sClient(srv, ['-servername', name, '-verify_hostname', name, '-sigalgs', sigalgs]);
+        const conn = await established(srv, 0, c);
+        await echoLine(c, `sigalgs ${sigalgs}`);
+        // OpenSSL 3.0 prints "ed25519", later versions "Ed25519".
+        expect(c.stdout().toLowerCase()).toContain(`peer signature type: ${type.toLowerCase()}`);
+        if (digest !== null) expect(c.stdout()).toContain(`Peer signing digest: ${digest}`);
+        await finish(c, conn);
+      },
+      TEST_TIMEOUT,
+    );
+  }
+
   it(
     '-alpn picks the server preference',
     async () => {
@@ -280,9 +302,7 @@ describe.skipIf(noOpenssl)('interop: openssl s_client -> engine', () => {
   it(
     'resumes with -sess_out / -sess_in',
     async () => {
-      const ticketKeys = {
-        current: { id: new Uint8Array(randomBytes(16)), secret: new Uint8Array(randomBytes(32)) },
-      };
+      const ticketKeys = { current: { id: new Uint8Array(randomBytes(16)), secret: new Uint8Array(randomBytes(32)) } };
       const srv = await start({ ticketKeys });
       const sess = join(work, 'session.pem');
       const first = sClient(srv, ['-sess_out', sess]);
