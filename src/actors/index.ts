@@ -1,0 +1,25 @@
+/**
+ * The actor runtime (DESIGN.md, layer 2): actor system, location-transparent refs,
+ * bounded mailboxes, worker hosting, OTP-style supervisors, heartbeat watchdog, fault
+ * injection, and the shared piscina pool. Independent of TLS.
+ */
+export { defineActor } from './actor.js';
+export type { ActorBehaviour, ActorContext, PoolClient, PoolTask, Replier } from './actor.js';
+export { describeReason } from './crash.js';
+export type { Crash, CrashReason } from './crash.js';
+export { ActorError, isActorError } from './errors.js';
+export type { ActorErrorCode } from './errors.js';
+export { FAULT_KINDS, INJECTED_EXIT_CODE } from './faults.js';
+export type { ArmOptions, FaultKind } from './faults.js';
+export { backoffDelay, DEFAULT_BACKOFF, DEFAULT_INTENSITY, recordRestart } from './intensity.js';
+export type { Backoff, IntensityLimit, RestartDecision } from './intensity.js';
+export { decodeValue, encodeValue } from './protocol.js';
+export type { PoolOptions } from './pool.js';
+export { isRef, refOf } from './ref.js';
+export type { ActorRef } from './ref.js';
+export { Supervisor } from './supervisor.js';
+export type { ChildInfo, ChildSpec, ChildStart, RestartType, Strategy, SupervisorEvent, SupervisorRequest, SupervisorSpec } from './supervisor.js';
+export { ActorSystem } from './system.js';
+export type { SystemEvent, SystemOptions } from './system.js';
+export type { WatchdogOptions } from './watchdog.js';
+export type { WorkerActorOptions } from './worker-handle.js';

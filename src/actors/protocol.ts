@@ -1,0 +1,269 @@
+/**
+ * Every message that crosses a thread boundary in the actor runtime, declared in one
+ * place (as piscina does in `common.ts`), with the one codec that frames them.
+ *
+ * A frame is one msgpackr value (the header) optionally followed by a second one (the
+ * payload), in a single exact-sized buffer. The main thread routes worker-to-worker
+ * traffic by decoding only the header and forwarding the same bytes, so a record batch
+ * is encoded once by its sender and decoded once by its receiver.
+ */
+import { Packr } from 'msgpackr';
+import type { MessagePort, Worker } from 'node:worker_threads';
+import { ActorError } from './errors.js';
+import type { FaultKind } from './faults.js';
+
+/** Everything a worker needs to start its actor; passed as `workerData`. */
+export interface WorkerBoot {
+  readonly actorId: string;
+  /** File URL of the module whose default export (or `exportName`) is the behaviour. */
+  readonly module: string;
+  readonly exportName: string;
+  /** msgpackr-encoded init args. */
+  readonly args: Uint8Array;
+  /** How often the worker posts a Heartbeat. */
+  readonly heartbeatMs: number;
+  /** Mailbox capacity the main thread enforces with credits. */
+  readonly capacity: number;
+  /** Post an Ack after this many processed messages (and whenever the mailbox drains). */
+  readonly ackEvery: number;
+  /** Busy-wait budget for a `terminate` fault point while the main thread kills us. */
+  readonly terminateWaitMs: number;
+}
+
+/** An ask's failure as it crosses threads: a code and a message, never a stack from afar. */
+export interface WireFailure {
+  readonly code: string;
+  readonly message: string;
+}
+
+/** Deliver a tell; the payload follows. `from` is the sender's actor id when it has one. */
+export interface DeliverFrame {
+  readonly t: 'Deliver';
+  readonly to: string;
+  readonly from?: string;
+}
+/** Deliver an ask; the payload follows. The reply goes to `from` with `askId`. */
+export interface AskFrame {
+  readonly t: 'Ask';
+  readonly to: string;
+  readonly from: string;
+  readonly askId: number;
+}
+/** Answer to an ask; the payload follows when `fail` is absent. */
+export interface ReplyFrame {
+  readonly t: 'Reply';
+  readonly to: string;
+  readonly askId: number;
+  readonly fail?: WireFailure;
+}
+/** A tell or ask the main thread refused (full mailbox, dead target); the original payload follows. */
+export interface BouncedFrame {
+  readonly t: 'Bounced';
+  readonly to: string;
+  readonly target: string;
+  readonly askId?: number;
+  readonly code: string;
+}
+
+/** Main → worker control. */
+export interface InjectFrame {
+  readonly t: 'Inject';
+  readonly kind: FaultKind;
+}
+export interface ArmFrame {
+  readonly t: 'Arm';
+  readonly seq: number;
+  readonly point: string;
+  readonly kind: FaultKind;
+  readonly skip: number;
+  readonly times: number;
+}
+export interface StopFrame {
+  readonly t: 'Stop';
+}
+/** Result of a pool task the worker asked for; the value follows when `fail` is absent. */
+export interface PoolDoneFrame {
+  readonly t: 'PoolDone';
+  readonly id: number;
+  readonly fail?: WireFailure;
+}
+
+/** Worker → main control. */
+export interface ReadyFrame {
+  readonly t: 'Ready';
+  readonly threadId: number;
+}
+/** Liveness. `busyMs` is how long the current message has been in progress (0 when idle). */
+export interface HeartbeatFrame {
+  readonly t: 'Heartbeat';
+  readonly busyMs: number;
+}
+/** `n` more messages were taken out of the worker's mailbox: credit for the sender side. */
+export interface AckFrame {
+  readonly t: 'Ack';
+  readonly n: number;
+}
+/** Confirms an Arm. */
+export interface ArmedFrame {
+  readonly t: 'Armed';
+  readonly seq: number;
+}
+/** A fault point or injected fault is about to fire; for `terminate` it asks to be killed. */
+export interface FaultFiredFrame {
+  readonly t: 'FaultFired';
+  readonly point?: string;
+  readonly kind: FaultKind;
+}
+/** Run a task on the shared piscina pool; the task argument follows. */
+export interface PoolRunFrame {
+  readonly t: 'PoolRun';
+  readonly id: number;
+  readonly module: string;
+  readonly fn: string;
+}
+/** The actor's stop hook ran; the worker is about to end. */
+export interface StoppedFrame {
+  readonly t: 'Stopped';
+}
+
+/** Frames the worker host receives. */
+export type ToWorker =
+  | DeliverFrame
+  | AskFrame
+  | ReplyFrame
+  | BouncedFrame
+  | InjectFrame
+  | ArmFrame
+  | StopFrame
+  | PoolDoneFrame;
+
+/** Frames the main thread receives from a worker. */
+export type FromWorker =
+  | DeliverFrame
+  | AskFrame
+  | ReplyFrame
+  | ReadyFrame
+  | HeartbeatFrame
+  | AckFrame
+  | ArmedFrame
+  | FaultFiredFrame
+  | PoolRunFrame
+  | StoppedFrame;
+
+export type Frame = ToWorker | FromWorker;
+
+/** Frames at least this large are transferred (zero-copy) rather than cloned. */
+export const TRANSFER_MIN_BYTES = 8 * 1024;
+
+// Records on: repeated object shapes are encoded as msgpackr records. No shared
+// structure table, so every frame is self-describing and can be forwarded as is.
+// bigint survives (TLS sequence numbers are bigint in snapshots).
+const packr = new Packr({ useRecords: true, useBigIntExtension: true });
+
+const NO_PAYLOAD = Symbol('no payload');
+
+/** Encodes any msgpackr-encodable value into an owned, exact-sized buffer. */
+export function encodeValue(value: unknown): Uint8Array {
+  try {
+    return Uint8Array.prototype.slice.call(packr.pack(value));
+  } catch (e) {
+    throw new ActorError('BATON_ERR_CODEC', `cannot encode message: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** Decodes a value made by {@link encodeValue}. Binary fields are views into `bytes`. */
+export function decodeValue<T = unknown>(bytes: Uint8Array): T {
+  try {
+    return packr.unpack(bytes) as T;
+  } catch (e) {
+    throw new ActorError('BATON_ERR_CODEC', `cannot decode message: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/**
+ * Builds a frame: the header, then the payload if one is given. `payload` may be
+ * pre-encoded bytes (`rawPayload`) so a forwarded or bounced payload is not re-encoded.
+ */
+export function encodeFrame(header: Frame, payload: unknown = NO_PAYLOAD, rawPayload?: Uint8Array): Uint8Array {
+  try {
+    const h = packr.pack(header);
+    // Packr keeps earlier results intact while packing the next value, so `h` is still
+    // valid here; the copy below gives the frame its own transferable buffer.
+    const p = rawPayload ?? (payload === NO_PAYLOAD ? undefined : packr.pack(payload));
+    const out = new Uint8Array(h.length + (p?.length ?? 0));
+    out.set(h, 0);
+    if (p !== undefined) out.set(p, h.length);
+    return out;
+  } catch (e) {
+    throw new ActorError('BATON_ERR_CODEC', `cannot encode message: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** A decoded header and where its payload starts (== frame length when there is none). */
+export interface DecodedHeader<F extends Frame> {
+  readonly header: F;
+  readonly payloadAt: number;
+}
+
+/** Decodes only the header of a frame, leaving the payload bytes untouched. */
+export function decodeHeader<F extends Frame>(frame: Uint8Array): DecodedHeader<F> {
+  let header: F | undefined;
+  let payloadAt = frame.length;
+  try {
+    packr.unpackMultiple(frame, (value: unknown, _start?: number, end?: number) => {
+      header = value as F;
+      payloadAt = end ?? frame.length;
+      return false;
+    });
+  } catch (e) {
+    throw new ActorError('BATON_ERR_CODEC', `cannot decode frame: ${(e as Error).message}`, { cause: e });
+  }
+  if (header === undefined) throw new ActorError('BATON_ERR_CODEC', 'empty frame');
+  return { header, payloadAt };
+}
+
+/** Decodes the payload of a frame (undefined when the frame has none). */
+export function decodePayload<T = unknown>(frame: Uint8Array, payloadAt: number): T {
+  if (payloadAt >= frame.length) return undefined as T;
+  return decodeValue<T>(frame.subarray(payloadAt));
+}
+
+/** The payload bytes of a frame, for forwarding without decoding. */
+export function rawPayload(frame: Uint8Array, payloadAt: number): Uint8Array | undefined {
+  return payloadAt >= frame.length ? undefined : frame.subarray(payloadAt);
+}
+
+/** Anything frames are posted on: a Worker from main, `parentPort` inside a worker. */
+export type FramePort = Pick<Worker, 'postMessage'> | Pick<MessagePort, 'postMessage'>;
+
+/**
+ * Posts a frame, transferring its buffer when large. Frames are always exact-sized and
+ * owned (see {@link encodeFrame}); anything else is cloned so a shared buffer never moves.
+ */
+export function postFrame(port: FramePort, frame: Uint8Array): void {
+  if (
+    frame.byteLength >= TRANSFER_MIN_BYTES &&
+    frame.byteOffset === 0 &&
+    frame.byteLength === frame.buffer.byteLength &&
+    frame.buffer instanceof ArrayBuffer
+  ) {
+    port.postMessage(frame, [frame.buffer]);
+  } else {
+    port.postMessage(frame);
+  }
+}
+
+/** Turns a wire failure back into a coded error on the asking side. */
+export function failureToError(f: WireFailure): ActorError {
+  return new ActorError(f.code as ActorError['code'], f.message);
+}
+
+/** Turns any thrown value into a wire failure, keeping a code when it has one. */
+export function errorToFailure(e: unknown): WireFailure {
+  if (e instanceof ActorError) return { code: e.code, message: e.message };
+  const err = e as { message?: unknown; code?: unknown };
+  return {
+    code: typeof err?.code === 'string' && err.code.startsWith('BATON_ERR_') ? err.code : 'BATON_ERR_ASK_FAILED',
+    message: typeof err?.message === 'string' ? err.message : String(e),
+  };
+}

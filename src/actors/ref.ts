@@ -1,0 +1,31 @@
+/**
+ * Actor references: location-transparent values. A ref is a plain `{ id }` record, so
+ * it survives msgpackr encoding and can travel inside messages; the system that
+ * receives it resolves where the actor lives. A ref stays valid across supervised
+ * restarts (as in Akka Typed), so holders never have to refresh it.
+ */
+import { newId } from '../util/ids.js';
+
+declare const messageType: unique symbol;
+
+/** A reference to an actor accepting messages of type `M` (the type is compile-time only). */
+export interface ActorRef<M = unknown> {
+  readonly id: string;
+  /** Phantom: never present at run time, never encoded. */
+  readonly [messageType]?: M;
+}
+
+/** Makes a ref for `id`; the runtime never inspects more than `id`. */
+export function refOf<M = unknown>(id: string): ActorRef<M> {
+  return { id };
+}
+
+/** A fresh actor id: a readable prefix (child id, behaviour name) plus a nanoid. */
+export function newActorId(prefix: string): string {
+  return newId(`${prefix}-`);
+}
+
+/** True for anything shaped like a ref (e.g. one decoded from a message). */
+export function isRef(v: unknown): v is ActorRef {
+  return typeof v === 'object' && v !== null && typeof (v as { id?: unknown }).id === 'string';
+}

@@ -1,0 +1,428 @@
+/**
+ * The main-thread side of one worker actor, across its incarnations: spawns the worker,
+ * waits for Ready, enforces the mailbox bound with credits (sent minus acknowledged),
+ * buffers while (re)starting, and turns every way the worker can die into exactly one
+ * {@link Crash}: `error` and `exit` events, the watchdog, and the start deadline all feed
+ * `crashed()`, and the first report wins.
+ */
+import { Worker, type ResourceLimits } from 'node:worker_threads';
+import type { Clock } from '../util/clock.js';
+import type { Crash, CrashReason } from './crash.js';
+import { ActorError, type ActorErrorCode } from './errors.js';
+import type { ArmOptions, FaultKind } from './faults.js';
+import { decodeHeader, encodeFrame, encodeValue, postFrame, type FromWorker, type WorkerBoot } from './protocol.js';
+import { refOf, type ActorRef } from './ref.js';
+import { heartbeatInterval, Watchdog, type WatchdogOptions } from './watchdog.js';
+
+/** How to run an actor module on a worker thread. */
+export interface WorkerActorOptions {
+  /** File URL or absolute path of the actor module (`.ts` is loaded through tsx). */
+  readonly module: string | URL;
+  /** Which export is the behaviour; `default` when omitted. */
+  readonly exportName?: string;
+  /** Init args, msgpackr-encodable. */
+  readonly args?: unknown;
+  /** Mailbox capacity (messages sent but not yet taken by the actor). Default 1024. */
+  readonly capacity?: number;
+  /** Heartbeat watchdog settings, or `false` to disable it. */
+  readonly watchdog?: WatchdogOptions | false;
+  /** V8 heap limits; keep them small for actors so OOM is contained and quick. */
+  readonly resourceLimits?: ResourceLimits;
+  /** Deadline for the worker to post Ready (includes loading TS through tsx). Default 15000. */
+  readonly startTimeoutMs?: number;
+  /** Graceful stop budget before terminate(). Default 2000. */
+  readonly shutdownMs?: number;
+}
+
+/** What a handle needs from the system that owns it. */
+export interface HandleHost {
+  readonly clock: Clock;
+  /** Deliver/Ask/Reply/PoolRun frames coming out of the worker. */
+  route(from: WorkerHandle, frame: Uint8Array, header: FromWorker, payloadAt: number): void;
+  /** A mailbox frame that can no longer be delivered (actor stopped): fail it at its origin. */
+  bounce(frame: Uint8Array, code: ActorErrorCode): void;
+  /** Called once per incarnation that dies (never for a requested stop). */
+  crashed(from: WorkerHandle, crash: Crash): void;
+  /** An incarnation ended on request: asks it had not answered will never be. */
+  halted(from: WorkerHandle): void;
+}
+
+export const DEFAULT_CAPACITY = 1024;
+const DEFAULT_START_TIMEOUT_MS = 15_000;
+const DEFAULT_SHUTDOWN_MS = 2_000;
+
+type State =
+  | { readonly kind: 'idle' }
+  | { readonly kind: 'starting'; readonly worker: Worker; readonly timer: NodeJS.Timeout }
+  | { readonly kind: 'running'; readonly worker: Worker; readonly threadId: number; readonly watchdog: Watchdog | undefined }
+  | { readonly kind: 'down'; readonly crash: Crash }
+  | { readonly kind: 'stopping'; readonly worker: Worker; readonly done: Promise<void>; readonly final: boolean }
+  | { readonly kind: 'stopped' };
+
+// tsx is a dev dependency: resolved only when a .ts module has to be loaded.
+function tsxApiUrl(): string {
+  try {
+    return import.meta.resolve('tsx/esm/api');
+  } catch (e) {
+    throw new ActorError('BATON_ERR_START_FAILED', 'loading a .ts actor module needs tsx installed', { cause: e });
+  }
+}
+
+const SELF_URL = import.meta.url;
+const HOST_URL = new URL(SELF_URL.endsWith('.ts') ? './worker-host.ts' : './worker-host.js', SELF_URL).href;
+
+/**
+ * The worker's entry: an eval'd bootstrap. Node 20 ignores `--import tsx` in a worker's
+ * execArgv, so the bootstrap registers tsx's hooks itself before importing the host.
+ */
+function bootstrapCode(moduleUrl: string): string {
+  const needsTsx = /\.[mc]?ts$/.test(HOST_URL) || /\.[mc]?ts$/.test(moduleUrl);
+  const host = JSON.stringify(HOST_URL);
+  if (!needsTsx) return `import(${host});`;
+  return `import(${JSON.stringify(tsxApiUrl())}).then((m) => { m.register(); return import(${host}); });`;
+}
+
+/** execArgv for runtime workers: the parent's, minus tsx loader flags. */
+// Flags of a parent started through the tsx CLI do not work in a worker on Node 20 and
+// would register a second loader; everything else (e.g. --enable-source-maps) is kept.
+export function workerExecArgv(): string[] {
+  const out: string[] = [];
+  const argv = process.execArgv;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if ((a === '--import' || a === '--require' || a === '--loader' || a === '--experimental-loader') && i + 1 < argv.length) {
+      if (argv[i + 1]!.includes('tsx')) {
+        i++;
+        continue;
+      }
+    }
+    if (/^--(import|require|loader|experimental-loader)=.*tsx/.test(a)) continue;
+    out.push(a);
+  }
+  return out;
+}
+
+export class WorkerHandle {
+  readonly ref: ActorRef;
+  readonly capacity: number;
+
+  private state: State = { kind: 'idle' };
+  private readonly moduleUrl: string;
+  private readonly bootArgs: Uint8Array;
+  private inflight = 0;
+  private buffered: Uint8Array[] = [];
+  private drainWaiters: Array<{ resolve(): void; reject(e: Error): void }> = [];
+  private startWaiters: Array<{ resolve(threadId: number): void; reject(e: Error): void }> = [];
+  private lastFault: { kind: FaultKind; point?: string } | undefined;
+  private armSeq = 0;
+  private readonly armWaiters = new Map<number, () => void>();
+  private lastThreadId: number | undefined;
+
+  constructor(
+    readonly id: string,
+    private readonly opts: WorkerActorOptions,
+    private readonly host: HandleHost,
+  ) {
+    this.ref = refOf(id);
+    this.capacity = opts.capacity ?? DEFAULT_CAPACITY;
+    this.moduleUrl = opts.module instanceof URL ? opts.module.href : opts.module.startsWith('file:') ? opts.module : `file://${opts.module}`;
+    this.bootArgs = encodeValue(opts.args ?? null);
+  }
+
+  /** Current lifecycle state, for diagnostics and tests. */
+  get status(): State['kind'] {
+    return this.state.kind;
+  }
+
+  /** threadId of the live incarnation, if running. */
+  get threadId(): number | undefined {
+    return this.state.kind === 'running' ? this.state.threadId : undefined;
+  }
+
+  /** Spawns a new incarnation; resolves with its threadId once Ready. */
+  start(): Promise<number> {
+    const s = this.state;
+    if (s.kind === 'running') return Promise.resolve(s.threadId);
+    if (s.kind === 'stopping' || s.kind === 'stopped') {
+      return Promise.reject(new ActorError('BATON_ERR_ACTOR_DEAD', `${this.id} is stopped`));
+    }
+    const p = new Promise<number>((resolve, reject) => this.startWaiters.push({ resolve, reject }));
+    if (s.kind === 'starting') return p;
+    this.lastFault = undefined;
+    const wd = this.opts.watchdog;
+    const boot: WorkerBoot = {
+      actorId: this.id,
+      module: this.moduleUrl,
+      exportName: this.opts.exportName ?? 'default',
+      args: this.bootArgs,
+      heartbeatMs: heartbeatInterval(wd === false ? 1_000 : (wd?.deadlineMs ?? 1_000)),
+      capacity: this.capacity,
+      ackEvery: Math.max(1, Math.floor(this.capacity / 4)),
+      terminateWaitMs: 10_000,
+    };
+    let worker: Worker;
+    try {
+      worker = new Worker(bootstrapCode(this.moduleUrl), {
+        eval: true,
+        workerData: boot,
+        execArgv: workerExecArgv(),
+        ...(this.opts.resourceLimits ? { resourceLimits: this.opts.resourceLimits } : {}),
+      });
+    } catch (e) {
+      this.startWaiters.splice(0).forEach((w) => w.reject(new ActorError('BATON_ERR_START_FAILED', String(e), { cause: e })));
+      return p;
+    }
+    const startTimeoutMs = this.opts.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
+    const timer = setTimeout(() => {
+      if (this.state.kind === 'starting' && this.state.worker === worker) {
+        this.kill({ kind: 'start-timeout', afterMs: startTimeoutMs });
+      }
+    }, startTimeoutMs);
+    timer.unref();
+    this.state = { kind: 'starting', worker, timer };
+    worker.on('message', (frame: Uint8Array) => {
+      if (this.liveWorker() === worker) this.onFrame(frame);
+    });
+    worker.on('error', (err: Error & { code?: string }) => {
+      if (this.liveWorker() !== worker || this.state.kind === 'stopping') return;
+      this.crashed(
+        err.code === 'ERR_WORKER_OUT_OF_MEMORY'
+          ? { kind: 'oom', message: err.message }
+          : { kind: 'throw', message: err.message, ...(typeof err.code === 'string' ? { code: err.code } : {}) },
+      );
+    });
+    worker.on('exit', (exitCode: number) => {
+      if (this.liveWorker() !== worker) return;
+      if (this.state.kind === 'stopping') {
+        const final = this.state.final;
+        this.state = final ? { kind: 'stopped' } : { kind: 'idle' };
+        this.inflight = 0;
+        this.host.halted(this);
+        if (final) this.failBuffered('BATON_ERR_ACTOR_DEAD');
+        return;
+      }
+      this.crashed({ kind: 'exit', exitCode });
+    });
+    return p;
+  }
+
+  /**
+   * Sends a mailbox frame (Deliver/Ask). `full` when at capacity, `dead` once stopped;
+   * while (re)starting the frame waits in a buffer that counts against the capacity.
+   */
+  send(frame: Uint8Array): 'ok' | 'full' | 'dead' {
+    const s = this.state;
+    if (s.kind === 'stopped' || s.kind === 'stopping') return 'dead';
+    if (this.inflight + this.buffered.length >= this.capacity) return 'full';
+    if (s.kind === 'running') {
+      this.inflight++;
+      postFrame(s.worker, frame);
+    } else {
+      this.buffered.push(frame);
+    }
+    return 'ok';
+  }
+
+  /** Sends a frame outside the mailbox (Reply, Bounced, PoolDone); dropped if no live incarnation. */
+  sendControl(frame: Uint8Array): void {
+    if (this.state.kind === 'running') postFrame(this.state.worker, frame);
+  }
+
+  /** True when a `send` would not be refused for capacity. */
+  get writable(): boolean {
+    return this.inflight + this.buffered.length < this.capacity;
+  }
+
+  /** Resolves when the mailbox has room again (rejects if the actor is stopped). */
+  drained(): Promise<void> {
+    if (this.state.kind === 'stopped') return Promise.reject(new ActorError('BATON_ERR_ACTOR_DEAD', `${this.id} is stopped`));
+    if (this.writable) return Promise.resolve();
+    return new Promise((resolve, reject) => this.drainWaiters.push({ resolve, reject }));
+  }
+
+  /** Injects a crash of `kind` into the running incarnation. */
+  inject(kind: FaultKind): void {
+    const s = this.state;
+    if (s.kind !== 'running' && s.kind !== 'starting') {
+      throw new ActorError('BATON_ERR_ACTOR_DEAD', `${this.id} is not running`);
+    }
+    this.lastFault = { kind };
+    if (kind === 'terminate') {
+      this.kill({ kind: 'terminated', by: 'inject' });
+      return;
+    }
+    if (s.kind !== 'running') throw new ActorError('BATON_ERR_ACTOR_DEAD', `${this.id} is still starting`);
+    postFrame(s.worker, encodeFrame({ t: 'Inject', kind }));
+  }
+
+  /** Arms a named fault point in the running incarnation; resolves once the worker confirmed. */
+  armFaultPoint(point: string, kind: FaultKind, opts: ArmOptions = {}): Promise<void> {
+    const s = this.state;
+    if (s.kind !== 'running') return Promise.reject(new ActorError('BATON_ERR_ACTOR_DEAD', `${this.id} is not running`));
+    const seq = ++this.armSeq;
+    const done = new Promise<void>((resolve) => this.armWaiters.set(seq, resolve));
+    postFrame(
+      s.worker,
+      encodeFrame({ t: 'Arm', seq, point, kind, skip: opts.skip ?? 0, times: opts.times ?? 1 }),
+    );
+    return done;
+  }
+
+  /** Graceful stop for good: stop hook, exit, terminate() after the shutdown budget. Idempotent. */
+  stop(): Promise<void> {
+    return this.shutdown(true);
+  }
+
+  /** Graceful stop of this incarnation only (a sibling's restart); `start()` may follow. */
+  halt(): Promise<void> {
+    return this.shutdown(false);
+  }
+
+  private shutdown(final: boolean): Promise<void> {
+    const s = this.state;
+    switch (s.kind) {
+      case 'stopped':
+        return Promise.resolve();
+      case 'stopping':
+        if (final) this.state = { ...s, final };
+        return s.done;
+      case 'idle':
+      case 'down':
+        if (final) {
+          this.state = { kind: 'stopped' };
+          this.failBuffered('BATON_ERR_ACTOR_DEAD');
+        }
+        return Promise.resolve();
+      case 'starting':
+      case 'running': {
+        if (s.kind === 'starting') clearTimeout(s.timer);
+        else s.watchdog?.stop();
+        const worker = s.worker;
+        const done = new Promise<void>((resolve) => {
+          const kill = setTimeout(() => void worker.terminate(), this.opts.shutdownMs ?? DEFAULT_SHUTDOWN_MS);
+          kill.unref();
+          worker.once('exit', () => {
+            clearTimeout(kill);
+            resolve();
+          });
+        });
+        this.state = { kind: 'stopping', worker, done, final };
+        this.startWaiters.splice(0).forEach((w) => w.reject(new ActorError('BATON_ERR_ACTOR_DEAD', `${this.id} stopped while starting`)));
+        if (s.kind === 'running') postFrame(worker, encodeFrame({ t: 'Stop' }));
+        else void worker.terminate();
+        return done;
+      }
+      default: {
+        const never: never = s;
+        return Promise.reject(new Error(String(never)));
+      }
+    }
+  }
+
+  /** The crash report of the last dead incarnation, while it is down. */
+  get lastCrash(): Crash | undefined {
+    return this.state.kind === 'down' ? this.state.crash : undefined;
+  }
+
+  private liveWorker(): Worker | undefined {
+    const s = this.state;
+    return s.kind === 'starting' || s.kind === 'running' || s.kind === 'stopping' ? s.worker : undefined;
+  }
+
+  /** Declares the incarnation dead now (watchdog, start deadline, injected terminate), then kills it. */
+  private kill(reason: CrashReason): void {
+    const w = this.liveWorker();
+    this.crashed(reason);
+    if (w !== undefined) void w.terminate();
+  }
+
+  /** The one crash path: every detector ends here; later reports of the same death are ignored. */
+  private crashed(reason: CrashReason): void {
+    const s = this.state;
+    if (s.kind !== 'starting' && s.kind !== 'running') return;
+    if (s.kind === 'starting') clearTimeout(s.timer);
+    else s.watchdog?.stop();
+    const crash: Crash = {
+      ref: this.ref,
+      reason,
+      detectedAt: this.host.clock.now(),
+      threadId: s.kind === 'running' ? s.threadId : this.lastThreadId,
+      phase: s.kind === 'starting' ? 'start' : 'run',
+      ...(this.lastFault ? { fault: this.lastFault } : {}),
+    };
+    this.state = { kind: 'down', crash };
+    // Whatever the dead worker had taken or queued is gone; buffered frames wait for the next incarnation.
+    this.inflight = 0;
+    const err = new ActorError('BATON_ERR_START_FAILED', `${this.id} died while starting`);
+    this.startWaiters.splice(0).forEach((w) => w.reject(err));
+    this.wakeDrainWaiters();
+    this.host.crashed(this, crash);
+  }
+
+  private onFrame(frame: Uint8Array): void {
+    const { header, payloadAt } = decodeHeader<FromWorker>(frame);
+    switch (header.t) {
+      case 'Heartbeat':
+        if (this.state.kind === 'running') this.state.watchdog?.beat(header.busyMs);
+        return;
+      case 'Ack':
+        this.inflight = Math.max(0, this.inflight - header.n);
+        this.wakeDrainWaiters();
+        return;
+      case 'Ready':
+        this.onReady(header.threadId);
+        return;
+      case 'Armed':
+        this.armWaiters.get(header.seq)?.();
+        this.armWaiters.delete(header.seq);
+        return;
+      case 'FaultFired':
+        this.lastFault = header.point === undefined ? { kind: header.kind } : { kind: header.kind, point: header.point };
+        if (header.kind === 'terminate') this.kill({ kind: 'terminated', by: 'fault-point' });
+        return;
+      case 'Stopped':
+        return;
+      case 'Deliver':
+      case 'Ask':
+      case 'Reply':
+      case 'PoolRun':
+        this.host.route(this, frame, header, payloadAt);
+        return;
+      default: {
+        const never: never = header;
+        throw new ActorError('BATON_ERR_CODEC', `unexpected frame ${(never as { t: string }).t}`);
+      }
+    }
+  }
+
+  private onReady(threadId: number): void {
+    const s = this.state;
+    if (s.kind !== 'starting') return;
+    clearTimeout(s.timer);
+    const wd = this.opts.watchdog;
+    const watchdog =
+      wd === false ? undefined : new Watchdog(wd ?? {}, (r) => this.kill({ kind: 'hang', silentMs: r.silentMs, busyMs: r.busyMs }));
+    this.state = { kind: 'running', worker: s.worker, threadId, watchdog };
+    this.lastThreadId = threadId;
+    const queued = this.buffered;
+    this.buffered = [];
+    for (const f of queued) {
+      this.inflight++;
+      postFrame(s.worker, f);
+    }
+    this.startWaiters.splice(0).forEach((w) => w.resolve(threadId));
+  }
+
+  private wakeDrainWaiters(): void {
+    if (this.drainWaiters.length === 0 || !this.writable) return;
+    this.drainWaiters.splice(0).forEach((w) => w.resolve());
+  }
+
+  private failBuffered(code: ActorErrorCode): void {
+    const queued = this.buffered;
+    this.buffered = [];
+    for (const f of queued) this.host.bounce(f, code);
+    const err = new ActorError(code, `${this.id} is stopped`);
+    this.drainWaiters.splice(0).forEach((w) => w.reject(err));
+  }
+}
