@@ -9,7 +9,7 @@
  * FIN. Every event and key-log line is collected for assertions.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { TlsServerEngine } from '../../src/tls/index.js';
+import { TlsServerEngine, decodeSnapshot, encodeSnapshot } from '../../src/tls/index.js';
 import type { TlsDeps, TlsEvent, TlsOutput, TlsServerConfig } from '../../src/tls/types.js';
 import { systemClock } from '../../src/util/clock.js';
 import { systemRandom } from '../../src/util/random.js';
@@ -26,6 +26,8 @@ export interface EngineConnection {
   readonly keyLog: string[];
   /** Bytes of plaintext received from the client. */
   plaintextBytes: number;
+  /** How many times the engine was replaced by a restored copy (`restoreEachCall`). */
+  restores: number;
   /** The first exception thrown by an engine call (the socket is destroyed then). */
   error: unknown;
   /** Sends application data to the client (`engine.send`). */
@@ -51,6 +53,12 @@ export interface EngineServerOptions {
   deps?: Partial<TlsDeps>;
   /** Feed socket data to `engine.receive` in pieces of at most this many bytes (default: as read). */
   receiveChunk?: number;
+  /**
+   * After every engine call, replace the engine by one restored from its
+   * msgpackr-encoded snapshot (what a takeover does), to show that a real client
+   * cannot tell.
+   */
+  restoreEachCall?: boolean;
 }
 
 export interface EngineServer {
@@ -78,7 +86,9 @@ export async function startEngineServer(opts: EngineServerOptions): Promise<Engi
   const server: Server = createServer({ allowHalfOpen: true }, (socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
-    connections.push(attach(connections.length, socket, opts.config, deps, app, opts.receiveChunk));
+    connections.push(
+      attach(connections.length, socket, opts.config, deps, app, opts.receiveChunk, opts.restoreEachCall ?? false),
+    );
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -117,8 +127,9 @@ function attach(
   deps: TlsDeps,
   app: AppCallback,
   receiveChunk = Infinity,
+  restoreEachCall = false,
 ): EngineConnection {
-  const engine = TlsServerEngine.create(config, deps);
+  let engine = TlsServerEngine.create(config, deps);
   let ended = false;
   let waitingForDrain = false;
 
@@ -134,6 +145,10 @@ function attach(
     let out: TlsOutput;
     try {
       out = call();
+      if (restoreEachCall) {
+        engine = TlsServerEngine.restore(decodeSnapshot(encodeSnapshot(engine.snapshot())), config, deps);
+        conn.restores++;
+      }
     } catch (err) {
       conn.error = err;
       socket.destroy();
@@ -172,11 +187,14 @@ function attach(
 
   const conn: EngineConnection = {
     id,
-    engine,
+    get engine() {
+      return engine;
+    },
     socket,
     events: [],
     keyLog: [],
     plaintextBytes: 0,
+    restores: 0,
     error: undefined,
     send: (data) => {
       if (engine.phase !== 'closed') run(() => engine.send(data));

@@ -24,11 +24,11 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()));
 });
 
-async function start(extra: Partial<TlsServerConfig> = {}, receiveChunk?: number): Promise<EngineServer> {
-  const srv = await startEngineServer({
-    config: { certificates, keyLog: true, ...extra },
-    ...(receiveChunk === undefined ? {} : { receiveChunk }),
-  });
+async function start(
+  extra: Partial<TlsServerConfig> = {},
+  serverOpts: { receiveChunk?: number; restoreEachCall?: boolean } = {},
+): Promise<EngineServer> {
+  const srv = await startEngineServer({ config: { certificates, keyLog: true, ...extra }, ...serverOpts });
   servers.push(srv);
   return srv;
 }
@@ -390,6 +390,35 @@ describe('interop: Node tls client -> engine', () => {
     TEST_TIMEOUT,
   );
 
+  // RFC 8446 section 4.2.10 ties the ALPN protocol to the ticket only for 0-RTT
+  // (which we never accept); an ordinary resumption negotiates ALPN afresh, so a
+  // client whose ALPN list changed must still connect (resumed or not).
+  for (const [first, second, expected] of [
+    [['h2'], undefined, false],
+    [['h2'], ['http/1.1'], 'http/1.1'],
+  ] as const) {
+    it(
+      `resumes a ticket from an ALPN ${first.join(',')} session with ALPN ${second?.join(',') ?? '(none)'}`,
+      async () => {
+        const srv = await start({ alpn: ['h2', 'http/1.1'], ticketKeys: { current: newTicketKey() } });
+        const a = await connect(srv, { ALPNProtocols: [...first] });
+        expect((await echo(a, Buffer.from('one\n'))).toString()).toBe('one\n');
+        await waitFor(() => a.sessions.length > 0, WAIT, 'a session ticket');
+        a.socket.end();
+        const b = await connect(srv, {
+          session: a.sessions[a.sessions.length - 1]!,
+          ...(second === undefined ? {} : { ALPNProtocols: [...second] }),
+        });
+        expect(b.socket.alpnProtocol).toBe(expected);
+        expect((await echo(b, Buffer.from('two\n'))).toString()).toBe('two\n');
+        const conn = await srv.connection(1);
+        expect(alertsSent(conn)).toEqual([]);
+        expect((await handshakeDone(conn)).alpn).toBe(expected === false ? null : expected);
+      },
+      TEST_TIMEOUT,
+    );
+  }
+
   it(
     'resumes on another server that shares the ticket keys, and with a rotated-out (previous) key',
     async () => {
@@ -427,7 +456,7 @@ describe('interop: Node tls client -> engine', () => {
   it(
     'handshakes and echoes when every client byte reaches the engine alone',
     async () => {
-      const srv = await start({}, 1);
+      const srv = await start({}, { receiveChunk: 1 });
       const client = await connect(srv);
       const data = randomBytes(40_000);
       expect((await echo(client, data)).equals(data)).toBe(true);
@@ -444,6 +473,38 @@ describe('interop: Node tls client -> engine', () => {
       const client = await connect(srv);
       const data = randomBytes(256 * 1024);
       expect((await echo(client, data)).equals(data)).toBe(true);
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    'carries on when the engine is restored from its snapshot after every call (HRR, KeyUpdate, tickets)',
+    async () => {
+      const srv = await start(
+        { groups: ['x25519', 'secp256r1'], ticketKeys: { current: newTicketKey() }, alpn: ['h2'] },
+        { restoreEachCall: true, receiveChunk: 100 },
+      );
+      // P-384 first: not configured, so the server asks again (HRR) for x25519.
+      const client = await connect(srv, { ecdhCurve: 'P-384:X25519', ALPNProtocols: ['h2'] });
+      const conn = await srv.connection(0);
+      expect(await handshakeDone(conn)).toMatchObject({ helloRetry: true, group: 'x25519', alpn: 'h2' });
+      const data = randomBytes(100_000);
+      expect((await echo(client, data)).equals(data)).toBe(true);
+      conn.keyUpdate(true);
+      expect((await echo(client, data)).equals(data)).toBe(true);
+      expect((await echo(client, Buffer.from('again\n'))).toString()).toBe('again\n');
+      expect(conn.restores).toBeGreaterThan(10);
+      expect(conn.error).toBeUndefined();
+      expectKeyLogsMatch(client, conn);
+
+      await waitFor(() => client.sessions.length > 0, WAIT, 'a session ticket');
+      const again = await connect(srv, {
+        session: client.sessions[client.sessions.length - 1]!,
+        ALPNProtocols: ['h2'],
+      });
+      expect(again.socket.isSessionReused()).toBe(true);
+      expect((await echo(again, data)).equals(data)).toBe(true);
+      expect((await srv.connection(1)).error).toBeUndefined();
     },
     TEST_TIMEOUT,
   );

@@ -258,6 +258,18 @@ describe.skipIf(noOpenssl)('interop: openssl s_client -> engine', () => {
   }
 
   it(
+    '-no_middlebox: a handshake without change_cipher_spec records or a legacy session id',
+    async () => {
+      const srv = await start();
+      const c = sClient(srv, ['-no_middlebox']);
+      const conn = await established(srv, 0, c);
+      await echoLine(c, 'no middlebox');
+      await finish(c, conn);
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
     '-alpn picks the server preference',
     async () => {
       const srv = await start({ alpn: ['h2', 'http/1.1'] });
