@@ -89,7 +89,9 @@ export class Supervisor {
   readonly ref: ActorRef;
   private readonly children: Child[] = [];
   private history: readonly number[] = [];
-  private status: 'idle' | 'running' | 'down' | 'stopped' = 'idle';
+  private status: 'idle' | 'starting' | 'running' | 'down' | 'stopped' = 'idle';
+  /** A child that crashed while `start()` was still bringing the others up. */
+  private startCrash: Crash | undefined;
   /** Bumped on every restart pass, so a superseded pass stops where it is. */
   private generation = 0;
   private readonly intensity: number;
@@ -137,31 +139,42 @@ export class Supervisor {
     return Promise.resolve();
   }
 
-  /** Starts the children in order; fails (and stops those started) if one cannot start. */
+  /**
+   * Starts the children in order. As in OTP, if one cannot start, those already started
+   * are stopped and the start fails (no restart loop at start-up).
+   */
   async start(): Promise<number> {
     if (this.status === 'running') return 0;
     if (this.status === 'stopped') throw new ActorError('BATON_ERR_ACTOR_DEAD', `${this.ref.id} is stopped`);
-    this.status = 'running';
+    this.status = 'starting';
+    this.startCrash = undefined;
     this.history = [];
     const gen = ++this.generation;
+    let failure: unknown;
     for (const c of this.children) {
       c.gone = false;
       try {
         await c.cell.start();
       } catch (e) {
-        if (gen !== this.generation) return 0;
-        this.generation++;
-        await this.stopChildren(this.children);
-        this.status = 'down';
-        throw new ActorError('BATON_ERR_START_FAILED', `child ${c.spec.id} of ${this.ref.id} failed to start`, { cause: e });
+        failure = e;
+        break;
       }
+      if (this.startCrash !== undefined) break;
     }
+    if (gen !== this.generation) return 0; // stopped meanwhile
+    if (failure !== undefined || this.startCrash !== undefined) {
+      this.generation++;
+      await this.stopChildren(this.children);
+      this.status = 'down';
+      throw new ActorError('BATON_ERR_START_FAILED', `a child of ${this.ref.id} failed to start`, { cause: failure ?? this.startCrash });
+    }
+    this.status = 'running';
     return 0;
   }
 
   /** Stops the children (restartable: a parent's restart calls `start()` again). */
   async halt(): Promise<void> {
-    if (this.status !== 'running') return;
+    if (this.status !== 'running' && this.status !== 'starting') return;
     this.status = 'idle';
     this.generation++;
     for (const t of this.timers) clearTimeout(t);
@@ -204,7 +217,12 @@ export class Supervisor {
   /** @internal the crash path of a child ends here. */
   childCrashed(cell: Cell, crash: Crash): void {
     const child = this.children.find((c) => c.cell === cell);
-    if (child === undefined || this.status !== 'running') return;
+    if (child === undefined) return;
+    if (this.status === 'starting') {
+      this.startCrash ??= crash;
+      return;
+    }
+    if (this.status !== 'running') return;
     this.emit({ type: 'Crashed', supervisor: this.ref, child: child.spec.id, crash });
     if (this.status !== 'running') return; // a listener stopped us
     const type = child.spec.restart ?? 'permanent';

@@ -3,6 +3,7 @@ import type { SupervisorEvent, SystemEvent } from '../../src/actors/index.js';
 
 export const PROBE = new URL('../fixtures/actors/probe.ts', import.meta.url);
 export const BAD_INIT = new URL('../fixtures/actors/bad-init.ts', import.meta.url);
+export const FLAKY = new URL('../fixtures/actors/flaky-init.ts', import.meta.url);
 export const TASKS = new URL('../fixtures/actors/tasks.ts', import.meta.url);
 
 /** Polls `cond` every `everyMs` until true; throws after `timeoutMs` (bounded in count and time). */
