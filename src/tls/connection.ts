@@ -267,6 +267,16 @@ export class TlsServerEngine {
     return out;
   }
 
+  /**
+   * Ends the connection now with a fatal alert (default internal_error), for a
+   * reason outside the protocol: a quarantined connection, a backend failure.
+   */
+  abort(alert: AlertName = 'internal_error', reason = 'aborted by the application'): TlsOutput {
+    const out = new Output();
+    this.fail(new TlsError(alert, reason), out);
+    return out;
+  }
+
   // ---- records in ----
 
   private onRecord(header: Uint8Array, body: Uint8Array, out: Output): void {
@@ -421,6 +431,8 @@ export class TlsServerEngine {
     if (retry) {
       suite = suiteById(retry.cipherSuite)!;
       if (!ch.cipherSuites.includes(suite.id)) throw new TlsError('illegal_parameter', 'retried ClientHello changed cipher suites');
+      // Section 4.2.10: a client MUST NOT offer early data after a HelloRetryRequest.
+      if (ch.earlyData) throw new TlsError('illegal_parameter', 'early_data offered after a HelloRetryRequest');
       group = retry.group;
       // Section 4.2.2: the retried ClientHello MUST echo the cookie.
       if (retry.cookie && !(ch.cookie && constantTimeEqual(ch.cookie, retry.cookie))) {
@@ -444,10 +456,7 @@ export class TlsServerEngine {
       if (!signing) throw new TlsError('handshake_failure', 'no certificate can sign with an offered scheme');
     }
     const alpn = pickAlpn(settings.alpn, ch.alpn);
-    if (psk && psk.ticket.alpn !== null && psk.ticket.alpn !== alpn) {
-      // Keep resumption consistent with the original session's protocol.
-      throw new TlsError('illegal_parameter', 'resumed session negotiated another ALPN protocol');
-    }
+    // ALPN is negotiated afresh on resumption; only 0-RTT (never accepted) binds it to the ticket.
 
     // Every random draw of the connection happens here, in this order.
     const serverRandom = this.deps.random.bytes(32);

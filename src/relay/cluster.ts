@@ -1,0 +1,149 @@
+/**
+ * A local relay cluster: an actor system, a one_for_one supervisor over N relay
+ * actors (one per worker thread), and the gateway on the main thread, wired so
+ * that every relay crash the runtime detects starts a takeover at once.
+ */
+import { randomBytes } from 'node:crypto';
+import type net from 'node:net';
+import { ActorSystem, defineActor, type ActorRef, type FaultKind, type Supervisor, type SupervisorEvent } from '../actors/index.js';
+import type { TicketKeys } from '../tls/index.js';
+import { DEFAULT_GATEWAY, Gateway, type HostPort } from './gateway.js';
+import type { GatewayMsg, RelayMsg } from './protocol.js';
+import type { RelayArgs } from './relay-actor.js';
+import { DEFAULT_REPLICATION, type RelayCertificate, type RelaySettings } from './settings.js';
+
+export interface ClusterOptions {
+  readonly relays: number;
+  readonly listen: HostPort;
+  readonly backend: HostPort;
+  readonly certificates: readonly RelayCertificate[];
+  /** Shared ticket keys; fresh random ones when absent. Secret. */
+  readonly ticketKeys?: TicketKeys;
+  readonly alpn?: readonly string[];
+  /** Replication batching, or false to run without replicas (no takeover). */
+  readonly replication?: RelaySettings['replication'] | false;
+  /** Heartbeat deadline after which a silent relay is declared hung. Default 1000 ms. */
+  readonly watchdogMs?: number;
+  /** V8 old-generation limit per relay worker, in MiB. Default 512. */
+  readonly relayHeapMb?: number;
+  /** Restart intensity of the relay supervisor. Default 1000 restarts in 60 s (chaos-friendly). */
+  readonly intensity?: { readonly restarts: number; readonly periodMs: number };
+  /** Listener for supervisor events (crashes, restarts, escalation), e.g. logs. */
+  readonly onEvent?: (e: SupervisorEvent) => void;
+}
+
+const RELAY_MODULE = new URL('./relay-actor.ts', import.meta.url);
+
+export class Cluster {
+  private closed = false;
+
+  private constructor(
+    readonly system: ActorSystem,
+    readonly gateway: Gateway,
+    readonly supervisor: Supervisor,
+    readonly address: net.AddressInfo,
+    private readonly refs: Map<string, ActorRef<RelayMsg>>,
+  ) {}
+
+  static async start(opts: ClusterOptions): Promise<Cluster> {
+    if (!Number.isInteger(opts.relays) || opts.relays < 1) throw new RangeError('relays must be a whole number of at least 1');
+    const system = new ActorSystem();
+    try {
+      const gateway = new Gateway(system, {
+        ...DEFAULT_GATEWAY,
+        listen: opts.listen,
+        backend: opts.backend,
+        replication: opts.replication !== false,
+      });
+      const gatewayRef = await system.spawnLocal<GatewayMsg, null, null>(
+        defineActor<GatewayMsg, null, null>({
+          name: 'gateway',
+          init: () => null,
+          receive: (msg) => gateway.receive(msg),
+        }),
+        null,
+        { id: 'gateway', capacity: 1 << 20 },
+      );
+      const settings: RelaySettings = {
+        certificates: opts.certificates,
+        ticketKeys: opts.ticketKeys ?? { current: { id: randomBytes(16), secret: randomBytes(32) } },
+        ...(opts.alpn ? { alpn: opts.alpn } : {}),
+        replication: opts.replication || DEFAULT_REPLICATION,
+      };
+      const names = Array.from({ length: opts.relays }, (_, i) => `relay-${i}`);
+      const refs = new Map<string, ActorRef<RelayMsg>>();
+      const supervisor = await system.supervise({
+        id: 'relays',
+        strategy: 'one_for_one',
+        intensity: opts.intensity?.restarts ?? 1000,
+        periodMs: opts.intensity?.periodMs ?? 60_000,
+        backoff: { initialMs: 10, maxMs: 500, factor: 2 },
+        children: names.map((name) => ({
+          id: name,
+          restart: 'permanent' as const,
+          start: {
+            kind: 'worker' as const,
+            options: {
+              module: RELAY_MODULE,
+              args: { name, gateway: gatewayRef, settings } satisfies RelayArgs,
+              capacity: 1 << 16,
+              watchdog: { deadlineMs: opts.watchdogMs ?? 1000 },
+              resourceLimits: { maxOldGenerationSizeMb: opts.relayHeapMb ?? 512 },
+            },
+          },
+        })),
+        listener: (e) => {
+          if (e.type === 'Crashed') gateway.relayCrashed(e.child, e.crash);
+          else if (e.type === 'Restarted') {
+            refs.set(e.child, e.ref as ActorRef<RelayMsg>);
+            gateway.relayUp(e.child, e.ref as ActorRef<RelayMsg>);
+          }
+          opts.onEvent?.(e);
+        },
+      });
+      for (const child of supervisor.whichChildren()) {
+        refs.set(child.id, child.ref as ActorRef<RelayMsg>);
+        gateway.relayUp(child.id, child.ref as ActorRef<RelayMsg>);
+      }
+      const address = await gateway.listen();
+      return new Cluster(system, gateway, supervisor, address, refs);
+    } catch (e) {
+      await system.close();
+      throw e;
+    }
+  }
+
+  /** Relay names, in placement order. */
+  get relayNames(): string[] {
+    return [...this.refs.keys()];
+  }
+
+  /** The worker thread a relay runs on now (undefined while it is down). */
+  threadIdOf(name: string): number | undefined {
+    return this.system.threadIdOf(this.ref(name));
+  }
+
+  /** Crashes a relay now with `kind` (throw, exit, terminate, oom, hang). */
+  inject(name: string, kind: FaultKind): void {
+    this.system.inject(this.ref(name), kind);
+  }
+
+  /** Arms a fault point in a relay: it crashes with `kind` when the point is next reached. */
+  arm(name: string, point: string, kind: FaultKind, opts?: { skip?: number; times?: number }): Promise<void> {
+    return this.system.armFaultPoint(this.ref(name), point, kind, opts);
+  }
+
+  private ref(name: string): ActorRef<RelayMsg> {
+    const r = this.refs.get(name);
+    if (!r) throw new RangeError(`no relay named ${name}`);
+    return r;
+  }
+
+  /** Stops the gateway and every relay. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.gateway.close();
+    await this.system.close();
+  }
+}

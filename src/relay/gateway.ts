@@ -1,0 +1,465 @@
+/**
+ * The gateway, on the main thread: owns the listening socket and every TCP
+ * socket (client side and backend side), frames client bytes into whole TLS
+ * records, numbers and retains every input it hands a connection's owner relay,
+ * writes what relays return (skipping bytes already written), fences by epoch,
+ * and runs takeover when a relay dies. It holds no key material: snapshots pass
+ * between relays as opaque bytes through the actor runtime, never through here.
+ */
+import net from 'node:net';
+import { ActorError, type ActorRef, type ActorSystem, type Crash } from '../actors/index.js';
+import { newId } from '../util/ids.js';
+import { RecordFramer } from './framing.js';
+import type { GatewayMsg, RelayMsg } from './protocol.js';
+import { RetainedQueue, type InputKind } from './retained.js';
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface GatewayOptions {
+  readonly listen: HostPort;
+  readonly backend: HostPort;
+  /** Retained input per connection above which reading pauses until replication frees it. */
+  readonly retainedLimitBytes: number;
+  /** A connection whose owner crashes this many times within `poisonWindowMs` is quarantined. */
+  readonly poisonCrashes: number;
+  readonly poisonWindowMs: number;
+  /** Place a replica for every connection (false: no replication, no takeover). */
+  readonly replication: boolean;
+}
+
+export const DEFAULT_GATEWAY = { retainedLimitBytes: 4 << 20, poisonCrashes: 2, poisonWindowMs: 10_000 } as const;
+
+/** A relay as the gateway sees it. */
+interface RelaySlot {
+  readonly name: string;
+  ref: ActorRef<RelayMsg>;
+  up: boolean;
+  /** Connections waiting for this relay's mailbox to drain. */
+  readonly waiting: Set<Conn>;
+  draining: boolean;
+}
+
+type Output = Extract<GatewayMsg, { t: 'Output' }>;
+
+interface Conn {
+  readonly id: string;
+  epoch: number;
+  owner: RelaySlot;
+  replica: RelaySlot | null;
+  readonly client: net.Socket;
+  backend: net.Socket | null;
+  backendConnected: boolean;
+  /** Plaintext for the backend that arrived before it connected. */
+  backendPending: Buffer[];
+  readonly framer: RecordFramer;
+  readonly retained: RetainedQueue;
+  /** The last input handed to the current owner. */
+  sentUpTo: number;
+  /** The newest state the replica acknowledged covers inputs up to here. */
+  replicatedUpTo: number;
+  /** The last input whose output arrived. */
+  outputUpTo: number;
+  /** Bytes of relay output for the client / backend already taken (and written or queued). */
+  clientWritten: number;
+  backendWritten: number;
+  /** Outputs waiting for a replica acknowledgement (handshake clustering), in order. */
+  held: Output[];
+  handshakeDone: boolean;
+  peerClosed: boolean;
+  engineClosed: boolean;
+  pausedForRetained: boolean;
+  /** When this connection was a suspect of an owner crash (poison detection). */
+  crashTimes: number[];
+  /** Detection time and crash kind of a takeover in progress, for latency. */
+  takeover: { readonly since: number; readonly kind: string } | null;
+  done: boolean;
+}
+
+export interface TakeoverSample {
+  readonly kind: string;
+  readonly ms: number;
+}
+
+/** Counters the gateway keeps; secrets never enter them. */
+export interface GatewayStats {
+  connectionsOpened: number;
+  connectionsActive: number;
+  handshakes: number;
+  bytesFromClients: number;
+  bytesToClients: number;
+  bytesToBackends: number;
+  bytesFromBackends: number;
+  takeovers: number;
+  connectionsLost: number;
+  quarantined: number;
+  /** Output that arrived past what was written: bytes a client would miss (must stay 0). */
+  outputGaps: number;
+  readonly takeoverSamples: TakeoverSample[];
+}
+
+export class Gateway {
+  private server: net.Server | null = null;
+  private readonly relays = new Map<string, RelaySlot>();
+  private readonly conns = new Map<string, Conn>();
+  private nextOwner = 0;
+  readonly stats: GatewayStats = {
+    connectionsOpened: 0,
+    connectionsActive: 0,
+    handshakes: 0,
+    bytesFromClients: 0,
+    bytesToClients: 0,
+    bytesToBackends: 0,
+    bytesFromBackends: 0,
+    takeovers: 0,
+    connectionsLost: 0,
+    quarantined: 0,
+    outputGaps: 0,
+    takeoverSamples: [],
+  };
+
+  constructor(
+    private readonly system: ActorSystem,
+    private readonly opts: GatewayOptions,
+  ) {}
+
+  /** Registers a relay (at start, and again with its new ref after a restart). */
+  relayUp(name: string, ref: ActorRef<RelayMsg>): void {
+    const slot = this.relays.get(name);
+    if (slot) {
+      slot.ref = ref;
+      slot.up = true;
+    } else {
+      this.relays.set(name, { name, ref, up: true, waiting: new Set(), draining: false });
+    }
+    const up = this.relays.get(name)!;
+    // Connections left without a replica get this relay.
+    for (const c of this.conns.values()) {
+      if (this.opts.replication && c.replica === null && c.owner !== up && !c.done) {
+        c.replica = up;
+        this.tell(c.owner, { t: 'SetReplica', conn: c.id, epoch: c.epoch, replica: up.ref });
+      }
+    }
+  }
+
+  async listen(): Promise<net.AddressInfo> {
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.opts.listen.port, this.opts.listen.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    return server.address() as net.AddressInfo;
+  }
+
+  /** Connections per relay as owner and as replica. */
+  placement(): Map<string, { owned: number; replicas: number; up: boolean }> {
+    const m = new Map<string, { owned: number; replicas: number; up: boolean }>();
+    for (const r of this.relays.values()) m.set(r.name, { owned: 0, replicas: 0, up: r.up });
+    for (const c of this.conns.values()) {
+      m.get(c.owner.name)!.owned++;
+      if (c.replica) m.get(c.replica.name)!.replicas++;
+    }
+    return m;
+  }
+
+  // ---- connections ----
+
+  private upRelays(): RelaySlot[] {
+    return [...this.relays.values()].filter((r) => r.up);
+  }
+
+  private pickReplica(owner: RelaySlot): RelaySlot | null {
+    if (!this.opts.replication) return null;
+    const up = this.upRelays();
+    const i = up.indexOf(owner);
+    for (let k = 1; k <= up.length; k++) {
+      const r = up[(i + k) % up.length]!;
+      if (r !== owner) return r;
+    }
+    return null;
+  }
+
+  private accept(client: net.Socket): void {
+    const up = this.upRelays();
+    if (up.length === 0) {
+      client.destroy();
+      return;
+    }
+    const owner = up[this.nextOwner++ % up.length]!;
+    const c: Conn = {
+      id: newId('c_'),
+      epoch: 1,
+      owner,
+      replica: this.pickReplica(owner),
+      client,
+      backend: null,
+      backendConnected: false,
+      backendPending: [],
+      framer: new RecordFramer(),
+      retained: new RetainedQueue(),
+      sentUpTo: 0,
+      replicatedUpTo: 0,
+      outputUpTo: 0,
+      clientWritten: 0,
+      backendWritten: 0,
+      held: [],
+      handshakeDone: false,
+      peerClosed: false,
+      engineClosed: false,
+      pausedForRetained: false,
+      crashTimes: [],
+      takeover: null,
+      done: false,
+    };
+    this.conns.set(c.id, c);
+    this.stats.connectionsOpened++;
+    this.stats.connectionsActive++;
+    this.tell(owner, { t: 'Open', conn: c.id, epoch: c.epoch, replica: c.replica?.ref ?? null });
+    client.on('data', (chunk: Buffer) => {
+      this.stats.bytesFromClients += chunk.length;
+      const records = c.framer.push(chunk);
+      if (records) this.input(c, 'client', records);
+    });
+    client.on('end', () => {
+      // TCP end without close_notify is a truncation; either way the client sends no more.
+      if (!c.engineClosed) this.finish(c);
+    });
+    client.on('error', () => this.finish(c));
+    client.on('close', () => this.finish(c));
+    client.on('drain', () => c.backend?.resume());
+  }
+
+  private input(c: Conn, kind: InputKind, bytes: Buffer | null): void {
+    if (c.done) return;
+    c.retained.push(kind, bytes);
+    if (c.retained.bytes > this.opts.retainedLimitBytes && !c.pausedForRetained) {
+      c.pausedForRetained = true;
+      c.client.pause();
+      c.backend?.pause();
+    }
+    this.pump(c);
+  }
+
+  /** Hands the owner every retained input it has not had yet, as its mailbox allows. */
+  private pump(c: Conn): void {
+    const owner = c.owner;
+    while (!c.done && owner.up && c.sentUpTo < c.retained.next - 1) {
+      const item = c.retained.at(c.sentUpTo + 1);
+      if (!item) break;
+      const r = this.tell(owner, { t: 'Input', conn: c.id, epoch: c.epoch, seq: item.seq, kind: item.kind, bytes: item.bytes });
+      if (r === 'full') {
+        owner.waiting.add(c);
+        this.awaitDrain(owner);
+        return;
+      }
+      if (r === 'dead') return; // takeover will re-route and replay
+      c.sentUpTo = item.seq;
+    }
+  }
+
+  private awaitDrain(slot: RelaySlot): void {
+    if (slot.draining) return;
+    slot.draining = true;
+    this.system.drained(slot.ref).then(
+      () => {
+        slot.draining = false;
+        const waiting = [...slot.waiting];
+        slot.waiting.clear();
+        for (const c of waiting) if (c.owner === slot) this.pump(c);
+      },
+      () => {
+        slot.draining = false;
+      },
+    );
+  }
+
+  private tell(slot: RelaySlot, msg: RelayMsg): 'ok' | 'full' | 'dead' {
+    try {
+      this.system.tell(slot.ref, msg);
+      return 'ok';
+    } catch (e) {
+      if (e instanceof ActorError && e.code === 'BATON_ERR_MAILBOX_FULL') return 'full';
+      return 'dead';
+    }
+  }
+
+  private connectBackend(c: Conn): void {
+    const backend = net.connect({ host: this.opts.backend.host, port: this.opts.backend.port, allowHalfOpen: true, noDelay: true });
+    c.backend = backend;
+    backend.on('connect', () => {
+      c.backendConnected = true;
+      for (const b of c.backendPending) this.writeBackend(c, b);
+      c.backendPending = [];
+      if (c.peerClosed) backend.end();
+    });
+    backend.on('data', (chunk: Buffer) => {
+      this.stats.bytesFromBackends += chunk.length;
+      this.input(c, 'backend', chunk);
+    });
+    backend.on('end', () => this.input(c, 'backendEnd', null));
+    backend.on('error', () => {
+      // Refused or reset: the client gets a fatal alert from its relay, never a hang.
+      if (!c.engineClosed) this.input(c, 'backendFailed', null);
+    });
+    backend.on('drain', () => c.client.resume());
+  }
+
+  private writeBackend(c: Conn, bytes: Buffer): void {
+    if (!c.backendConnected) {
+      c.backendPending.push(bytes);
+      return;
+    }
+    this.stats.bytesToBackends += bytes.length;
+    if (!c.backend!.write(bytes)) c.client.pause();
+  }
+
+  // ---- messages from relays ----
+
+  /** Everything relays tell the gateway arrives here. */
+  receive(msg: GatewayMsg): void {
+    const c = this.conns.get(msg.conn);
+    // Fencing: a message of an older epoch comes from a relay that no longer owns the connection.
+    if (!c || c.done || msg.epoch !== c.epoch) return;
+    switch (msg.t) {
+      case 'Output':
+        if (c.takeover) {
+          this.stats.takeoverSamples.push({ kind: c.takeover.kind, ms: Date.now() - c.takeover.since });
+          c.takeover = null;
+        }
+        c.outputUpTo = Math.max(c.outputUpTo, msg.seq);
+        if ((msg.gated && msg.seq > c.replicatedUpTo) || c.held.length) c.held.push(msg);
+        else this.apply(c, msg);
+        break;
+      case 'Replicated':
+        if (c.replica?.name !== msg.relay) return;
+        if (msg.upTo > c.replicatedUpTo) c.replicatedUpTo = msg.upTo;
+        c.retained.release(c.replicatedUpTo);
+        this.releaseHeld(c);
+        if (c.pausedForRetained && c.retained.bytes < this.opts.retainedLimitBytes / 2) {
+          c.pausedForRetained = false;
+          c.client.resume();
+          c.backend?.resume();
+        }
+        break;
+    }
+  }
+
+  private releaseHeld(c: Conn): void {
+    while (c.held.length && !(c.held[0]!.gated && c.held[0]!.seq > c.replicatedUpTo)) this.apply(c, c.held.shift()!);
+  }
+
+  /** Writes an output, skipping what an earlier owner already produced. */
+  private apply(c: Conn, out: Output): void {
+    if (out.toClient) {
+      const bytes = Buffer.from(out.toClient.buffer, out.toClient.byteOffset, out.toClient.byteLength);
+      const skip = c.clientWritten - out.clientOffset;
+      if (skip < 0) this.stats.outputGaps += -skip;
+      if (skip < bytes.length) {
+        const fresh = skip > 0 ? bytes.subarray(skip) : bytes;
+        c.clientWritten = out.clientOffset + bytes.length;
+        this.stats.bytesToClients += fresh.length;
+        if (!c.client.destroyed && !c.client.write(fresh)) c.backend?.pause();
+      }
+    }
+    if (out.toBackend) {
+      const bytes = Buffer.from(out.toBackend.buffer, out.toBackend.byteOffset, out.toBackend.byteLength);
+      const skip = c.backendWritten - out.backendOffset;
+      if (skip < 0) this.stats.outputGaps += -skip;
+      if (skip < bytes.length) {
+        c.backendWritten = out.backendOffset + bytes.length;
+        this.writeBackend(c, skip > 0 ? bytes.subarray(skip) : bytes);
+      }
+    }
+    for (const e of out.events) {
+      switch (e.type) {
+        case 'handshakeDone':
+          if (!c.handshakeDone) {
+            c.handshakeDone = true;
+            this.stats.handshakes++;
+            this.connectBackend(c);
+          }
+          break;
+        case 'peerClosed':
+          if (!c.peerClosed) {
+            c.peerClosed = true;
+            if (c.backendConnected) c.backend!.end();
+          }
+          break;
+        case 'closed':
+          c.engineClosed = true;
+          c.client.end();
+          this.finish(c);
+          break;
+        case 'alert':
+          break;
+      }
+    }
+  }
+
+  /** Ends a connection: sockets closed, relays told to forget it. Idempotent. */
+  private finish(c: Conn): void {
+    if (c.done) return;
+    c.done = true;
+    this.stats.connectionsActive--;
+    if (!c.engineClosed) c.client.destroy();
+    c.backend?.destroy();
+    this.conns.delete(c.id);
+    this.tell(c.owner, { t: 'Forget', conn: c.id });
+    if (c.replica) this.tell(c.replica, { t: 'Forget', conn: c.id });
+  }
+
+  // ---- takeover ----
+
+  /** A relay died: promote replicas of what it owned, replace it as replica elsewhere. */
+  relayCrashed(name: string, crash: Crash): void {
+    const dead = this.relays.get(name);
+    if (!dead) return;
+    dead.up = false;
+    dead.waiting.clear();
+    const now = crash.detectedAt;
+    for (const c of [...this.conns.values()]) {
+      if (c.owner === dead) this.takeOver(c, crash, now);
+      else if (c.replica === dead) {
+        c.replica = this.pickReplica(c.owner);
+        this.tell(c.owner, { t: 'SetReplica', conn: c.id, epoch: c.epoch, replica: c.replica?.ref ?? null });
+      }
+    }
+  }
+
+  private takeOver(c: Conn, crash: Crash, now: number): void {
+    const next = c.replica;
+    if (!next || !next.up) {
+      // Both copies of the state are gone: nothing can carry this connection on.
+      this.stats.connectionsLost++;
+      this.finish(c);
+      return;
+    }
+    // A connection with input in flight when its owner died is a suspect (poison).
+    if (c.outputUpTo < c.sentUpTo) c.crashTimes = [...c.crashTimes.filter((t) => now - t < this.opts.poisonWindowMs), now];
+    const quarantine = c.crashTimes.length >= this.opts.poisonCrashes;
+    c.epoch++;
+    c.owner = next;
+    c.replica = this.pickReplica(next);
+    c.held = [];
+    c.sentUpTo = c.replicatedUpTo;
+    c.takeover = { since: now, kind: crash.reason.kind };
+    this.stats.takeovers++;
+    if (quarantine) this.stats.quarantined++;
+    this.tell(next, { t: 'Promote', conn: c.id, epoch: c.epoch, replica: c.replica?.ref ?? null, quarantine });
+    if (!quarantine) this.pump(c);
+  }
+
+  /** Stops listening and ends every connection. Idempotent. */
+  async close(): Promise<void> {
+    for (const c of [...this.conns.values()]) this.finish(c);
+    const server = this.server;
+    this.server = null;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}

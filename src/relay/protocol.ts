@@ -1,0 +1,73 @@
+/**
+ * Every message between the gateway (main thread) and the relay actors, and
+ * between an owner relay and its replica, declared in one place.
+ * Snapshots travel only owner -> replica; the gateway routes them as opaque
+ * bytes and never decodes them.
+ */
+import type { ActorRef } from '../actors/index.js';
+import type { InputKind } from './retained.js';
+
+/** Commands to a relay. */
+export type RelayMsg =
+  /** Become the owner of a new connection. */
+  | { readonly t: 'Open'; readonly conn: string; readonly epoch: number; readonly replica: ActorRef<RelayMsg> | null }
+  /** One input for an owned connection, numbered by the gateway. */
+  | {
+      readonly t: 'Input';
+      readonly conn: string;
+      readonly epoch: number;
+      readonly seq: number;
+      readonly kind: InputKind;
+      readonly bytes: Uint8Array | null;
+    }
+  /** Take over a connection from the replicated state held here (takeover). */
+  | {
+      readonly t: 'Promote';
+      readonly conn: string;
+      readonly epoch: number;
+      readonly replica: ActorRef<RelayMsg> | null;
+      /** Close the connection with a fatal alert instead of continuing (poison). */
+      readonly quarantine: boolean;
+    }
+  /** The owned connection has a new replica: send it the whole state now. */
+  | { readonly t: 'SetReplica'; readonly conn: string; readonly epoch: number; readonly replica: ActorRef<RelayMsg> | null }
+  /** Forget a connection, as owner or replica. */
+  | { readonly t: 'Forget'; readonly conn: string }
+  /** Owner -> replica: the encoded engine state after input `upTo` (secret). */
+  | {
+      readonly t: 'Replicate';
+      readonly conn: string;
+      readonly epoch: number;
+      readonly upTo: number;
+      readonly snapshot: Uint8Array;
+    };
+
+/** What the gateway needs to know of the engine's events. */
+export type ConnectionEvent =
+  | { readonly type: 'handshakeDone'; readonly alpn: string | null; readonly serverName: string | null; readonly resumed: boolean; readonly cipherSuite: string }
+  | { readonly type: 'peerClosed' }
+  | { readonly type: 'alert'; readonly sent: boolean; readonly alert: string }
+  | { readonly type: 'closed'; readonly error: boolean };
+
+/** Messages to the gateway. */
+export type GatewayMsg =
+  /**
+   * The owner's output for input `seq` (0 for output not caused by an input).
+   * Offsets are the engine's counters before this output, so the gateway can skip
+   * bytes it already wrote when a new owner replays.
+   */
+  | {
+      readonly t: 'Output';
+      readonly conn: string;
+      readonly epoch: number;
+      readonly seq: number;
+      readonly clientOffset: number;
+      readonly toClient: Uint8Array | null;
+      readonly backendOffset: number;
+      readonly toBackend: Uint8Array | null;
+      readonly events: readonly ConnectionEvent[];
+      /** Hold until the replica acknowledges a state covering `seq` (handshake clustering). */
+      readonly gated: boolean;
+    }
+  /** Replica -> gateway: a state covering inputs up to `upTo` is held. */
+  | { readonly t: 'Replicated'; readonly conn: string; readonly epoch: number; readonly upTo: number; readonly relay: string };

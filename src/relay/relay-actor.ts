@@ -1,0 +1,276 @@
+/**
+ * The relay actor: runs on its own worker thread and owns the TLS engines of
+ * the connections placed on it, and holds replicated state for the connections
+ * it is the replica of. It never touches a socket: inputs come from the gateway
+ * numbered, outputs go back to it with byte offsets, and engine state goes to
+ * the replica (DESIGN.md, "Replication and takeover").
+ */
+import { defineActor, type ActorContext, type ActorRef } from '../actors/index.js';
+import {
+  TlsServerEngine,
+  decodeSnapshot,
+  encodeSnapshot,
+  loadCertifiedKey,
+  type TlsDeps,
+  type TlsEvent,
+  type TlsOutput,
+  type TlsServerConfig,
+} from '../tls/index.js';
+import { concat } from '../util/bytes.js';
+import { systemClock } from '../util/clock.js';
+import { systemRandom } from '../util/random.js';
+import type { ConnectionEvent, GatewayMsg, RelayMsg } from './protocol.js';
+import { relayTlsConfig, type RelaySettings } from './settings.js';
+
+/** Fault points a test or operator can arm to crash a relay at an exact protocol moment. */
+export const RELAY_FAULT_POINTS = [
+  /** The post-ClientHello state reached the replica; the server flight waits for its ack. */
+  'relay.afterClientHelloReplicated',
+  /** The server flight left; the client Finished has arrived and is not yet processed. */
+  'relay.beforeClientFinished',
+  /** Application data is being relayed (established connection, input received). */
+  'relay.midStream',
+  /** A KeyUpdate was just processed or started; its output has not been posted. */
+  'relay.duringKeyUpdate',
+  /** A snapshot was taken and is about to be sent to the replica. */
+  'relay.duringReplication',
+] as const;
+export type RelayFaultPoint = (typeof RELAY_FAULT_POINTS)[number];
+
+export interface RelayArgs {
+  /** This relay's name in the cluster (for acks and logs). */
+  readonly name: string;
+  readonly gateway: ActorRef<GatewayMsg>;
+  readonly settings: RelaySettings;
+}
+
+interface Owned {
+  readonly engine: TlsServerEngine;
+  readonly epoch: number;
+  /** The last input applied to the engine. */
+  lastSeq: number;
+  replica: ActorRef<RelayMsg> | null;
+  /** Inputs applied since the last replication. */
+  unreplicated: number;
+  timer: NodeJS.Timeout | null;
+}
+
+interface Replica {
+  readonly epoch: number;
+  readonly upTo: number;
+  /** Encoded engine snapshot: secret. */
+  readonly snapshot: Uint8Array;
+}
+
+interface RelayState {
+  readonly name: string;
+  readonly gateway: ActorRef<GatewayMsg>;
+  readonly settings: RelaySettings;
+  readonly config: TlsServerConfig;
+  readonly deps: TlsDeps;
+  readonly owned: Map<string, Owned>;
+  readonly replicas: Map<string, Replica>;
+}
+
+function gatewayEvents(events: readonly TlsEvent[]): ConnectionEvent[] {
+  const out: ConnectionEvent[] = [];
+  for (const e of events) {
+    switch (e.type) {
+      case 'handshakeDone':
+        out.push({ type: 'handshakeDone', alpn: e.alpn, serverName: e.serverName, resumed: e.resumed, cipherSuite: e.cipherSuite });
+        break;
+      case 'peerClosed':
+        out.push({ type: 'peerClosed' });
+        break;
+      case 'alertSent':
+        out.push({ type: 'alert', sent: true, alert: e.alert });
+        break;
+      case 'alertReceived':
+        out.push({ type: 'alert', sent: false, alert: e.alert });
+        break;
+      case 'closed':
+        out.push({ type: 'closed', error: e.error });
+        break;
+      case 'keyLog':
+      case 'keyUpdated':
+        break;
+    }
+  }
+  return out;
+}
+
+function joined(parts: readonly Uint8Array[]): Uint8Array | null {
+  return parts.length === 0 ? null : concat(parts);
+}
+
+/** Posts the engine's output for input `seq` to the gateway. */
+function post(s: RelayState, ctx: ActorContext, conn: string, o: Owned, seq: number, before: { client: number; backend: number }, out: TlsOutput, gated: boolean): void {
+  const events = gatewayEvents(out.events);
+  if (out.toClient.length === 0 && out.plaintext.length === 0 && events.length === 0 && !gated) return;
+  ctx.tell(s.gateway, {
+    t: 'Output',
+    conn,
+    epoch: o.epoch,
+    seq,
+    clientOffset: before.client,
+    toClient: joined(out.toClient),
+    backendOffset: before.backend,
+    toBackend: joined(out.plaintext),
+    events,
+    gated,
+  });
+}
+
+function replicate(s: RelayState, ctx: ActorContext, conn: string, o: Owned): void {
+  if (o.timer) {
+    clearTimeout(o.timer);
+    o.timer = null;
+  }
+  o.unreplicated = 0;
+  if (!o.replica) return;
+  const snapshot = encodeSnapshot(o.engine.snapshot());
+  ctx.faultPoint('relay.duringReplication');
+  ctx.tell(o.replica, { t: 'Replicate', conn, epoch: o.epoch, upTo: o.lastSeq, snapshot });
+}
+
+/** Batched replication: a count or a short timer, whichever comes first. */
+function scheduleReplication(s: RelayState, ctx: ActorContext, conn: string, o: Owned): void {
+  if (!o.replica) return;
+  o.unreplicated++;
+  if (o.unreplicated >= s.settings.replication.batchInputs) return replicate(s, ctx, conn, o);
+  if (o.timer) return;
+  o.timer = setTimeout(() => {
+    o.timer = null;
+    // The connection may have been forgotten or replaced meanwhile.
+    if (s.owned.get(conn) === o && o.unreplicated > 0) replicate(s, ctx, conn, o);
+  }, s.settings.replication.batchDelayMs);
+}
+
+function forget(s: RelayState, conn: string): void {
+  const o = s.owned.get(conn);
+  if (o?.timer) clearTimeout(o.timer);
+  s.owned.delete(conn);
+  s.replicas.delete(conn);
+}
+
+function counters(engine: TlsServerEngine): { client: number; backend: number } {
+  const c = engine.counters;
+  return { client: c.bytesToClient, backend: c.plaintextReceived };
+}
+
+function onInput(s: RelayState, ctx: ActorContext, msg: Extract<RelayMsg, { t: 'Input' }>): void {
+  const o = s.owned.get(msg.conn);
+  // Fencing: inputs of an older epoch, or already covered by a restored state, are dropped.
+  if (!o || o.epoch !== msg.epoch || msg.seq <= o.lastSeq) return;
+  const { engine } = o;
+  const phase = engine.phase;
+  if (phase === 'handshaking' && engine.negotiated) ctx.faultPoint('relay.beforeClientFinished');
+  else if (phase === 'established') ctx.faultPoint('relay.midStream');
+  const negotiatedBefore = engine.negotiated !== null;
+  const before = counters(engine);
+  let out: TlsOutput;
+  switch (msg.kind) {
+    case 'client':
+      out = engine.receive(msg.bytes ?? new Uint8Array(0));
+      break;
+    case 'backend':
+      out = engine.send(msg.bytes ?? new Uint8Array(0));
+      break;
+    case 'backendEnd':
+      out = engine.close();
+      break;
+    case 'backendFailed':
+      out = engine.abort('internal_error', 'backend connection failed');
+      break;
+  }
+  o.lastSeq = msg.seq;
+  if (out.events.some((e) => e.type === 'keyUpdated')) ctx.faultPoint('relay.duringKeyUpdate');
+  // Handshake clustering: the server flight, and the first output after the client
+  // Finished, leave only once the replica holds the state that produced them.
+  const flight = !negotiatedBefore && engine.negotiated !== null;
+  const established = phase !== 'established' && engine.phase === 'established';
+  const gated = o.replica !== null && (flight || established);
+  post(s, ctx, msg.conn, o, msg.seq, before, out, gated);
+  if (engine.phase === 'closed') {
+    forget(s, msg.conn);
+    return;
+  }
+  if (gated) {
+    replicate(s, ctx, msg.conn, o);
+    if (flight) ctx.faultPoint('relay.afterClientHelloReplicated');
+  } else {
+    scheduleReplication(s, ctx, msg.conn, o);
+  }
+}
+
+function onPromote(s: RelayState, ctx: ActorContext, msg: Extract<RelayMsg, { t: 'Promote' }>): void {
+  const held = s.replicas.get(msg.conn);
+  s.replicas.delete(msg.conn);
+  const engine = held
+    ? TlsServerEngine.restore(decodeSnapshot(held.snapshot), s.config, s.deps)
+    : TlsServerEngine.create(s.config, s.deps);
+  const o: Owned = { engine, epoch: msg.epoch, lastSeq: held?.upTo ?? 0, replica: msg.replica, unreplicated: 0, timer: null };
+  s.owned.set(msg.conn, o);
+  if (msg.quarantine) {
+    const before = counters(engine);
+    post(s, ctx, msg.conn, o, o.lastSeq, before, engine.abort('internal_error', 'connection quarantined'), false);
+    forget(s, msg.conn);
+    return;
+  }
+  // Tell the gateway where this state stands, so it replays only what follows.
+  ctx.tell(s.gateway, { t: 'Replicated', conn: msg.conn, epoch: msg.epoch, upTo: o.lastSeq, relay: s.name });
+  replicate(s, ctx, msg.conn, o);
+}
+
+export default defineActor<RelayMsg, RelayState, RelayArgs>({
+  name: 'relay',
+  init(args) {
+    return {
+      name: args.name,
+      gateway: args.gateway,
+      settings: args.settings,
+      config: relayTlsConfig(args.settings, loadCertifiedKey),
+      deps: { random: systemRandom, clock: systemClock },
+      owned: new Map(),
+      replicas: new Map(),
+    };
+  },
+  receive(msg, s, ctx) {
+    switch (msg.t) {
+      case 'Open':
+        s.owned.set(msg.conn, {
+          engine: TlsServerEngine.create(s.config, s.deps),
+          epoch: msg.epoch,
+          lastSeq: 0,
+          replica: msg.replica,
+          unreplicated: 0,
+          timer: null,
+        });
+        return;
+      case 'Input':
+        return onInput(s, ctx, msg);
+      case 'Promote':
+        return onPromote(s, ctx, msg);
+      case 'SetReplica': {
+        const o = s.owned.get(msg.conn);
+        if (!o || o.epoch !== msg.epoch) return;
+        o.replica = msg.replica;
+        replicate(s, ctx, msg.conn, o);
+        return;
+      }
+      case 'Replicate': {
+        const held = s.replicas.get(msg.conn);
+        if (held && (held.epoch > msg.epoch || (held.epoch === msg.epoch && held.upTo > msg.upTo))) return;
+        s.replicas.set(msg.conn, { epoch: msg.epoch, upTo: msg.upTo, snapshot: msg.snapshot });
+        ctx.tell(s.gateway, { t: 'Replicated', conn: msg.conn, epoch: msg.epoch, upTo: msg.upTo, relay: s.name });
+        return;
+      }
+      case 'Forget':
+        forget(s, msg.conn);
+        return;
+    }
+  },
+  stop(s) {
+    for (const conn of [...s.owned.keys()]) forget(s, conn);
+  },
+});
