@@ -5,11 +5,11 @@
  */
 export type MailboxHandler<E> = (envelope: E) => void | Promise<void>;
 
-export interface MailboxHooks {
+export interface MailboxHooks<E> {
   /** The handler threw or its promise rejected: the actor has crashed. */
   readonly onError: (error: unknown) => void;
   /** One message left the queue for processing (credit for the sender side). */
-  readonly onTaken?: () => void;
+  readonly onTaken?: (envelope: E) => void;
   /** The queue became empty after processing. */
   readonly onIdle?: () => void;
 }
@@ -27,7 +27,7 @@ export class Mailbox<E> {
   constructor(
     readonly capacity: number,
     private readonly handler: MailboxHandler<E>,
-    private readonly hooks: MailboxHooks,
+    private readonly hooks: MailboxHooks<E>,
   ) {}
 
   /** Messages waiting (not counting the one in progress). */
@@ -73,7 +73,7 @@ export class Mailbox<E> {
           this.queue.splice(0, this.head);
           this.head = 0;
         }
-        this.hooks.onTaken?.();
+        this.hooks.onTaken?.(env);
         this.startedAt = performance.now();
         let r: void | Promise<void>;
         try {

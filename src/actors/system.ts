@@ -347,8 +347,14 @@ export class ActorSystem {
     const id = cell.ref.id;
     this.failAsksTo(id, 'crashed');
     const owner = this.owners.get(id);
-    if (owner !== undefined) owner.childCrashed(cell, crash);
-    else this.emit({ type: 'Crashed', crash });
+    if (owner !== undefined) {
+      owner.childCrashed(cell, crash);
+      return;
+    }
+    this.emit({ type: 'Crashed', crash });
+    // Nobody will restart an unsupervised actor: refuse its mail from now on rather than
+    // buffering it for an incarnation that never comes.
+    void cell.stop();
   }
 
   /** A frame came out of a worker: route it to its receiver. */

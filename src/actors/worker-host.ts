@@ -200,8 +200,9 @@ async function main(): Promise<void> {
           throw e;
         });
       },
-      onTaken() {
-        if (current !== undefined && current.from === selfId) return;
+      onTaken(env) {
+        // Self-tells never took credit on the main thread, so they give none back.
+        if (env.from === selfId && (env.replyTo === undefined || env.replyTo.local)) return;
         if (++taken >= boot.ackEvery) flushAck();
       },
       onIdle() {

@@ -105,6 +105,8 @@ describe('crash detection and one_for_one restart', () => {
     await waitFor(() => reasons.length > 0, 'crash event');
     expect(reasons).toEqual(['throw']);
     expect(sys.threadIdOf(ref)).toBeUndefined();
+    // Nobody restarts it, so its mail is refused rather than buffered forever.
+    await expect(sys.ask(ref, { type: 'echo', v: 1 }, 5_000)).rejects.toMatchObject({ code: 'BATON_ERR_ACTOR_DEAD' });
   });
 });
 
