@@ -33,6 +33,7 @@ import { checkVersion, pickAlpn, pickCipherSuite, pickGroup, retriedShare } from
 import { selectPsk } from './handshake/psk.js';
 import { encodeTicketContents } from './session/ticket.js';
 import {
+  badSnapshotField,
   SNAPSHOT_FORMAT,
   SNAPSHOT_VERSION,
   type EngineState,
@@ -160,6 +161,8 @@ export class TlsServerEngine {
       );
     }
     const { format: _f, version: _v, ...state } = structuredClone(snapshot);
+    const bad = badSnapshotField(state as unknown as Record<string, unknown>);
+    if (bad) throw new SnapshotError(`snapshot field "${bad}" is missing or malformed`);
     return new TlsServerEngine(config, deps, state as EngineState);
   }
 
@@ -686,9 +689,17 @@ export class TlsServerEngine {
     this.emit(concat([header, content]), out);
   }
 
-  private emit(record: Uint8Array, out: Output): void {
-    this.s.counters.bytesToClient += record.length;
-    out.toClient.push(record);
+  /** Hands bytes to the client: a whole plaintext record, or the pieces of a sealed one. */
+  private emit(record: Uint8Array | readonly Uint8Array[], out: Output): void {
+    if (record instanceof Uint8Array) {
+      this.s.counters.bytesToClient += record.length;
+      out.toClient.push(record);
+      return;
+    }
+    for (const piece of record) {
+      this.s.counters.bytesToClient += piece.length;
+      out.toClient.push(piece);
+    }
   }
 
   private sendAlert(out: Output, alert: AlertName, level: 1 | 2): void {

@@ -104,3 +104,61 @@ export interface TlsSnapshot extends EngineState {
   readonly format: typeof SNAPSHOT_FORMAT;
   readonly version: number;
 }
+
+const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array;
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isBool = (v: unknown): v is boolean => typeof v === 'boolean';
+
+function trafficOk(t: unknown): boolean {
+  if (t === null) return true;
+  const x = t as TrafficState;
+  return typeof x === 'object' && isBytes(x.secret) && typeof x.seq === 'bigint' && isNum(x.generation) && isBool(x.application);
+}
+
+function handshakeOk(h: unknown): boolean {
+  const x = h as Record<string, unknown> | null;
+  if (!x || typeof x !== 'object') return false;
+  switch (x.kind) {
+    case 'expectClientHello':
+    case 'established':
+      return true;
+    case 'closed':
+      return isBool(x.error);
+    case 'expectRetriedClientHello':
+      return isNum(x.cipherSuite) && typeof x.group === 'string' && isBytes(x.transcript) && isBool(x.sentChangeCipherSpec) && (x.cookie === null || isBytes(x.cookie));
+    case 'expectFinished':
+      return isBytes(x.transcript) && isBytes(x.clientHandshakeSecret) && isBytes(x.masterSecret) && isBytes(x.clientApplicationSecret);
+    default:
+      return false;
+  }
+}
+
+/**
+ * Checks that a decoded snapshot has the shape of {@link EngineState}, so a
+ * corrupt one is refused at restore rather than failing later inside receive().
+ * Returns the name of the first bad field, or null.
+ */
+export function badSnapshotField(s: Record<string, unknown>): string | null {
+  const n = s.negotiated as Negotiated | null;
+  const c = s.counters as Counters | undefined;
+  const checks: [string, boolean][] = [
+    ['handshake', handshakeOk(s.handshake)],
+    ['negotiated', n === null || (typeof n === 'object' && isNum(n.cipherSuite) && isBytes(n.clientRandom) && isNum(n.maxRecordPlaintext))],
+    ['read', trafficOk(s.read) && (s.read === null || n !== null)],
+    ['write', trafficOk(s.write) && (s.write === null || n !== null)],
+    ['seed', s.seed === null || isBytes(s.seed)],
+    ['resumptionMasterSecret', s.resumptionMasterSecret === null || isBytes(s.resumptionMasterSecret)],
+    ['ticketsIssued', isNum(s.ticketsIssued)],
+    ['handshakeTimeMs', isNum(s.handshakeTimeMs)],
+    ['pendingRecord', isBytes(s.pendingRecord)],
+    ['pendingHandshake', isBytes(s.pendingHandshake)],
+    ['earlyDataBudget', isNum(s.earlyDataBudget)],
+    ['pendingSend', Array.isArray(s.pendingSend) && s.pendingSend.every(isBytes)],
+    ['readClosed', isBool(s.readClosed)],
+    ['writeClosed', isBool(s.writeClosed)],
+    ['awaitingPeerKeyUpdate', isBool(s.awaitingPeerKeyUpdate)],
+    ['counters', !!c && typeof c === 'object' && isNum(c.bytesFromClient) && isNum(c.bytesToClient) && isNum(c.plaintextSent) && isNum(c.plaintextReceived)],
+  ];
+  for (const [name, ok] of checks) if (!ok) return name;
+  return null;
+}

@@ -113,7 +113,11 @@ export type TlsEvent =
 
 /** The result of one call into the engine. */
 export interface TlsOutput {
-  /** Records for the client, in order; write them as they are. */
+  /**
+   * Bytes for the client, in order; write them all, as they are. A sealed record
+   * comes as consecutive pieces (header, ciphertext, tag), so entries do not
+   * mark record boundaries.
+   */
   readonly toClient: Uint8Array[];
   /** Application data from the client, in order. */
   readonly plaintext: Uint8Array[];

@@ -8,7 +8,7 @@ import { createCipheriv, createDecipheriv, createSecretKey, type CipherGCMTypes,
 import { TlsError } from '../errors.js';
 import { trafficKeys } from './key-schedule.js';
 import type { Suite } from './suites.js';
-import { ContentType, MAX_PLAINTEXT, RECORD_HEADER_LEN } from '../wire/constants.js';
+import { ContentType, MAX_CIPHERTEXT, MAX_PLAINTEXT, RECORD_HEADER_LEN } from '../wire/constants.js';
 
 const TAG_LEN = 16;
 // The three AEADs share the GCM-shaped API (setAAD, getAuthTag); the cast only picks that overload.
@@ -48,29 +48,39 @@ abstract class RecordCipher {
 
 /** Seals records under one traffic secret. */
 export class RecordSealer extends RecordCipher {
+  /** TLSInnerPlaintext is assembled here so each record takes one `update()` call. */
+  private readonly inner = Buffer.allocUnsafeSlow(MAX_CIPHERTEXT - TAG_LEN);
+
   /**
-   * Seals `content` (at most 2^14 bytes) as one TLSCiphertext record of inner type `type`,
-   * header included, with `padding` zero bytes of TLSInnerPlaintext padding.
+   * Seals `content` (at most 2^14 bytes) as one TLSCiphertext record of inner type `type`
+   * with `padding` zero bytes of TLSInnerPlaintext padding. The record comes back as
+   * three consecutive pieces, header, ciphertext and tag, so no copy joins them:
+   * write them in order.
    */
-  seal(type: number, content: Uint8Array, padding = 0): Buffer {
+  seal(type: number, content: Uint8Array, padding = 0): [Buffer, Buffer, Buffer] {
+    // Section 5.2: a TLSCiphertext is at most 2^14 + 256 bytes. (The engine keeps the
+    // inner plaintext within 2^14 + 1; tests may go beyond to exercise a peer's checks.)
+    if (padding < 0 || content.length + 1 + padding + TAG_LEN > MAX_CIPHERTEXT) {
+      throw new RangeError('record exceeds 2^14 + 256 bytes');
+    }
     const innerLen = content.length + 1 + padding;
     const len = innerLen + TAG_LEN;
-    const out = Buffer.allocUnsafe(RECORD_HEADER_LEN + len);
-    out[0] = ContentType.application_data;
-    out[1] = 3;
-    out[2] = 3;
-    out[3] = len >>> 8;
-    out[4] = len & 0xff;
+    const header = Buffer.allocUnsafe(RECORD_HEADER_LEN);
+    header[0] = ContentType.application_data;
+    header[1] = 3;
+    header[2] = 3;
+    header[3] = len >>> 8;
+    header[4] = len & 0xff;
+    const inner = this.inner;
+    inner.set(content, 0);
+    inner[content.length] = type;
+    if (padding) inner.fill(0, content.length + 1, innerLen);
     const cipher = createCipheriv(this.suite.aead as CipherGCMTypes, this.key, this.nextNonce(), { authTagLength: TAG_LEN });
-    cipher.setAAD(out.subarray(0, RECORD_HEADER_LEN));
-    let at = RECORD_HEADER_LEN;
-    at += cipher.update(content).copy(out, at);
-    const trailer = Buffer.alloc(1 + padding);
-    trailer[0] = type;
-    at += cipher.update(trailer).copy(out, at);
-    at += cipher.final().copy(out, at);
-    cipher.getAuthTag().copy(out, at);
-    return out;
+    cipher.setAAD(header);
+    // update() returns fresh memory, so the scratch buffer never escapes.
+    const body = cipher.update(inner.subarray(0, innerLen));
+    cipher.final();
+    return [header, body, cipher.getAuthTag()];
   }
 }
 
