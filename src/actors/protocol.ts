@@ -20,8 +20,10 @@ export interface WorkerBoot {
   readonly exportName: string;
   /** msgpackr-encoded init args. */
   readonly args: Uint8Array;
-  /** How often the worker posts a Heartbeat. */
+  /** How often the worker beats into `heartbeat`. */
   readonly heartbeatMs: number;
+  /** Shared heartbeat cell (see watchdog.ts): the worker bumps a counter and its busy time. */
+  readonly heartbeat: Int32Array;
   /** Mailbox capacity the main thread enforces with credits. */
   readonly capacity: number;
   /** Post an Ack after this many processed messages (and whenever the mailbox drains). */
@@ -93,11 +95,6 @@ export interface ReadyFrame {
   readonly t: 'Ready';
   readonly threadId: number;
 }
-/** Liveness. `busyMs` is how long the current message has been in progress (0 when idle). */
-export interface HeartbeatFrame {
-  readonly t: 'Heartbeat';
-  readonly busyMs: number;
-}
 /** `n` more messages were taken out of the worker's mailbox: credit for the sender side. */
 export interface AckFrame {
   readonly t: 'Ack';
@@ -143,7 +140,6 @@ export type FromWorker =
   | AskFrame
   | ReplyFrame
   | ReadyFrame
-  | HeartbeatFrame
   | AckFrame
   | ArmedFrame
   | FaultFiredFrame

@@ -1,8 +1,9 @@
 /**
  * The heartbeat watchdog, only for hangs: worker `error`/`exit` events report every
- * other crash immediately. It fires when no heartbeat arrived for `deadlineMs` (a busy
- * loop starves the worker's timers) or when a heartbeat says one message has been in
- * progress longer than `messageDeadlineMs` (a stuck promise leaves the loop free).
+ * other crash immediately. It fires when the worker's heartbeat counter has not moved
+ * for `deadlineMs` (a busy loop starves the worker's timers) or when the worker reports
+ * one message in progress longer than `messageDeadlineMs` (a stuck promise leaves the
+ * loop free).
  */
 export interface WatchdogOptions {
   /** No heartbeat for this long means the worker's event loop is stuck. Default 1000. */
@@ -25,40 +26,63 @@ export function heartbeatInterval(deadlineMs: number): number {
   return Math.max(5, Math.floor(deadlineMs / 4));
 }
 
+/** Slots of the shared heartbeat cell: a counter the worker bumps, and its current busy time. */
+export const BEAT_COUNT = 0;
+export const BEAT_BUSY_MS = 1;
+
+/** The shared memory a worker beats into; the main thread only reads it. */
+export function heartbeatCell(): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(8));
+}
+
+/**
+ * Polls the worker's heartbeat cell. Liveness is read from shared memory rather
+ * than from messages, so a main thread that was itself busy (handshakes, socket
+ * bursts) never mistakes heartbeats still queued for it for a hung worker: a
+ * poll after a stall sees that the counter moved.
+ */
 export class Watchdog {
   private timer: NodeJS.Timeout | undefined;
-  private lastBeat = performance.now();
+  private lastCount: number;
+  private lastChange = performance.now();
   private readonly deadlineMs: number;
   private readonly messageDeadlineMs: number;
 
-  constructor(opts: WatchdogOptions, private readonly onHang: (r: HangReport) => void) {
+  constructor(
+    opts: WatchdogOptions,
+    private readonly cell: Int32Array,
+    private readonly onHang: (r: HangReport) => void,
+  ) {
     this.deadlineMs = opts.deadlineMs ?? DEFAULT_DEADLINE_MS;
     this.messageDeadlineMs = opts.messageDeadlineMs ?? DEFAULT_MESSAGE_DEADLINE_MS;
-    this.timer = setTimeout(() => this.expire(0), this.deadlineMs);
+    this.lastCount = Atomics.load(cell, BEAT_COUNT);
+    this.timer = setInterval(() => this.check(), heartbeatInterval(this.deadlineMs));
     // Supervision must not keep a process alive on its own.
     this.timer.unref();
   }
 
-  /** A heartbeat arrived; `busyMs` is how long the current message has been running. */
-  beat(busyMs: number): void {
-    if (this.timer === undefined) return;
-    this.lastBeat = performance.now();
-    if (busyMs > this.messageDeadlineMs) {
-      this.expire(busyMs);
+  private check(): void {
+    const now = performance.now();
+    const count = Atomics.load(this.cell, BEAT_COUNT);
+    if (count !== this.lastCount) {
+      this.lastCount = count;
+      this.lastChange = now;
+      const busyMs = Atomics.load(this.cell, BEAT_BUSY_MS);
+      if (busyMs > this.messageDeadlineMs) this.expire(busyMs);
       return;
     }
-    this.timer.refresh();
+    if (now - this.lastChange >= this.deadlineMs) this.expire(0);
   }
 
   /** Idempotent. */
   stop(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
   }
 
   private expire(busyMs: number): void {
     if (this.timer === undefined) return;
     this.stop();
-    this.onHang({ silentMs: Math.round(performance.now() - this.lastBeat), busyMs });
+    this.onHang({ silentMs: Math.round(performance.now() - this.lastChange), busyMs });
   }
 }

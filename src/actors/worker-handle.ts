@@ -12,7 +12,7 @@ import { ActorError, type ActorErrorCode } from './errors.js';
 import type { ArmOptions, FaultKind } from './faults.js';
 import { decodeHeader, encodeFrame, encodeValue, postFrame, type FromWorker, type WorkerBoot } from './protocol.js';
 import { refOf, type ActorRef } from './ref.js';
-import { heartbeatInterval, Watchdog, type WatchdogOptions } from './watchdog.js';
+import { heartbeatCell, heartbeatInterval, Watchdog, type WatchdogOptions } from './watchdog.js';
 
 /** How to run an actor module on a worker thread. */
 export interface WorkerActorOptions {
@@ -107,6 +107,8 @@ export class WorkerHandle {
   readonly capacity: number;
 
   private state: State = { kind: 'idle' };
+  /** This incarnation's shared heartbeat cell (a fresh one per start). */
+  private heartbeat: Int32Array = heartbeatCell();
   private readonly moduleUrl: string;
   private readonly bootArgs: Uint8Array;
   private inflight = 0;
@@ -149,6 +151,7 @@ export class WorkerHandle {
     const p = new Promise<number>((resolve, reject) => this.startWaiters.push({ resolve, reject }));
     if (s.kind === 'starting') return p;
     this.lastFault = undefined;
+    this.heartbeat = heartbeatCell();
     const wd = this.opts.watchdog;
     const boot: WorkerBoot = {
       actorId: this.id,
@@ -156,6 +159,7 @@ export class WorkerHandle {
       exportName: this.opts.exportName ?? 'default',
       args: this.bootArgs,
       heartbeatMs: heartbeatInterval(wd === false ? 1_000 : (wd?.deadlineMs ?? 1_000)),
+      heartbeat: this.heartbeat,
       capacity: this.capacity,
       ackEvery: Math.max(1, Math.floor(this.capacity / 4)),
       terminateWaitMs: 10_000,
@@ -362,9 +366,6 @@ export class WorkerHandle {
   private onFrame(frame: Uint8Array): void {
     const { header, payloadAt } = decodeHeader<FromWorker>(frame);
     switch (header.t) {
-      case 'Heartbeat':
-        if (this.state.kind === 'running') this.state.watchdog?.beat(header.busyMs);
-        return;
       case 'Ack':
         this.inflight = Math.max(0, this.inflight - header.n);
         this.wakeDrainWaiters();
@@ -401,7 +402,7 @@ export class WorkerHandle {
     clearTimeout(s.timer);
     const wd = this.opts.watchdog;
     const watchdog =
-      wd === false ? undefined : new Watchdog(wd ?? {}, (r) => this.kill({ kind: 'hang', silentMs: r.silentMs, busyMs: r.busyMs }));
+      wd === false ? undefined : new Watchdog(wd ?? {}, this.heartbeat, (r) => this.kill({ kind: 'hang', silentMs: r.silentMs, busyMs: r.busyMs }));
     this.state = { kind: 'running', worker: s.worker, threadId, watchdog };
     this.lastThreadId = threadId;
     const queued = this.buffered;

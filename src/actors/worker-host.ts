@@ -12,6 +12,7 @@ import type { ActorBehaviour, ActorContext, PoolTask, Replier } from './actor.js
 import { ActorError, type ActorErrorCode } from './errors.js';
 import { arm, exhaustMemory, hit, INJECTED_EXIT_CODE, spin, type ArmedTable, type FaultKind } from './faults.js';
 import { Mailbox } from './mailbox.js';
+import { BEAT_BUSY_MS, BEAT_COUNT } from './watchdog.js';
 import {
   decodeHeader,
   decodePayload,
@@ -270,7 +271,8 @@ async function main(): Promise<void> {
   });
 
   const heartbeat = setInterval(() => {
-    postHeader({ t: 'Heartbeat', busyMs: Math.round(mailbox.busyMs()) });
+    Atomics.store(boot.heartbeat, BEAT_BUSY_MS, Math.round(mailbox.busyMs()));
+    Atomics.add(boot.heartbeat, BEAT_COUNT, 1);
   }, boot.heartbeatMs);
   postHeader({ t: 'Ready', threadId });
 }
