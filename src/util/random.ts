@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 
 /**
  * Where every random value comes from. Injected everywhere so that a run is
@@ -15,26 +15,13 @@ export const systemRandom: RandomSource = {
 };
 
 /**
- * A deterministic source for tests and benchmarks: SHA-256 in counter mode over
- * a seed. Not for production keys.
+ * A deterministic source for tests, benchmarks and the demo's traffic: the
+ * AES-128-CTR keystream under a key hashed from the seed. Not for production keys.
  */
 export function seededRandom(seed: string | Uint8Array): RandomSource {
-  let counter = 0;
-  let pool = new Uint8Array(0);
+  const key = createHash('sha256').update(seed).digest().subarray(0, 16);
+  const stream = createCipheriv('aes-128-ctr', key, Buffer.alloc(16));
   return {
-    bytes(n: number): Uint8Array {
-      const out = new Uint8Array(n);
-      let filled = 0;
-      while (filled < n) {
-        if (pool.length === 0) {
-          pool = new Uint8Array(createHash('sha256').update(seed).update(String(counter++)).digest());
-        }
-        const take = Math.min(pool.length, n - filled);
-        out.set(pool.subarray(0, take), filled);
-        pool = pool.subarray(take);
-        filled += take;
-      }
-      return out;
-    },
+    bytes: (n: number) => new Uint8Array(stream.update(Buffer.alloc(n))),
   };
 }
