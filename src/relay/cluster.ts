@@ -20,6 +20,8 @@ export interface ClusterOptions {
   /** Shared ticket keys; fresh random ones when absent. Secret. */
   readonly ticketKeys?: TicketKeys;
   readonly alpn?: readonly string[];
+  /** Records under one key before a relay starts a KeyUpdate (lower it to exercise KeyUpdate). */
+  readonly keyUpdateAfterRecords?: number;
   /** Replication batching, or false to run without replicas (no takeover). */
   readonly replication?: RelaySettings['replication'] | false;
   /** Heartbeat deadline after which a silent relay is declared hung. Default 1000 ms. */
@@ -68,6 +70,7 @@ export class Cluster {
         certificates: opts.certificates,
         ticketKeys: opts.ticketKeys ?? { current: { id: randomBytes(16), secret: randomBytes(32) } },
         ...(opts.alpn ? { alpn: opts.alpn } : {}),
+        ...(opts.keyUpdateAfterRecords ? { keyUpdateAfterRecords: opts.keyUpdateAfterRecords } : {}),
         replication: opts.replication || DEFAULT_REPLICATION,
       };
       const names = Array.from({ length: opts.relays }, (_, i) => `relay-${i}`);

@@ -23,22 +23,24 @@ export interface GatewayOptions {
   readonly backend: HostPort;
   /** Retained input per connection above which reading pauses until replication frees it. */
   readonly retainedLimitBytes: number;
-  /** A connection whose owner crashes this many times within `poisonWindowMs` is quarantined. */
+  /**
+   * A connection whose input is in flight at this many owner crashes in a row, each
+   * while the previous takeover was still replaying it, is poison: quarantined.
+   */
   readonly poisonCrashes: number;
-  readonly poisonWindowMs: number;
   /** Place a replica for every connection (false: no replication, no takeover). */
   readonly replication: boolean;
 }
 
-export const DEFAULT_GATEWAY = { retainedLimitBytes: 4 << 20, poisonCrashes: 2, poisonWindowMs: 10_000 } as const;
+export const DEFAULT_GATEWAY = { retainedLimitBytes: 4 << 20, poisonCrashes: 2 } as const;
 
 /** A relay as the gateway sees it. */
 interface RelaySlot {
   readonly name: string;
   ref: ActorRef<RelayMsg>;
   up: boolean;
-  /** Connections waiting for this relay's mailbox to drain. */
-  readonly waiting: Set<Conn>;
+  /** Messages waiting for room in the relay's mailbox, in order: nothing is dropped or reordered. */
+  backlog: RelayMsg[];
   draining: boolean;
 }
 
@@ -71,11 +73,29 @@ interface Conn {
   peerClosed: boolean;
   engineClosed: boolean;
   pausedForRetained: boolean;
-  /** When this connection was a suspect of an owner crash (poison detection). */
-  crashTimes: number[];
+  /** Owner crashes in a row with this connection's input in flight (poison detection). */
+  strikes: number;
+  /** After a takeover: the last replayed input; the connection is recovering until its output arrives. */
+  recoverUntil: number;
   /** Detection time and crash kind of a takeover in progress, for latency. */
   takeover: { readonly since: number; readonly kind: string } | null;
   done: boolean;
+}
+
+/** What `connections()` tells of one connection. */
+export interface ConnectionInfo {
+  readonly id: string;
+  readonly owner: string;
+  readonly replica: string | null;
+  readonly epoch: number;
+  readonly handshakeDone: boolean;
+  /** Inputs received so far, handed to the owner, answered by it, covered by the replica. */
+  readonly inputs: number;
+  readonly sentUpTo: number;
+  readonly outputUpTo: number;
+  readonly replicatedUpTo: number;
+  readonly retainedBytes: number;
+  readonly heldOutputs: number;
 }
 
 export interface TakeoverSample {
@@ -132,7 +152,7 @@ export class Gateway {
       slot.ref = ref;
       slot.up = true;
     } else {
-      this.relays.set(name, { name, ref, up: true, waiting: new Set(), draining: false });
+      this.relays.set(name, { name, ref, up: true, backlog: [], draining: false });
     }
     const up = this.relays.get(name)!;
     // Connections left without a replica get this relay.
@@ -166,6 +186,23 @@ export class Gateway {
       if (c.replica) m.get(c.replica.name)!.replicas++;
     }
     return m;
+  }
+
+  /** Every live connection's placement and progress (public facts only). */
+  connections(): ConnectionInfo[] {
+    return [...this.conns.values()].map((c) => ({
+      id: c.id,
+      owner: c.owner.name,
+      replica: c.replica?.name ?? null,
+      epoch: c.epoch,
+      handshakeDone: c.handshakeDone,
+      inputs: c.retained.next - 1,
+      sentUpTo: c.sentUpTo,
+      outputUpTo: c.outputUpTo,
+      replicatedUpTo: c.replicatedUpTo,
+      retainedBytes: c.retained.bytes,
+      heldOutputs: c.held.length,
+    }));
   }
 
   // ---- connections ----
@@ -213,7 +250,8 @@ export class Gateway {
       peerClosed: false,
       engineClosed: false,
       pausedForRetained: false,
-      crashTimes: [],
+      strikes: 0,
+      recoverUntil: 0,
       takeover: null,
       done: false,
     };
@@ -246,47 +284,53 @@ export class Gateway {
     this.pump(c);
   }
 
-  /** Hands the owner every retained input it has not had yet, as its mailbox allows. */
+  /** Hands the owner every retained input it has not had yet. */
   private pump(c: Conn): void {
-    const owner = c.owner;
-    while (!c.done && owner.up && c.sentUpTo < c.retained.next - 1) {
+    while (!c.done && c.owner.up && c.sentUpTo < c.retained.next - 1) {
       const item = c.retained.at(c.sentUpTo + 1);
       if (!item) break;
-      const r = this.tell(owner, { t: 'Input', conn: c.id, epoch: c.epoch, seq: item.seq, kind: item.kind, bytes: item.bytes });
-      if (r === 'full') {
-        owner.waiting.add(c);
-        this.awaitDrain(owner);
-        return;
-      }
-      if (r === 'dead') return; // takeover will re-route and replay
+      this.tell(c.owner, { t: 'Input', conn: c.id, epoch: c.epoch, seq: item.seq, kind: item.kind, bytes: item.bytes });
       c.sentUpTo = item.seq;
+    }
+  }
+
+  /**
+   * Sends to a relay in order; a full mailbox queues the message until it drains.
+   * (Memory stays bounded: each connection's unacknowledged input is capped by
+   * `retainedLimitBytes`, beyond which its sockets stop being read.)
+   */
+  private tell(slot: RelaySlot, msg: RelayMsg): void {
+    if (!slot.up) return; // a takeover re-sends what matters
+    if (slot.backlog.length === 0 && this.trySend(slot, msg)) return;
+    slot.backlog.push(msg);
+    this.awaitDrain(slot);
+  }
+
+  private trySend(slot: RelaySlot, msg: RelayMsg): boolean {
+    try {
+      this.system.tell(slot.ref, msg);
+      return true;
+    } catch (e) {
+      if (e instanceof ActorError && e.code === 'BATON_ERR_MAILBOX_FULL') return false;
+      return true; // dead: the crash path takes over from here
     }
   }
 
   private awaitDrain(slot: RelaySlot): void {
     if (slot.draining) return;
     slot.draining = true;
-    this.system.drained(slot.ref).then(
+    const ref = slot.ref;
+    this.system.drained(ref).then(
       () => {
         slot.draining = false;
-        const waiting = [...slot.waiting];
-        slot.waiting.clear();
-        for (const c of waiting) if (c.owner === slot) this.pump(c);
+        if (!slot.up || slot.ref !== ref) return;
+        while (slot.backlog.length && this.trySend(slot, slot.backlog[0]!)) slot.backlog.shift();
+        if (slot.backlog.length) this.awaitDrain(slot);
       },
       () => {
         slot.draining = false;
       },
     );
-  }
-
-  private tell(slot: RelaySlot, msg: RelayMsg): 'ok' | 'full' | 'dead' {
-    try {
-      this.system.tell(slot.ref, msg);
-      return 'ok';
-    } catch (e) {
-      if (e instanceof ActorError && e.code === 'BATON_ERR_MAILBOX_FULL') return 'full';
-      return 'dead';
-    }
   }
 
   private connectBackend(c: Conn): void {
@@ -327,11 +371,17 @@ export class Gateway {
     // Fencing: a message of an older epoch comes from a relay that no longer owns the connection.
     if (!c || c.done || msg.epoch !== c.epoch) return;
     switch (msg.t) {
-      case 'Output':
+      case 'Promoted':
         if (c.takeover) {
           this.stats.takeoverSamples.push({ kind: c.takeover.kind, ms: Date.now() - c.takeover.since });
           c.takeover = null;
         }
+        // Held output of the dead owner stays valid up to the state the new owner restored;
+        // past it the new owner recomputes it (a flight past it would even differ: new randoms).
+        c.held = c.held.filter((o) => o.epoch === c.epoch || o.seq <= msg.upTo);
+        this.releaseHeld(c);
+        break;
+      case 'Output':
         c.outputUpTo = Math.max(c.outputUpTo, msg.seq);
         if ((msg.gated && msg.seq > c.replicatedUpTo) || c.held.length) c.held.push(msg);
         else this.apply(c, msg);
@@ -421,7 +471,7 @@ export class Gateway {
     const dead = this.relays.get(name);
     if (!dead) return;
     dead.up = false;
-    dead.waiting.clear();
+    dead.backlog = [];
     const now = crash.detectedAt;
     for (const c of [...this.conns.values()]) {
       if (c.owner === dead) this.takeOver(c, crash, now);
@@ -440,13 +490,14 @@ export class Gateway {
       this.finish(c);
       return;
     }
-    // A connection with input in flight when its owner died is a suspect (poison).
-    if (c.outputUpTo < c.sentUpTo) c.crashTimes = [...c.crashTimes.filter((t) => now - t < this.opts.poisonWindowMs), now];
-    const quarantine = c.crashTimes.length >= this.opts.poisonCrashes;
+    // A connection with input in flight when its owner died is a suspect; if it was
+    // still being replayed after the previous takeover, its input crashed two owners.
+    if (c.outputUpTo < c.sentUpTo) c.strikes = c.outputUpTo < c.recoverUntil ? c.strikes + 1 : 1;
+    const quarantine = c.strikes >= this.opts.poisonCrashes;
     c.epoch++;
     c.owner = next;
     c.replica = this.pickReplica(next);
-    c.held = [];
+    c.recoverUntil = c.sentUpTo;
     c.sentUpTo = c.replicatedUpTo;
     c.takeover = { since: now, kind: crash.reason.kind };
     this.stats.takeovers++;

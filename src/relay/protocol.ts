@@ -52,7 +52,8 @@ export type ConnectionEvent =
 /** Messages to the gateway. */
 export type GatewayMsg =
   /**
-   * The owner's output for input `seq` (0 for output not caused by an input).
+   * The owner's output for input `seq`, posted for every input (even when empty),
+   * so the gateway knows what was processed.
    * Offsets are the engine's counters before this output, so the gateway can skip
    * bytes it already wrote when a new owner replays.
    */
@@ -69,5 +70,7 @@ export type GatewayMsg =
       /** Hold until the replica acknowledges a state covering `seq` (handshake clustering). */
       readonly gated: boolean;
     }
+  /** New owner -> gateway: the replicated state is restored; replayed inputs follow. */
+  | { readonly t: 'Promoted'; readonly conn: string; readonly epoch: number; readonly upTo: number }
   /** Replica -> gateway: a state covering inputs up to `upTo` is held. */
   | { readonly t: 'Replicated'; readonly conn: string; readonly epoch: number; readonly upTo: number; readonly relay: string };

@@ -106,7 +106,6 @@ function joined(parts: readonly Uint8Array[]): Uint8Array | null {
 /** Posts the engine's output for input `seq` to the gateway. */
 function post(s: RelayState, ctx: ActorContext, conn: string, o: Owned, seq: number, before: { client: number; backend: number }, out: TlsOutput, gated: boolean): void {
   const events = gatewayEvents(out.events);
-  if (out.toClient.length === 0 && out.plaintext.length === 0 && events.length === 0 && !gated) return;
   ctx.tell(s.gateway, {
     t: 'Output',
     conn,
@@ -217,8 +216,7 @@ function onPromote(s: RelayState, ctx: ActorContext, msg: Extract<RelayMsg, { t:
     forget(s, msg.conn);
     return;
   }
-  // Tell the gateway where this state stands, so it replays only what follows.
-  ctx.tell(s.gateway, { t: 'Replicated', conn: msg.conn, epoch: msg.epoch, upTo: o.lastSeq, relay: s.name });
+  ctx.tell(s.gateway, { t: 'Promoted', conn: msg.conn, epoch: msg.epoch, upTo: o.lastSeq });
   replicate(s, ctx, msg.conn, o);
 }
 
@@ -269,6 +267,17 @@ export default defineActor<RelayMsg, RelayState, RelayArgs>({
         forget(s, msg.conn);
         return;
     }
+  },
+  undelivered(msg, _to, _code, s, ctx) {
+    // A refused Replicate must be retried: a gated flight waits for its acknowledgement.
+    const m = msg as RelayMsg;
+    if (m.t !== 'Replicate') return;
+    const o = s.owned.get(m.conn);
+    if (!o || o.epoch !== m.epoch || o.timer) return;
+    o.timer = setTimeout(() => {
+      o.timer = null;
+      if (s.owned.get(m.conn) === o) replicate(s, ctx, m.conn, o);
+    }, s.settings.replication.batchDelayMs);
   },
   stop(s) {
     for (const conn of [...s.owned.keys()]) forget(s, conn);

@@ -20,6 +20,8 @@ export interface RelaySettings {
   readonly alpn?: readonly string[];
   readonly cipherSuites?: readonly CipherSuiteName[];
   readonly groups?: readonly GroupName[];
+  /** Records under one key before the relay starts a KeyUpdate (engine default when absent). */
+  readonly keyUpdateAfterRecords?: number;
   readonly replication: {
     /** Replicate after this many inputs... */
     readonly batchInputs: number;
@@ -41,5 +43,6 @@ export function relayTlsConfig(
     ...(settings.alpn ? { alpn: settings.alpn } : {}),
     ...(settings.cipherSuites ? { cipherSuites: settings.cipherSuites } : {}),
     ...(settings.groups ? { groups: settings.groups } : {}),
+    ...(settings.keyUpdateAfterRecords ? { keyUpdateAfterRecords: settings.keyUpdateAfterRecords } : {}),
   };
 }
