@@ -22,6 +22,8 @@ export interface ClusterOptions {
   readonly alpn?: readonly string[];
   /** Records under one key before a relay starts a KeyUpdate (lower it to exercise KeyUpdate). */
   readonly keyUpdateAfterRecords?: number;
+  /** Reproducible randomness and clock for tests (see RelaySettings.reproducible); also numbers connections. */
+  readonly reproducible?: RelaySettings['reproducible'];
   /** Replication batching, or false to run without replicas (no takeover). */
   readonly replication?: RelaySettings['replication'] | false;
   /** Heartbeat deadline after which a silent relay is declared hung. Default 1000 ms. */
@@ -56,6 +58,7 @@ export class Cluster {
         listen: opts.listen,
         backend: opts.backend,
         replication: opts.replication !== false,
+        ...(opts.reproducible ? { connectionId: (n: number) => `c${n}` } : {}),
       });
       const gatewayRef = await system.spawnLocal<GatewayMsg, null, null>(
         defineActor<GatewayMsg, null, null>({
@@ -72,6 +75,7 @@ export class Cluster {
         ...(opts.alpn ? { alpn: opts.alpn } : {}),
         ...(opts.keyUpdateAfterRecords ? { keyUpdateAfterRecords: opts.keyUpdateAfterRecords } : {}),
         replication: opts.replication || DEFAULT_REPLICATION,
+        ...(opts.reproducible ? { reproducible: opts.reproducible } : {}),
       };
       const names = Array.from({ length: opts.relays }, (_, i) => `relay-${i}`);
       const refs = new Map<string, ActorRef<RelayMsg>>();

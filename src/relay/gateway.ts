@@ -30,6 +30,8 @@ export interface GatewayOptions {
   readonly poisonCrashes: number;
   /** Place a replica for every connection (false: no replication, no takeover). */
   readonly replication: boolean;
+  /** Connection ids; default random (nanoid). Reproducible runs number them. */
+  readonly connectionId?: (n: number) => string;
 }
 
 export const DEFAULT_GATEWAY = { retainedLimitBytes: 4 << 20, poisonCrashes: 2 } as const;
@@ -230,7 +232,7 @@ export class Gateway {
     }
     const owner = up[this.nextOwner++ % up.length]!;
     const c: Conn = {
-      id: newId('c_'),
+      id: this.opts.connectionId?.(this.stats.connectionsOpened) ?? newId('c_'),
       epoch: 1,
       owner,
       replica: this.pickReplica(owner),

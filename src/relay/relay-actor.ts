@@ -18,7 +18,7 @@ import {
 } from '../tls/index.js';
 import { concat } from '../util/bytes.js';
 import { systemClock } from '../util/clock.js';
-import { systemRandom } from '../util/random.js';
+import { seededRandom, systemRandom } from '../util/random.js';
 import type { ConnectionEvent, GatewayMsg, RelayMsg } from './protocol.js';
 import { relayTlsConfig, type RelaySettings } from './settings.js';
 
@@ -67,9 +67,19 @@ interface RelayState {
   readonly gateway: ActorRef<GatewayMsg>;
   readonly settings: RelaySettings;
   readonly config: TlsServerConfig;
-  readonly deps: TlsDeps;
+  /** The engine's injected randomness and clock for one connection. */
+  readonly deps: (conn: string) => TlsDeps;
   readonly owned: Map<string, Owned>;
   readonly replicas: Map<string, Replica>;
+}
+
+function engineDeps(settings: RelaySettings): (conn: string) => TlsDeps {
+  const r = settings.reproducible;
+  if (!r) {
+    const deps = { random: systemRandom, clock: systemClock };
+    return () => deps;
+  }
+  return (conn) => ({ random: seededRandom(`${r.seed}/${conn}`), clock: { now: () => r.clockMs } });
 }
 
 function gatewayEvents(events: readonly TlsEvent[]): ConnectionEvent[] {
@@ -206,8 +216,8 @@ function onPromote(s: RelayState, ctx: ActorContext, msg: Extract<RelayMsg, { t:
   const held = s.replicas.get(msg.conn);
   s.replicas.delete(msg.conn);
   const engine = held
-    ? TlsServerEngine.restore(decodeSnapshot(held.snapshot), s.config, s.deps)
-    : TlsServerEngine.create(s.config, s.deps);
+    ? TlsServerEngine.restore(decodeSnapshot(held.snapshot), s.config, s.deps(msg.conn))
+    : TlsServerEngine.create(s.config, s.deps(msg.conn));
   const o: Owned = { engine, epoch: msg.epoch, lastSeq: held?.upTo ?? 0, replica: msg.replica, unreplicated: 0, timer: null };
   s.owned.set(msg.conn, o);
   if (msg.quarantine) {
@@ -228,7 +238,7 @@ export default defineActor<RelayMsg, RelayState, RelayArgs>({
       gateway: args.gateway,
       settings: args.settings,
       config: relayTlsConfig(args.settings, loadCertifiedKey),
-      deps: { random: systemRandom, clock: systemClock },
+      deps: engineDeps(args.settings),
       owned: new Map(),
       replicas: new Map(),
     };
@@ -237,7 +247,7 @@ export default defineActor<RelayMsg, RelayState, RelayArgs>({
     switch (msg.t) {
       case 'Open':
         s.owned.set(msg.conn, {
-          engine: TlsServerEngine.create(s.config, s.deps),
+          engine: TlsServerEngine.create(s.config, s.deps(msg.conn)),
           epoch: msg.epoch,
           lastSeq: 0,
           replica: msg.replica,

@@ -22,6 +22,12 @@ export interface RelaySettings {
   readonly groups?: readonly GroupName[];
   /** Records under one key before the relay starts a KeyUpdate (engine default when absent). */
   readonly keyUpdateAfterRecords?: number;
+  /**
+   * Reproducible runs (tests, debugging): each connection's randomness is a keystream
+   * seeded from `seed` and its id, and the clock stands still at `clockMs`. Never in
+   * production: it makes server randoms and ephemeral keys predictable.
+   */
+  readonly reproducible?: { readonly seed: string; readonly clockMs: number };
   readonly replication: {
     /** Replicate after this many inputs... */
     readonly batchInputs: number;
