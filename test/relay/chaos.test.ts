@@ -39,10 +39,10 @@ const SCHEDULE: readonly Crash[] = [
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until(what: string, cond: () => boolean, timeoutMs: number): Promise<void> {
+async function until(what: string | (() => string), cond: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
     await sleep(20);
   }
 }
@@ -98,7 +98,11 @@ describe('chaos: crashes under load never reach a client', () => {
     let victimIndex = 0;
     for (const step of SCHEDULE) {
       // Wait until every relay is back, so each crash has a live replica to fail over to.
-      await until('all relays up', () => cluster.relayNames.every((n) => cluster.threadIdOf(n) !== undefined), 20_000);
+      await until(
+        () => `all relays up: ${JSON.stringify(events.slice(-3))}`,
+        () => cluster.relayNames.every((n) => cluster.threadIdOf(n) !== undefined),
+        60_000,
+      );
       await sleep(150);
       const victim = cluster.relayNames[victimIndex++ % 3]!;
       const before = crashed();
@@ -113,7 +117,7 @@ describe('chaos: crashes under load never reach a client', () => {
         }
       }
       await until(`crash ${step.how}/${step.kind} of ${victim}`, () => crashed() > before, 20_000);
-      await until(`restart of ${victim}`, () => restarted() > restartsBefore, 20_000);
+      await until(`restart of ${victim}`, () => restarted() > restartsBefore, 60_000);
     }
     while (clients.length < CLIENTS) await connectClient();
     await sleep(300);
