@@ -451,7 +451,10 @@ async function throughputRun(relays: number, replication: boolean, shim = false)
     };
   } finally {
     await load.close();
-    await cluster?.close();
+    // Bounded: a stalled gateway must not hang the bench.
+    if (cluster && !(await Promise.race([cluster.close().then(() => true), sleep(10_000).then(() => false)]))) {
+      console.error(`  (cluster of ${relays} relays, replication ${replication ? 'on' : 'off'}, did not close within 10 s; moving on)`);
+    }
   }
 }
 
