@@ -30,11 +30,16 @@ export interface GatewayOptions {
   readonly poisonCrashes: number;
   /** Place a replica for every connection (false: no replication, no takeover). */
   readonly replication: boolean;
+  /** Inputs handed to a connection's owner ahead of its output. */
+  readonly maxInFlight: number;
   /** Connection ids; default random (nanoid). Reproducible runs number them. */
   readonly connectionId?: (n: number) => string;
 }
 
-export const DEFAULT_GATEWAY = { retainedLimitBytes: 4 << 20, poisonCrashes: 2 } as const;
+/** How long an ended client socket may wait for the peer's end of stream. */
+const LINGER_MS = 5_000;
+
+export const DEFAULT_GATEWAY = { retainedLimitBytes: 4 << 20, poisonCrashes: 2, maxInFlight: 8 } as const;
 
 /** A relay as the gateway sees it. */
 interface RelaySlot {
@@ -74,7 +79,13 @@ interface Conn {
   handshakeDone: boolean;
   peerClosed: boolean;
   engineClosed: boolean;
+  /** TCP end of stream from the client, and the backend's end of stream as input number. */
+  clientEnded: boolean;
+  backendEndSeq: number;
+  /** Backpressure: too much unacknowledged input, or a socket that stopped accepting writes. */
   pausedForRetained: boolean;
+  clientFull: boolean;
+  backendFull: boolean;
   /** Owner crashes in a row with this connection's input in flight (poison detection). */
   strikes: number;
   /** After a takeover: the last replayed input; the connection is recovering until its output arrives. */
@@ -126,6 +137,8 @@ export class Gateway {
   private server: net.Server | null = null;
   private readonly relays = new Map<string, RelaySlot>();
   private readonly conns = new Map<string, Conn>();
+  /** Every client socket still open, lingering ones included, for close(). */
+  private readonly sockets = new Set<net.Socket>();
   private nextOwner = 0;
   readonly stats: GatewayStats = {
     connectionsOpened: 0,
@@ -225,6 +238,8 @@ export class Gateway {
   }
 
   private accept(client: net.Socket): void {
+    this.sockets.add(client);
+    client.once('close', () => this.sockets.delete(client));
     const up = this.upRelays();
     if (up.length === 0) {
       client.destroy();
@@ -251,7 +266,11 @@ export class Gateway {
       handshakeDone: false,
       peerClosed: false,
       engineClosed: false,
+      clientEnded: false,
+      backendEndSeq: 0,
       pausedForRetained: false,
+      clientFull: false,
+      backendFull: false,
       strikes: 0,
       recoverUntil: 0,
       takeover: null,
@@ -267,12 +286,18 @@ export class Gateway {
       if (records) this.input(c, 'client', records);
     });
     client.on('end', () => {
-      // TCP end without close_notify is a truncation; either way the client sends no more.
-      if (!c.engineClosed) this.finish(c);
+      // The client sends no more (after close_notify, or a truncation without it): end the
+      // backend's input, and keep relaying its answer until it ends too (half-close).
+      c.clientEnded = true;
+      if (c.backendConnected) c.backend!.end();
+      this.maybeFinish(c);
     });
     client.on('error', () => this.finish(c));
     client.on('close', () => this.finish(c));
-    client.on('drain', () => c.backend?.resume());
+    client.on('drain', () => {
+      c.clientFull = false;
+      this.flow(c);
+    });
   }
 
   private input(c: Conn, kind: InputKind, bytes: Buffer | null): void {
@@ -280,15 +305,18 @@ export class Gateway {
     c.retained.push(kind, bytes);
     if (c.retained.bytes > this.opts.retainedLimitBytes && !c.pausedForRetained) {
       c.pausedForRetained = true;
-      c.client.pause();
-      c.backend?.pause();
+      this.flow(c);
     }
     this.pump(c);
   }
 
-  /** Hands the owner every retained input it has not had yet. */
+  /**
+   * Hands the owner the retained inputs it has not had yet, at most
+   * `maxInFlight` ahead of its output: relay mailboxes stay short, so a takeover's
+   * Promote is not queued behind seconds of other connections' traffic.
+   */
   private pump(c: Conn): void {
-    while (!c.done && c.owner.up && c.sentUpTo < c.retained.next - 1) {
+    while (!c.done && c.owner.up && c.sentUpTo < c.retained.next - 1 && c.sentUpTo - c.outputUpTo < this.opts.maxInFlight) {
       const item = c.retained.at(c.sentUpTo + 1);
       if (!item) break;
       this.tell(c.owner, { t: 'Input', conn: c.id, epoch: c.epoch, seq: item.seq, kind: item.kind, bytes: item.bytes });
@@ -342,18 +370,24 @@ export class Gateway {
       c.backendConnected = true;
       for (const b of c.backendPending) this.writeBackend(c, b);
       c.backendPending = [];
-      if (c.peerClosed) backend.end();
+      if (c.peerClosed || c.clientEnded) backend.end();
     });
     backend.on('data', (chunk: Buffer) => {
       this.stats.bytesFromBackends += chunk.length;
       this.input(c, 'backend', chunk);
     });
-    backend.on('end', () => this.input(c, 'backendEnd', null));
+    backend.on('end', () => {
+      this.input(c, 'backendEnd', null);
+      c.backendEndSeq = c.retained.next - 1;
+    });
     backend.on('error', () => {
       // Refused or reset: the client gets a fatal alert from its relay, never a hang.
       if (!c.engineClosed) this.input(c, 'backendFailed', null);
     });
-    backend.on('drain', () => c.client.resume());
+    backend.on('drain', () => {
+      c.backendFull = false;
+      this.flow(c);
+    });
   }
 
   private writeBackend(c: Conn, bytes: Buffer): void {
@@ -362,7 +396,10 @@ export class Gateway {
       return;
     }
     this.stats.bytesToBackends += bytes.length;
-    if (!c.backend!.write(bytes)) c.client.pause();
+    if (!c.backend!.write(bytes)) {
+      c.backendFull = true;
+      this.flow(c);
+    }
   }
 
   // ---- messages from relays ----
@@ -385,20 +422,41 @@ export class Gateway {
         break;
       case 'Output':
         c.outputUpTo = Math.max(c.outputUpTo, msg.seq);
+        // Without a replica nothing could replay the input: it is done with once answered.
+        if (!c.replica) this.release(c, c.outputUpTo);
+        this.pump(c);
         if ((msg.gated && msg.seq > c.replicatedUpTo) || c.held.length) c.held.push(msg);
         else this.apply(c, msg);
         break;
       case 'Replicated':
         if (c.replica?.name !== msg.relay) return;
         if (msg.upTo > c.replicatedUpTo) c.replicatedUpTo = msg.upTo;
-        c.retained.release(c.replicatedUpTo);
+        this.release(c, c.replicatedUpTo);
         this.releaseHeld(c);
-        if (c.pausedForRetained && c.retained.bytes < this.opts.retainedLimitBytes / 2) {
-          c.pausedForRetained = false;
-          c.client.resume();
-          c.backend?.resume();
-        }
         break;
+    }
+  }
+
+  /** Frees retained input up to `upTo` and resumes reading once below half the limit. */
+  private release(c: Conn, upTo: number): void {
+    c.retained.release(upTo);
+    if (c.pausedForRetained && c.retained.bytes < this.opts.retainedLimitBytes / 2) {
+      c.pausedForRetained = false;
+      this.flow(c);
+    }
+  }
+
+  /**
+   * Reads from a side only while its input can go somewhere: the other side takes
+   * writes, and the retained input is under its limit. Memory stays flat with a
+   * slow client or a slow backend.
+   */
+  private flow(c: Conn): void {
+    if (c.pausedForRetained || c.backendFull) c.client.pause();
+    else c.client.resume();
+    if (c.backend) {
+      if (c.pausedForRetained || c.clientFull) c.backend.pause();
+      else c.backend.resume();
     }
   }
 
@@ -416,7 +474,10 @@ export class Gateway {
         const fresh = skip > 0 ? bytes.subarray(skip) : bytes;
         c.clientWritten = out.clientOffset + bytes.length;
         this.stats.bytesToClients += fresh.length;
-        if (!c.client.destroyed && !c.client.write(fresh)) c.backend?.pause();
+        if (!c.client.destroyed && !c.client.write(fresh)) {
+          c.clientFull = true;
+          this.flow(c);
+        }
       }
     }
     if (out.toBackend) {
@@ -452,6 +513,24 @@ export class Gateway {
           break;
       }
     }
+    this.maybeFinish(c);
+  }
+
+  /**
+   * After the client's TCP end, once every input is answered: a handshake that never
+   * completed is over; otherwise wait for the backend's end, whose close_notify then
+   * ends the client socket too (the engine itself closes only with both alerts seen).
+   */
+  private maybeFinish(c: Conn): void {
+    if (c.done || !c.clientEnded || c.outputUpTo < c.retained.next - 1) return;
+    if (!c.handshakeDone) {
+      this.finish(c);
+      return;
+    }
+    if (c.backendEndSeq === 0) return;
+    c.engineClosed = true;
+    c.client.end();
+    this.finish(c);
   }
 
   /** Ends a connection: sockets closed, relays told to forget it. Idempotent. */
@@ -460,6 +539,8 @@ export class Gateway {
     c.done = true;
     this.stats.connectionsActive--;
     if (!c.engineClosed) c.client.destroy();
+    // A peer that never closes its side does not hold the socket forever.
+    else setTimeout(() => c.client.destroy(), LINGER_MS).unref();
     c.backend?.destroy();
     this.conns.delete(c.id);
     this.tell(c.owner, { t: 'Forget', conn: c.id });
@@ -511,6 +592,7 @@ export class Gateway {
   /** Stops listening and ends every connection. Idempotent. */
   async close(): Promise<void> {
     for (const c of [...this.conns.values()]) this.finish(c);
+    for (const s of this.sockets) s.destroy();
     const server = this.server;
     this.server = null;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
