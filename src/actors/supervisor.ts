@@ -83,6 +83,12 @@ interface Child {
   readonly cell: Cell;
   /** A temporary child that ended, or a transient one that ended normally. */
   gone: boolean;
+  /**
+   * Bumped by every restart pass that includes this child: a pass gives way to a newer
+   * one for the same child only. (One counter for all children would let a sibling's
+   * crash silently cancel this child's one_for_one restart.)
+   */
+  restarts: number;
 }
 
 export class Supervisor {
@@ -113,7 +119,7 @@ export class Supervisor {
       seen.add(c.id);
       const cell = this.createCell(c);
       system.own(cell, this);
-      this.children.push({ spec: c, cell, gone: false });
+      this.children.push({ spec: c, cell, gone: false, restarts: 0 });
     }
   }
 
@@ -249,7 +255,9 @@ export class Supervisor {
   }
 
   private async restart(affected: Child[], crashed: Child, delayMs: number, recent: number): Promise<void> {
-    const gen = ++this.generation;
+    const gen = this.generation;
+    const passes = new Map(affected.map((c) => [c, ++c.restarts]));
+    const current = (c: Child) => gen === this.generation && passes.get(c) === c.restarts && this.status === 'running';
     // Siblings go down in reverse start order before anything comes back, as in OTP.
     await this.stopChildren(affected.filter((c) => c !== crashed));
     if (delayMs > 0) {
@@ -262,15 +270,15 @@ export class Supervisor {
       });
     }
     for (const c of affected) {
-      if (gen !== this.generation || this.status !== 'running') return;
+      if (!current(c)) continue;
       c.gone = false;
       try {
         const threadId = await c.cell.start();
-        if (gen !== this.generation) return;
+        if (!current(c)) continue;
         this.emit({ type: 'Restarted', supervisor: this.ref, child: c.spec.id, ref: c.cell.ref, threadId, recent });
       } catch {
-        // Its crash has already come through childCrashed and started a new pass.
-        return;
+        // Its crash has already come through childCrashed and started a newer pass for it.
+        continue;
       }
     }
   }

@@ -21,9 +21,14 @@ export interface HangReport {
   readonly busyMs: number;
 }
 
-/** How often a worker should heartbeat for a deadline: four beats per deadline. */
+/** How often a worker beats for a deadline: ten beats per deadline (an atomic add each). */
 export function heartbeatInterval(deadlineMs: number): number {
-  return Math.max(5, Math.floor(deadlineMs / 4));
+  return Math.max(5, Math.floor(deadlineMs / 10));
+}
+
+/** How often the main thread reads a heartbeat cell: often, so a hang is seen soon after the deadline. */
+export function pollInterval(deadlineMs: number): number {
+  return Math.max(5, Math.min(20, Math.floor(deadlineMs / 10)));
 }
 
 /** Slots of the shared heartbeat cell: a counter the worker bumps, and its current busy time. */
@@ -56,7 +61,7 @@ export class Watchdog {
     this.deadlineMs = opts.deadlineMs ?? DEFAULT_DEADLINE_MS;
     this.messageDeadlineMs = opts.messageDeadlineMs ?? DEFAULT_MESSAGE_DEADLINE_MS;
     this.lastCount = Atomics.load(cell, BEAT_COUNT);
-    this.timer = setInterval(() => this.check(), heartbeatInterval(this.deadlineMs));
+    this.timer = setInterval(() => this.check(), pollInterval(this.deadlineMs));
     // Supervision must not keep a process alive on its own.
     this.timer.unref();
   }

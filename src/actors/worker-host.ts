@@ -202,6 +202,9 @@ async function main(): Promise<void> {
         });
       },
       onTaken(env) {
+        // Every message taken is a sign of life: a worker busy with a long queue (a
+        // takeover replay) keeps beating even if its timers run late.
+        Atomics.add(boot.heartbeat, BEAT_COUNT, 1);
         // Self-tells never took credit on the main thread, so they give none back.
         if (env.from === selfId && (env.replyTo === undefined || env.replyTo.local)) return;
         if (++taken >= boot.ackEvery) flushAck();

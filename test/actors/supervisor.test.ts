@@ -78,6 +78,30 @@ describe('restart strategies', () => {
     ]);
   });
 
+  it('one_for_one: a sibling crashing during a restart does not cancel it; both come back and are announced', async () => {
+    sys = new ActorSystem();
+    const events: SupervisorEvent[] = [];
+    const sup = await sys.supervise({
+      strategy: 'one_for_one',
+      intensity: 10,
+      children: [worker('a'), worker('b')],
+      listener: (e) => events.push(e),
+    });
+    const refs = ['a', 'b'].map((id) => sup.childRef(id));
+    const before = threads(sys, refs);
+    sys.inject(refs[0]!, 'terminate');
+    // b dies while a's new worker is still starting.
+    sys.inject(refs[1]!, 'terminate');
+    await waitFor(() => events.filter((e) => e.type === 'Restarted').length === 2, 'two restarts');
+    const restarted = events.filter((e) => e.type === 'Restarted').map((e) => e.type === 'Restarted' && e.child);
+    expect(restarted.sort()).toEqual(['a', 'b']);
+    const after = threads(sys, refs);
+    for (let i = 0; i < 2; i++) {
+      expect(after[i]).toBeGreaterThan(0);
+      expect(after[i]).not.toBe(before[i]);
+    }
+  });
+
   it('temporary children are not restarted', async () => {
     sys = new ActorSystem();
     const events: SupervisorEvent[] = [];
