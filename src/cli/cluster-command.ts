@@ -1,0 +1,369 @@
+/**
+ * `baton cluster`: validates the flags into {@link ClusterOptions}, loads or
+ * makes the certificate, starts a local cluster (`Cluster.start`) and runs it
+ * until SIGINT or SIGTERM, then closes it and exits 0.
+ *
+ * Every bad input becomes a {@link CliError} that names the flag or file and
+ * what is wrong with it, and is reported before anything starts.
+ */
+import { readFile } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
+import { Command } from 'commander';
+import { describeReason, type SupervisorEvent } from '../actors/index.js';
+import { Cluster, type ClusterOptions } from '../relay/cluster.js';
+import type { HostPort } from '../relay/gateway.js';
+import type { RelayCertificate } from '../relay/settings.js';
+import { TlsConfigError, loadCertifiedKey } from '../tls/index.js';
+import { CliError, EXIT_FAILURE } from './errors.js';
+import { makeSelfSigned } from './self-signed.js';
+
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Flag values as commander hands them over: strings, each possibly absent. */
+export interface RawClusterFlags {
+  readonly relays?: string;
+  readonly listen?: string;
+  readonly backend?: string;
+  readonly cert?: string;
+  readonly key?: string;
+  readonly watchdogMs?: string;
+  readonly alpn?: string;
+  readonly replication?: string;
+  readonly logLevel?: string;
+}
+
+/** Validated flags. */
+export interface ClusterFlags {
+  readonly relays: number;
+  readonly listen: HostPort;
+  readonly backend: HostPort;
+  /** Paths of a PEM certificate chain and its key; a self-signed one is made when absent. */
+  readonly files?: { readonly cert: string; readonly key: string };
+  readonly watchdogMs?: number;
+  readonly alpn?: readonly string[];
+  readonly replication: boolean;
+  readonly logLevel: LogLevel;
+}
+
+export const CLUSTER_DEFAULTS = {
+  relays: '3',
+  listen: '127.0.0.1:8443',
+  replication: 'on',
+  logLevel: 'info',
+} as const;
+
+/** Relay workers we agree to start on one host. */
+export const MAX_RELAYS = 256;
+const WATCHDOG_MIN_MS = 50;
+const WATCHDOG_MAX_MS = 3_600_000;
+
+/** Registers `cluster` on the program. */
+export function registerClusterCommand(program: Command): void {
+  program
+    .command('cluster')
+    .description('run a local relay cluster until SIGINT or SIGTERM')
+    .option('--relays <n>', 'relay actors, one worker thread each', CLUSTER_DEFAULTS.relays)
+    .option('--listen <host:port>', 'TLS address to listen on (port 0: any free port)', CLUSTER_DEFAULTS.listen)
+    .option('--backend <host:port>', 'plaintext TCP backend to forward to (required)')
+    .option('--cert <file>', 'PEM certificate chain, leaf first (default: a self-signed one for localhost)')
+    .option('--key <file>', 'PEM private key of the leaf certificate (with --cert)')
+    .option('--watchdog-ms <ms>', 'heartbeat deadline before a silent relay is declared hung (default: 1000)')
+    .option('--alpn <list>', 'ALPN protocols in preference order, comma-separated, e.g. h2,http/1.1')
+    .option('--replication <on|off>', 'replicate connection state to a sibling relay (off: no takeover)', CLUSTER_DEFAULTS.replication)
+    .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, CLUSTER_DEFAULTS.logLevel)
+    .action(async (raw: RawClusterFlags) => {
+      process.exitCode = await runCluster(parseClusterFlags(raw));
+    });
+}
+
+/** Checks every flag; throws CliError naming the first bad one. Pure: reads no files. */
+export function parseClusterFlags(raw: RawClusterFlags): ClusterFlags {
+  const relays = parseRelays(raw.relays ?? CLUSTER_DEFAULTS.relays);
+  const listen = parseHostPort('--listen', raw.listen ?? CLUSTER_DEFAULTS.listen, { allowPortZero: true });
+  if (raw.backend === undefined) {
+    throw new CliError('--backend is required: the HOST:PORT of the plaintext TCP server to forward to (e.g. --backend 127.0.0.1:9000)');
+  }
+  const backend = parseHostPort('--backend', raw.backend, { allowPortZero: false });
+  if (raw.cert !== undefined && raw.key === undefined) throw new CliError('--cert needs --key: give the PEM private key of the certificate too');
+  if (raw.key !== undefined && raw.cert === undefined) throw new CliError('--key needs --cert: give the PEM certificate chain too');
+  if (raw.cert === '') throw new CliError('--cert is empty: give a file path');
+  if (raw.key === '') throw new CliError('--key is empty: give a file path');
+  const files = raw.cert !== undefined && raw.key !== undefined ? { cert: raw.cert, key: raw.key } : undefined;
+  const watchdogMs = raw.watchdogMs === undefined ? undefined : parseWatchdogMs(raw.watchdogMs);
+  const alpn = raw.alpn === undefined ? undefined : parseAlpn(raw.alpn);
+  const replication = parseReplication(raw.replication ?? CLUSTER_DEFAULTS.replication);
+  const logLevel = parseLogLevel(raw.logLevel ?? CLUSTER_DEFAULTS.logLevel);
+  return {
+    relays,
+    listen,
+    backend,
+    ...(files ? { files } : {}),
+    ...(watchdogMs !== undefined ? { watchdogMs } : {}),
+    ...(alpn ? { alpn } : {}),
+    replication,
+    logLevel,
+  };
+}
+
+function parseRelays(value: string): number {
+  const n = /^\d+$/.test(value.trim()) ? Number(value.trim()) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw new CliError(`--relays must be a positive integer, got "${value}"`);
+  if (n > MAX_RELAYS) throw new CliError(`--relays must be at most ${MAX_RELAYS} (one worker thread each), got ${n}`);
+  return n;
+}
+
+function parseWatchdogMs(value: string): number {
+  const n = /^\d+$/.test(value.trim()) ? Number(value.trim()) : NaN;
+  if (!Number.isSafeInteger(n) || n < WATCHDOG_MIN_MS || n > WATCHDOG_MAX_MS) {
+    throw new CliError(`--watchdog-ms must be a whole number of milliseconds from ${WATCHDOG_MIN_MS} to ${WATCHDOG_MAX_MS}, got "${value}"`);
+  }
+  return n;
+}
+
+/** RFC 7301 section 3.1: each ProtocolName is 1 to 255 bytes; we take printable ASCII. */
+function parseAlpn(value: string): string[] {
+  const names = value.split(',').map((s) => s.trim());
+  for (const name of names) {
+    if (name.length === 0) throw new CliError(`--alpn has an empty protocol name in "${value}" (expected e.g. h2,http/1.1)`);
+    if (!/^[\x21-\x7e]+$/.test(name)) throw new CliError(`--alpn protocol "${name}" must be printable ASCII without spaces`);
+    if (name.length > 255) throw new CliError(`--alpn protocol names are at most 255 bytes, "${name.slice(0, 20)}..." is ${name.length}`);
+  }
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup !== undefined) throw new CliError(`--alpn lists "${dup}" twice`);
+  return names;
+}
+
+function parseReplication(value: string): boolean {
+  if (value === 'on') return true;
+  if (value === 'off') return false;
+  throw new CliError(`--replication must be "on" or "off", got "${value}"`);
+}
+
+function parseLogLevel(value: string): LogLevel {
+  const level = LOG_LEVELS.find((l) => l === value);
+  if (!level) throw new CliError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got "${value}"`);
+  return level;
+}
+
+const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
+
+/**
+ * Parses HOST:PORT (IPv6 in brackets: [::1]:8443). Port 0 (any free port) only
+ * where `allowPortZero`.
+ */
+export function parseHostPort(flag: string, value: string, opts: { allowPortZero: boolean }): HostPort {
+  const example = flag === '--backend' ? '127.0.0.1:9000' : '127.0.0.1:8443';
+  let host: string;
+  let portText: string;
+  const bracketed = /^\[([^\]]*)\]:(.*)$/.exec(value);
+  if (bracketed) {
+    host = bracketed[1]!;
+    portText = bracketed[2]!;
+    if (isIP(host) !== 6) throw new CliError(`${flag} "${value}": "${host}" in brackets is not an IPv6 address`);
+  } else {
+    const colon = value.lastIndexOf(':');
+    if (colon < 0) throw new CliError(`${flag} "${value}": expected HOST:PORT, e.g. ${example}`);
+    host = value.slice(0, colon);
+    portText = value.slice(colon + 1);
+    if (host.includes(':')) throw new CliError(`${flag} "${value}": put an IPv6 address in brackets, e.g. [::1]:${portText || '8443'}`);
+    if (host.length === 0) throw new CliError(`${flag} "${value}": the host is missing (e.g. ${example}${flag === '--listen' ? '; 0.0.0.0 for every interface' : ''})`);
+    if (/^[\d.]+$/.test(host)) {
+      if (isIP(host) !== 4) throw new CliError(`${flag} "${value}": "${host}" is not a valid IPv4 address`);
+    } else if (!HOSTNAME.test(host)) {
+      throw new CliError(`${flag} "${value}": "${host}" is not a valid host name or IP address`);
+    }
+  }
+  if (!/^\d{1,5}$/.test(portText)) throw new CliError(`${flag} "${value}": the port must be a number from ${opts.allowPortZero ? 0 : 1} to 65535`);
+  const port = Number(portText);
+  if (port > 65535 || (port === 0 && !opts.allowPortZero)) {
+    throw new CliError(`${flag} "${value}": port ${port} is out of range (${opts.allowPortZero ? 0 : 1}-65535)`);
+  }
+  return { host, port };
+}
+
+/** The certificate the cluster serves, and what to print about it (public facts only). */
+export interface LoadedCertificate {
+  readonly certificate: RelayCertificate;
+  readonly fingerprint256: string;
+  readonly subject: string;
+  readonly subjectAltName: string;
+  readonly selfSigned: boolean;
+}
+
+/**
+ * Reads `--cert`/`--key` and checks that they load (parse, supported key, key
+ * matches the leaf) before any relay starts; or makes a self-signed certificate.
+ */
+export async function loadClusterCertificate(files: ClusterFlags['files']): Promise<LoadedCertificate> {
+  if (!files) {
+    const made = await makeSelfSigned();
+    return {
+      certificate: { cert: made.cert, key: made.key },
+      fingerprint256: made.fingerprint256,
+      subject: made.subject,
+      subjectAltName: made.subjectAltName,
+      selfSigned: true,
+    };
+  }
+  const cert = await readPem('--cert', files.cert);
+  const key = await readPem('--key', files.key);
+  try {
+    loadCertifiedKey({ cert, key });
+  } catch (e) {
+    // TlsConfigError messages never hold key material; anything else is not ours to print.
+    const why = e instanceof TlsConfigError ? e.message : 'the certificate or key cannot be loaded';
+    throw new CliError(`--cert "${files.cert}" with --key "${files.key}": ${why}`);
+  }
+  const leaf = new X509Certificate(cert);
+  return {
+    certificate: { cert, key },
+    fingerprint256: leaf.fingerprint256,
+    subject: leaf.subject,
+    subjectAltName: leaf.subjectAltName ?? '',
+    selfSigned: false,
+  };
+}
+
+async function readPem(flag: string, path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    // Node's message is "CODE: description, syscall 'path'": keep "CODE: description".
+    const reason = typeof err.message === 'string' ? err.message.split(',')[0] : String(e);
+    throw new CliError(`${flag}: cannot read "${path}": ${reason}`);
+  }
+}
+
+/** `host:port`, IPv6 in brackets. */
+export function formatHostPort(host: string, port: number): string {
+  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** One plain line per supervisor event (JSON logs come later). */
+export function describeEvent(e: SupervisorEvent): { level: LogLevel; line: string } {
+  switch (e.type) {
+    case 'Crashed': {
+      const thread = e.crash.threadId === undefined ? '' : ` on thread ${e.crash.threadId}`;
+      const fault = e.crash.fault ? ` (injected ${e.crash.fault.kind}${e.crash.fault.point ? ` at ${e.crash.fault.point}` : ''})` : '';
+      return { level: 'warn', line: `${e.child} crashed${thread}: ${describeReason(e.crash.reason)}${fault}` };
+    }
+    case 'Restarted':
+      return { level: 'info', line: `${e.child} restarted on thread ${e.threadId} (${e.recent} restart${e.recent === 1 ? '' : 's'} in the current period)` };
+    case 'Escalated':
+      return { level: 'error', line: `restart limit exceeded after ${e.child} (${describeReason(e.cause)}): the relay supervisor gave up` };
+    default: {
+      const never: never = e;
+      return never;
+    }
+  }
+}
+
+/** Where the command writes; a seam for tests. */
+export interface ClusterIo {
+  readonly out: (line: string) => void;
+}
+
+const stdoutIo: ClusterIo = { out: (line) => process.stdout.write(`${line}\n`) };
+
+/** How long a clean close may take before we give up and exit 1. */
+const CLOSE_TIMEOUT_MS = 10_000;
+
+/**
+ * Starts the cluster, prints the start line, and resolves with the exit code
+ * once a signal (or a supervisor escalation) has closed it.
+ */
+export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo): Promise<number> {
+  const rank = (l: LogLevel) => LOG_LEVELS.indexOf(l);
+  const log = (level: LogLevel, line: string) => {
+    if (rank(level) >= rank(flags.logLevel)) io.out(`baton: ${line}`);
+  };
+
+  const loaded = await loadClusterCertificate(flags.files);
+
+  // A signal during start is honoured once the cluster is up (then closed at once).
+  let stop!: (why: { signal: NodeJS.Signals } | { escalated: true }) => void;
+  const stopped = new Promise<{ signal: NodeJS.Signals } | { escalated: true }>((resolve) => (stop = resolve));
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) {
+      log('error', `${signal} again: exiting without a clean close`);
+      process.exit(EXIT_FAILURE);
+    }
+    stop({ signal });
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const options: ClusterOptions = {
+    relays: flags.relays,
+    listen: flags.listen,
+    backend: flags.backend,
+    certificates: [loaded.certificate],
+    replication: flags.replication ? undefined : false,
+    ...(flags.alpn ? { alpn: flags.alpn } : {}),
+    ...(flags.watchdogMs !== undefined ? { watchdogMs: flags.watchdogMs } : {}),
+    onEvent: (e) => {
+      const { level, line } = describeEvent(e);
+      log(level, line);
+      if (e.type === 'Escalated') stop({ escalated: true });
+    },
+  };
+
+  try {
+    let cluster: Cluster;
+    try {
+      cluster = await Cluster.start(options);
+    } catch (e) {
+      throw startError(e, flags);
+    }
+    const listen = formatHostPort(cluster.address.address, cluster.address.port);
+    const backend = formatHostPort(flags.backend.host, flags.backend.port);
+    const names = [loaded.subject.replace(/\n/g, ', '), loaded.subjectAltName].filter((s) => s.length > 0).join('; ');
+    log(
+      'info',
+      `${flags.relays} relay${flags.relays === 1 ? '' : 's'} on ${listen} -> backend ${backend}; ` +
+        `certificate sha256 ${loaded.fingerprint256} (${loaded.selfSigned ? 'self-signed, ' : ''}${names})` +
+        (flags.replication ? '' : '; replication off'),
+    );
+
+    const why = await stopped;
+    if ('signal' in why) log('info', `${why.signal}: closing`);
+    else log('error', 'closing the cluster');
+    const closed = await Promise.race([
+      cluster.close().then(() => true),
+      new Promise<false>((resolve) => setTimeout(resolve, CLOSE_TIMEOUT_MS, false).unref()),
+    ]);
+    if (!closed) throw new CliError(`the cluster did not close within ${CLOSE_TIMEOUT_MS} ms`, EXIT_FAILURE);
+    if ('escalated' in why) return EXIT_FAILURE;
+    log('info', 'closed');
+    return 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** Explains a failed start; the listen errors an operator can fix get their own message. */
+function startError(e: unknown, flags: ClusterFlags): CliError {
+  const listen = formatHostPort(flags.listen.host, flags.listen.port);
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  switch (code) {
+    case 'EADDRINUSE':
+      return new CliError(`--listen: ${listen} is already in use`);
+    case 'EACCES':
+      return new CliError(`--listen: permission denied to listen on ${listen} (ports below 1024 need privileges)`);
+    case 'EADDRNOTAVAIL':
+      return new CliError(`--listen: ${listen} is not an address of this host`);
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new CliError(`--listen: cannot resolve host "${flags.listen.host}"`);
+    default: {
+      const message = e instanceof Error ? e.message : String(e);
+      return new CliError(`the cluster failed to start: ${message}`, EXIT_FAILURE);
+    }
+  }
+}
