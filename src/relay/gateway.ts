@@ -46,7 +46,9 @@ interface RelaySlot {
   readonly name: string;
   ref: ActorRef<RelayMsg>;
   up: boolean;
-  /** Messages waiting for room in the relay's mailbox, in order: nothing is dropped or reordered. */
+  /** Messages of this event-loop turn, sent as one batch when the turn ends. */
+  outbox: RelayMsg[];
+  /** Batches waiting for room in the relay's mailbox, in order: nothing is dropped or reordered. */
   backlog: RelayMsg[];
   draining: boolean;
 }
@@ -67,8 +69,10 @@ interface Conn {
   readonly retained: RetainedQueue;
   /** The last input handed to the current owner. */
   sentUpTo: number;
-  /** The newest state the replica acknowledged covers inputs up to here. */
+  /** The newest state the current replica acknowledged covers inputs up to here (0: none yet). */
   replicatedUpTo: number;
+  /** Retained input is freed up to here: what any replica ever acknowledged. */
+  releasedUpTo: number;
   /** The last input whose output arrived. */
   outputUpTo: number;
   /** Bytes of relay output for the client / backend already taken (and written or queued). */
@@ -90,6 +94,8 @@ interface Conn {
   strikes: number;
   /** After a takeover: the last replayed input; the connection is recovering until its output arrives. */
   recoverUntil: number;
+  /** Poison: no input past this one is handed to a relay again. */
+  quarantineAfter: number | null;
   /** Detection time and crash kind of a takeover in progress, for latency. */
   takeover: { readonly since: number; readonly kind: string } | null;
   done: boolean;
@@ -167,15 +173,12 @@ export class Gateway {
       slot.ref = ref;
       slot.up = true;
     } else {
-      this.relays.set(name, { name, ref, up: true, backlog: [], draining: false });
+      this.relays.set(name, { name, ref, up: true, outbox: [], backlog: [], draining: false });
     }
     const up = this.relays.get(name)!;
     // Connections left without a replica get this relay.
     for (const c of this.conns.values()) {
-      if (this.opts.replication && c.replica === null && c.owner !== up && !c.done) {
-        c.replica = up;
-        this.tell(c.owner, { t: 'SetReplica', conn: c.id, epoch: c.epoch, replica: up.ref });
-      }
+      if (this.opts.replication && c.replica === null && c.owner !== up && !c.done) this.setReplica(c, up);
     }
   }
 
@@ -259,6 +262,7 @@ export class Gateway {
       retained: new RetainedQueue(),
       sentUpTo: 0,
       replicatedUpTo: 0,
+      releasedUpTo: 0,
       outputUpTo: 0,
       clientWritten: 0,
       backendWritten: 0,
@@ -273,6 +277,7 @@ export class Gateway {
       backendFull: false,
       strikes: 0,
       recoverUntil: 0,
+      quarantineAfter: null,
       takeover: null,
       done: false,
     };
@@ -316,7 +321,8 @@ export class Gateway {
    * Promote is not queued behind seconds of other connections' traffic.
    */
   private pump(c: Conn): void {
-    while (!c.done && c.owner.up && c.sentUpTo < c.retained.next - 1 && c.sentUpTo - c.outputUpTo < this.opts.maxInFlight) {
+    const last = Math.min(c.retained.next - 1, c.quarantineAfter ?? Infinity);
+    while (!c.done && c.owner.up && c.sentUpTo < last && c.sentUpTo - c.outputUpTo < this.opts.maxInFlight) {
       const item = c.retained.at(c.sentUpTo + 1);
       if (!item) break;
       this.tell(c.owner, { t: 'Input', conn: c.id, epoch: c.epoch, seq: item.seq, kind: item.kind, bytes: item.bytes });
@@ -331,6 +337,16 @@ export class Gateway {
    */
   private tell(slot: RelaySlot, msg: RelayMsg): void {
     if (!slot.up) return; // a takeover re-sends what matters
+    slot.outbox.push(msg);
+    if (slot.outbox.length === 1) setImmediate(() => this.flush(slot));
+  }
+
+  /** One cross-thread hop per relay per event-loop turn, whatever the number of connections. */
+  private flush(slot: RelaySlot): void {
+    const msgs = slot.outbox;
+    slot.outbox = [];
+    if (!slot.up || msgs.length === 0) return;
+    const msg: RelayMsg = msgs.length === 1 ? msgs[0]! : { t: 'Batch', msgs };
     if (slot.backlog.length === 0 && this.trySend(slot, msg)) return;
     slot.backlog.push(msg);
     this.awaitDrain(slot);
@@ -406,6 +422,10 @@ export class Gateway {
 
   /** Everything relays tell the gateway arrives here. */
   receive(msg: GatewayMsg): void {
+    if (msg.t === 'Batch') {
+      for (const m of msg.msgs) this.receive(m);
+      return;
+    }
     const c = this.conns.get(msg.conn);
     // Fencing: a message of an older epoch comes from a relay that no longer owns the connection.
     if (!c || c.done || msg.epoch !== c.epoch) return;
@@ -423,7 +443,10 @@ export class Gateway {
       case 'Output':
         c.outputUpTo = Math.max(c.outputUpTo, msg.seq);
         // Without a replica nothing could replay the input: it is done with once answered.
-        if (!c.replica) this.release(c, c.outputUpTo);
+        if (!c.replica) {
+          c.releasedUpTo = Math.max(c.releasedUpTo, c.outputUpTo);
+          this.release(c, c.releasedUpTo);
+        }
         this.pump(c);
         if ((msg.gated && msg.seq > c.replicatedUpTo) || c.held.length) c.held.push(msg);
         else this.apply(c, msg);
@@ -431,7 +454,8 @@ export class Gateway {
       case 'Replicated':
         if (c.replica?.name !== msg.relay) return;
         if (msg.upTo > c.replicatedUpTo) c.replicatedUpTo = msg.upTo;
-        this.release(c, c.replicatedUpTo);
+        if (c.replicatedUpTo > c.releasedUpTo) c.releasedUpTo = c.replicatedUpTo;
+        this.release(c, c.releasedUpTo);
         this.releaseHeld(c);
         break;
     }
@@ -555,19 +579,25 @@ export class Gateway {
     if (!dead) return;
     dead.up = false;
     dead.backlog = [];
+    dead.outbox = [];
     const now = crash.detectedAt;
     for (const c of [...this.conns.values()]) {
       if (c.owner === dead) this.takeOver(c, crash, now);
-      else if (c.replica === dead) {
-        c.replica = this.pickReplica(c.owner);
-        this.tell(c.owner, { t: 'SetReplica', conn: c.id, epoch: c.epoch, replica: c.replica?.ref ?? null });
-      }
+      else if (c.replica === dead) this.setReplica(c, this.pickReplica(c.owner));
     }
+  }
+
+  /** A new replica holds nothing until it acknowledges the state the owner sends it now. */
+  private setReplica(c: Conn, replica: RelaySlot | null): void {
+    c.replica = replica;
+    c.replicatedUpTo = 0;
+    this.tell(c.owner, { t: 'SetReplica', conn: c.id, epoch: c.epoch, replica: replica?.ref ?? null });
   }
 
   private takeOver(c: Conn, crash: Crash, now: number): void {
     const next = c.replica;
-    if (!next || !next.up) {
+    // The replica must hold a state from which the input still retained can be replayed.
+    if (!next || !next.up || c.replicatedUpTo < c.releasedUpTo) {
       // Both copies of the state are gone: nothing can carry this connection on.
       this.stats.connectionsLost++;
       this.finish(c);
@@ -576,17 +606,21 @@ export class Gateway {
     // A connection with input in flight when its owner died is a suspect; if it was
     // still being replayed after the previous takeover, its input crashed two owners.
     if (c.outputUpTo < c.sentUpTo) c.strikes = c.outputUpTo < c.recoverUntil ? c.strikes + 1 : 1;
-    const quarantine = c.strikes >= this.opts.poisonCrashes;
+    // Poison is quarantined after replaying what was answered before it, so the alert is
+    // sealed where the client's record stream stands.
+    const quarantineAfter = c.strikes >= this.opts.poisonCrashes ? c.outputUpTo : null;
+    c.quarantineAfter = quarantineAfter;
     c.epoch++;
     c.owner = next;
     c.replica = this.pickReplica(next);
     c.recoverUntil = c.sentUpTo;
     c.sentUpTo = c.replicatedUpTo;
+    c.replicatedUpTo = 0;
     c.takeover = { since: now, kind: crash.reason.kind };
     this.stats.takeovers++;
-    if (quarantine) this.stats.quarantined++;
-    this.tell(next, { t: 'Promote', conn: c.id, epoch: c.epoch, replica: c.replica?.ref ?? null, quarantine });
-    if (!quarantine) this.pump(c);
+    if (quarantineAfter !== null) this.stats.quarantined++;
+    this.tell(next, { t: 'Promote', conn: c.id, epoch: c.epoch, replica: c.replica?.ref ?? null, quarantineAfter });
+    this.pump(c);
   }
 
   /** Stops listening and ends every connection. Idempotent. */

@@ -9,6 +9,8 @@ import type { InputKind } from './retained.js';
 
 /** Commands to a relay. */
 export type RelayMsg =
+  /** Several messages in one cross-thread hop, handled in order. */
+  | { readonly t: 'Batch'; readonly msgs: readonly RelayMsg[] }
   /** Become the owner of a new connection. */
   | { readonly t: 'Open'; readonly conn: string; readonly epoch: number; readonly replica: ActorRef<RelayMsg> | null }
   /** One input for an owned connection, numbered by the gateway. */
@@ -26,8 +28,12 @@ export type RelayMsg =
       readonly conn: string;
       readonly epoch: number;
       readonly replica: ActorRef<RelayMsg> | null;
-      /** Close the connection with a fatal alert instead of continuing (poison). */
-      readonly quarantine: boolean;
+      /**
+       * Poison: replay inputs up to this one (they were answered before), then close
+       * the connection with a fatal alert instead of going on to the input that kills.
+       * Null: carry on normally.
+       */
+      readonly quarantineAfter: number | null;
     }
   /** The owned connection has a new replica: send it the whole state now. */
   | { readonly t: 'SetReplica'; readonly conn: string; readonly epoch: number; readonly replica: ActorRef<RelayMsg> | null }
@@ -51,6 +57,8 @@ export type ConnectionEvent =
 
 /** Messages to the gateway. */
 export type GatewayMsg =
+  /** Several messages in one cross-thread hop, handled in order. */
+  | { readonly t: 'Batch'; readonly msgs: readonly GatewayMsg[] }
   /**
    * The owner's output for input `seq`, posted for every input (even when empty),
    * so the gateway knows what was processed.

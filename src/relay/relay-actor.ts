@@ -50,6 +50,8 @@ interface Owned {
   /** The last input applied to the engine. */
   lastSeq: number;
   replica: ActorRef<RelayMsg> | null;
+  /** Quarantined: abort once inputs up to here are replayed (see RelayMsg Promote). */
+  quarantineAfter: number | null;
   /** Inputs applied since the last replication. */
   unreplicated: number;
   timer: NodeJS.Timeout | null;
@@ -62,7 +64,18 @@ interface Replica {
   readonly snapshot: Uint8Array;
 }
 
+/**
+ * What a relay sends while handling one message, sent together when it is done:
+ * one hop per destination. The gateway's batch always leaves first, so it has an
+ * input's output before the replica can acknowledge the state after that input.
+ */
+interface Outbox {
+  gateway: GatewayMsg[];
+  readonly replicas: Map<string, { readonly ref: ActorRef<RelayMsg>; msgs: RelayMsg[] }>;
+}
+
 interface RelayState {
+  readonly outbox: Outbox;
   readonly name: string;
   readonly gateway: ActorRef<GatewayMsg>;
   readonly settings: RelaySettings;
@@ -116,7 +129,7 @@ function joined(parts: readonly Uint8Array[]): Uint8Array | null {
 /** Posts the engine's output for input `seq` to the gateway. */
 function post(s: RelayState, ctx: ActorContext, conn: string, o: Owned, seq: number, before: { client: number; backend: number }, out: TlsOutput, gated: boolean): void {
   const events = gatewayEvents(out.events);
-  ctx.tell(s.gateway, {
+  s.outbox.gateway.push({
     t: 'Output',
     conn,
     epoch: o.epoch,
@@ -139,7 +152,26 @@ function replicate(s: RelayState, ctx: ActorContext, conn: string, o: Owned): vo
   if (!o.replica) return;
   const snapshot = encodeSnapshot(o.engine.snapshot());
   ctx.faultPoint('relay.duringReplication');
-  ctx.tell(o.replica, { t: 'Replicate', conn, epoch: o.epoch, upTo: o.lastSeq, snapshot });
+  const to = o.replica;
+  let box = s.outbox.replicas.get(to.id);
+  if (!box) s.outbox.replicas.set(to.id, (box = { ref: to, msgs: [] }));
+  box.msgs.push({ t: 'Replicate', conn, epoch: o.epoch, upTo: o.lastSeq, snapshot });
+}
+
+const one = <M>(msgs: readonly M[]): M | { t: 'Batch'; msgs: readonly M[] } => (msgs.length === 1 ? msgs[0]! : { t: 'Batch', msgs });
+
+/** Sends what the outbox holds: the gateway's share first (see {@link Outbox}). */
+function flush(s: RelayState, ctx: ActorContext): void {
+  const { outbox } = s;
+  if (outbox.gateway.length) {
+    const msgs = outbox.gateway;
+    outbox.gateway = [];
+    ctx.tell(s.gateway, one(msgs) as GatewayMsg);
+  }
+  for (const [id, box] of outbox.replicas) {
+    outbox.replicas.delete(id);
+    ctx.tell(box.ref, one(box.msgs) as RelayMsg);
+  }
 }
 
 /** Batched replication: a count or a short timer, whichever comes first. */
@@ -151,7 +183,10 @@ function scheduleReplication(s: RelayState, ctx: ActorContext, conn: string, o: 
   o.timer = setTimeout(() => {
     o.timer = null;
     // The connection may have been forgotten or replaced meanwhile.
-    if (s.owned.get(conn) === o && o.unreplicated > 0) replicate(s, ctx, conn, o);
+    if (s.owned.get(conn) === o && o.unreplicated > 0) {
+      replicate(s, ctx, conn, o);
+      flush(s, ctx);
+    }
   }, s.settings.replication.batchDelayMs);
 }
 
@@ -200,16 +235,33 @@ function onInput(s: RelayState, ctx: ActorContext, msg: Extract<RelayMsg, { t: '
   const established = phase !== 'established' && engine.phase === 'established';
   const gated = o.replica !== null && (flight || established);
   post(s, ctx, msg.conn, o, msg.seq, before, out, gated);
+  if (quarantineDue(s, ctx, msg.conn, o)) return;
   if (engine.phase === 'closed') {
     forget(s, msg.conn);
     return;
   }
   if (gated) {
     replicate(s, ctx, msg.conn, o);
-    if (flight) ctx.faultPoint('relay.afterClientHelloReplicated');
+    if (flight) {
+      // The point means what it says: the state has left for the replica.
+      flush(s, ctx);
+      ctx.faultPoint('relay.afterClientHelloReplicated');
+    }
   } else {
     scheduleReplication(s, ctx, msg.conn, o);
   }
+}
+
+/**
+ * A quarantined connection, once replayed up to its last answered input, ends
+ * with a fatal alert sealed at the right sequence number. True when it ended.
+ */
+function quarantineDue(s: RelayState, ctx: ActorContext, conn: string, o: Owned): boolean {
+  if (o.quarantineAfter === null || o.lastSeq < o.quarantineAfter) return false;
+  const before = counters(o.engine);
+  post(s, ctx, conn, o, o.lastSeq, before, o.engine.abort('internal_error', 'connection quarantined'), false);
+  forget(s, conn);
+  return true;
 }
 
 function onPromote(s: RelayState, ctx: ActorContext, msg: Extract<RelayMsg, { t: 'Promote' }>): void {
@@ -218,16 +270,14 @@ function onPromote(s: RelayState, ctx: ActorContext, msg: Extract<RelayMsg, { t:
   const engine = held
     ? TlsServerEngine.restore(decodeSnapshot(held.snapshot), s.config, s.deps(msg.conn))
     : TlsServerEngine.create(s.config, s.deps(msg.conn));
-  const o: Owned = { engine, epoch: msg.epoch, lastSeq: held?.upTo ?? 0, replica: msg.replica, unreplicated: 0, timer: null };
+  const o: Owned = { engine, epoch: msg.epoch, lastSeq: held?.upTo ?? 0, replica: msg.replica, quarantineAfter: msg.quarantineAfter, unreplicated: 0, timer: null };
   s.owned.set(msg.conn, o);
-  if (msg.quarantine) {
-    const before = counters(engine);
-    post(s, ctx, msg.conn, o, o.lastSeq, before, engine.abort('internal_error', 'connection quarantined'), false);
-    forget(s, msg.conn);
-    return;
-  }
-  ctx.tell(s.gateway, { t: 'Promoted', conn: msg.conn, epoch: msg.epoch, upTo: o.lastSeq });
+  s.outbox.gateway.push({ t: 'Promoted', conn: msg.conn, epoch: msg.epoch, upTo: o.lastSeq });
+  if (quarantineDue(s, ctx, msg.conn, o)) return;
+  // The new replica gets the state before any replayed input runs: if that input
+  // kills us too, the state it needs is already on its way.
   replicate(s, ctx, msg.conn, o);
+  flush(s, ctx);
 }
 
 export default defineActor<RelayMsg, RelayState, RelayArgs>({
@@ -241,55 +291,69 @@ export default defineActor<RelayMsg, RelayState, RelayArgs>({
       deps: engineDeps(args.settings),
       owned: new Map(),
       replicas: new Map(),
+      outbox: { gateway: [], replicas: new Map() },
     };
   },
   receive(msg, s, ctx) {
-    switch (msg.t) {
-      case 'Open':
-        s.owned.set(msg.conn, {
-          engine: TlsServerEngine.create(s.config, s.deps(msg.conn)),
-          epoch: msg.epoch,
-          lastSeq: 0,
-          replica: msg.replica,
-          unreplicated: 0,
-          timer: null,
-        });
-        return;
-      case 'Input':
-        return onInput(s, ctx, msg);
-      case 'Promote':
-        return onPromote(s, ctx, msg);
-      case 'SetReplica': {
-        const o = s.owned.get(msg.conn);
-        if (!o || o.epoch !== msg.epoch) return;
-        o.replica = msg.replica;
-        replicate(s, ctx, msg.conn, o);
-        return;
-      }
-      case 'Replicate': {
-        const held = s.replicas.get(msg.conn);
-        if (held && (held.epoch > msg.epoch || (held.epoch === msg.epoch && held.upTo > msg.upTo))) return;
-        s.replicas.set(msg.conn, { epoch: msg.epoch, upTo: msg.upTo, snapshot: msg.snapshot });
-        ctx.tell(s.gateway, { t: 'Replicated', conn: msg.conn, epoch: msg.epoch, upTo: msg.upTo, relay: s.name });
-        return;
-      }
-      case 'Forget':
-        forget(s, msg.conn);
-        return;
-    }
+    handle(s, ctx, msg);
+    flush(s, ctx);
   },
   undelivered(msg, _to, _code, s, ctx) {
     // A refused Replicate must be retried: a gated flight waits for its acknowledgement.
-    const m = msg as RelayMsg;
-    if (m.t !== 'Replicate') return;
-    const o = s.owned.get(m.conn);
-    if (!o || o.epoch !== m.epoch || o.timer) return;
-    o.timer = setTimeout(() => {
-      o.timer = null;
-      if (s.owned.get(m.conn) === o) replicate(s, ctx, m.conn, o);
-    }, s.settings.replication.batchDelayMs);
+    const refused = (msg as RelayMsg).t === 'Batch' ? (msg as Extract<RelayMsg, { t: 'Batch' }>).msgs : [msg as RelayMsg];
+    for (const m of refused) {
+      if (m.t !== 'Replicate') continue;
+      const o = s.owned.get(m.conn);
+      if (!o || o.epoch !== m.epoch || o.timer) continue;
+      o.timer = setTimeout(() => {
+        o.timer = null;
+        if (s.owned.get(m.conn) !== o) return;
+        replicate(s, ctx, m.conn, o);
+        flush(s, ctx);
+      }, s.settings.replication.batchDelayMs);
+    }
   },
   stop(s) {
     for (const conn of [...s.owned.keys()]) forget(s, conn);
   },
 });
+
+function handle(s: RelayState, ctx: ActorContext, msg: RelayMsg): void {
+  switch (msg.t) {
+    case 'Batch':
+      for (const m of msg.msgs) handle(s, ctx, m);
+      return;
+    case 'Open':
+      s.owned.set(msg.conn, {
+        engine: TlsServerEngine.create(s.config, s.deps(msg.conn)),
+        epoch: msg.epoch,
+        lastSeq: 0,
+        replica: msg.replica,
+        quarantineAfter: null,
+        unreplicated: 0,
+        timer: null,
+      });
+      return;
+    case 'Input':
+      return onInput(s, ctx, msg);
+    case 'Promote':
+      return onPromote(s, ctx, msg);
+    case 'SetReplica': {
+      const o = s.owned.get(msg.conn);
+      if (!o || o.epoch !== msg.epoch) return;
+      o.replica = msg.replica;
+      replicate(s, ctx, msg.conn, o);
+      return;
+    }
+    case 'Replicate': {
+      const held = s.replicas.get(msg.conn);
+      if (held && (held.epoch > msg.epoch || (held.epoch === msg.epoch && held.upTo > msg.upTo))) return;
+      s.replicas.set(msg.conn, { epoch: msg.epoch, upTo: msg.upTo, snapshot: msg.snapshot });
+      s.outbox.gateway.push({ t: 'Replicated', conn: msg.conn, epoch: msg.epoch, upTo: msg.upTo, relay: s.name });
+      return;
+    }
+    case 'Forget':
+      forget(s, msg.conn);
+      return;
+  }
+}
