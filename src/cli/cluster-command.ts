@@ -15,7 +15,7 @@ import { Cluster, type ClusterOptions } from '../relay/cluster.js';
 import type { HostPort } from '../relay/gateway.js';
 import type { RelayCertificate } from '../relay/settings.js';
 import { TlsConfigError, loadCertifiedKey } from '../tls/index.js';
-import { CliError, EXIT_FAILURE } from './errors.js';
+import { CliError, EXIT_FAILURE, parseWholeNumber } from './errors.js';
 import { makeSelfSigned } from './self-signed.js';
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
@@ -115,11 +115,7 @@ function parseRelays(value: string): number {
 }
 
 function parseWatchdogMs(value: string): number {
-  const n = /^\d+$/.test(value.trim()) ? Number(value.trim()) : NaN;
-  if (!Number.isSafeInteger(n) || n < WATCHDOG_MIN_MS || n > WATCHDOG_MAX_MS) {
-    throw new CliError(`--watchdog-ms must be a whole number of milliseconds from ${WATCHDOG_MIN_MS} to ${WATCHDOG_MAX_MS}, got "${value}"`);
-  }
-  return n;
+  return parseWholeNumber('--watchdog-ms', value, WATCHDOG_MIN_MS, WATCHDOG_MAX_MS, 'milliseconds');
 }
 
 /** RFC 7301 section 3.1: each ProtocolName is 1 to 255 bytes; we take printable ASCII. */

@@ -21,3 +21,12 @@ export class CliError extends Error {
     super(message);
   }
 }
+
+/** A whole number flag within [min, max], or a CliError naming the flag and the bad value. */
+export function parseWholeNumber(flag: string, value: string, min: number, max: number, unit = ''): number {
+  const n = /^\d+$/.test(value.trim()) ? Number(value.trim()) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new CliError(`${flag} must be a whole number${unit ? ` of ${unit}` : ''} from ${min} to ${max}, got "${value}"`);
+  }
+  return n;
+}

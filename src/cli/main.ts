@@ -8,6 +8,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerClusterCommand } from './cluster-command.js';
+import { registerDemoCommand } from './demo-command.js';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from './errors.js';
 
 /** The program with every subcommand registered. */
@@ -19,8 +20,9 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (text, write) => write(`baton: ${text}`) })
     .showHelpAfterError('(add --help for usage)');
   // Subcommands inherit the settings above. One register*Command() per subcommand:
-  // demo, bench, crash and status are added here as they are built.
+  // bench, crash and status are added here as they are built.
   registerClusterCommand(program);
+  registerDemoCommand(program);
   return program;
 }
 

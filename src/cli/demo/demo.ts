@@ -73,7 +73,6 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
   let lastLines = 0;
   let lastBytes = 0;
   let lastAt = started;
-  const crashesByKind: Record<string, number> = {};
   const recent: string[] = [];
   try {
     write(
@@ -154,7 +153,6 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
           cluster.inject(victim, kind);
           recent.push(`${victim} ${kind}`);
         }
-        crashesByKind[kind] = (crashesByKind[kind] ?? 0) + 1;
       }
     } finally {
       clearInterval(ticker);
@@ -168,6 +166,12 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
 
   const stats = cluster.gateway.stats;
   const samples = stats.takeoverSamples.map((s) => s.ms);
+  const crashesByKind: Record<string, number> = {};
+  for (const e of events) {
+    if (e.type !== 'Crashed') continue;
+    const kind = e.crash.fault?.kind ?? e.crash.reason.kind;
+    crashesByKind[kind] = (crashesByKind[kind] ?? 0) + 1;
+  }
   const clientErrors = clients.flatMap((c, i) => c.errors.map((e) => `client ${i}: ${e}`));
   const bytesLost = clients.reduce((a, c) => a + (c.bytesSent - c.bytesVerified), 0);
   const summary: DemoSummary = {
