@@ -6,6 +6,7 @@
  * and runs takeover when a relay dies. It holds no key material: snapshots pass
  * between relays as opaque bytes through the actor runtime, never through here.
  */
+import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { ActorError, type ActorRef, type ActorSystem, type Crash } from '../actors/index.js';
 import { newId } from '../util/ids.js';
@@ -136,10 +137,22 @@ export interface GatewayStats {
   quarantined: number;
   /** Output that arrived past what was written: bytes a client would miss (must stay 0). */
   outputGaps: number;
+  /** The most recent takeovers (at most {@link MAX_SAMPLES}); every one is also a 'takeover' event. */
   readonly takeoverSamples: TakeoverSample[];
 }
 
-export class Gateway {
+const MAX_SAMPLES = 4096;
+
+/** What the gateway announces as it happens, for metrics and logs (no secrets). */
+export interface GatewayEvents {
+  takeover: [sample: TakeoverSample & { readonly conn: string }];
+  handshake: [info: { readonly conn: string; readonly relay: string; readonly resumed: boolean; readonly cipherSuite: string }];
+  quarantined: [info: { readonly conn: string }];
+  connectionLost: [info: { readonly conn: string }];
+  connectionClosed: [info: { readonly conn: string }];
+}
+
+export class Gateway extends EventEmitter<GatewayEvents> {
   private server: net.Server | null = null;
   private readonly relays = new Map<string, RelaySlot>();
   private readonly conns = new Map<string, Conn>();
@@ -164,7 +177,9 @@ export class Gateway {
   constructor(
     private readonly system: ActorSystem,
     private readonly opts: GatewayOptions,
-  ) {}
+  ) {
+    super();
+  }
 
   /** Registers a relay (at start, and again with its new ref after a restart). */
   relayUp(name: string, ref: ActorRef<RelayMsg>): void {
@@ -432,7 +447,10 @@ export class Gateway {
     switch (msg.t) {
       case 'Promoted':
         if (c.takeover) {
-          this.stats.takeoverSamples.push({ kind: c.takeover.kind, ms: Date.now() - c.takeover.since });
+          const sample = { kind: c.takeover.kind, ms: Date.now() - c.takeover.since };
+          this.stats.takeoverSamples.push(sample);
+          if (this.stats.takeoverSamples.length > MAX_SAMPLES) this.stats.takeoverSamples.shift();
+          this.emit('takeover', { ...sample, conn: c.id });
           c.takeover = null;
         }
         // Held output of the dead owner stays valid up to the state the new owner restored;
@@ -519,6 +537,7 @@ export class Gateway {
           if (!c.handshakeDone) {
             c.handshakeDone = true;
             this.stats.handshakes++;
+            this.emit('handshake', { conn: c.id, relay: c.owner.name, resumed: e.resumed, cipherSuite: e.cipherSuite });
             this.connectBackend(c);
           }
           break;
@@ -562,6 +581,7 @@ export class Gateway {
     if (c.done) return;
     c.done = true;
     this.stats.connectionsActive--;
+    this.emit('connectionClosed', { conn: c.id });
     if (!c.engineClosed) c.client.destroy();
     // A peer that never closes its side does not hold the socket forever.
     else setTimeout(() => c.client.destroy(), LINGER_MS).unref();
@@ -600,6 +620,7 @@ export class Gateway {
     if (!next || !next.up || c.replicatedUpTo < c.releasedUpTo) {
       // Both copies of the state are gone: nothing can carry this connection on.
       this.stats.connectionsLost++;
+      this.emit('connectionLost', { conn: c.id });
       this.finish(c);
       return;
     }
@@ -618,7 +639,10 @@ export class Gateway {
     c.replicatedUpTo = 0;
     c.takeover = { since: now, kind: crash.reason.kind };
     this.stats.takeovers++;
-    if (quarantineAfter !== null) this.stats.quarantined++;
+    if (quarantineAfter !== null) {
+      this.stats.quarantined++;
+      this.emit('quarantined', { conn: c.id });
+    }
     this.tell(next, { t: 'Promote', conn: c.id, epoch: c.epoch, replica: c.replica?.ref ?? null, quarantineAfter });
     this.pump(c);
   }
