@@ -40,7 +40,7 @@ export interface GatewayOptions {
 /** How long an ended client socket may wait for the peer's end of stream. */
 const LINGER_MS = 5_000;
 
-export const DEFAULT_GATEWAY = { retainedLimitBytes: 4 << 20, poisonCrashes: 2, maxInFlight: 8 } as const;
+export const DEFAULT_GATEWAY = { retainedLimitBytes: 4 << 20, poisonCrashes: 2, maxInFlight: 4 } as const;
 
 /** A relay as the gateway sees it. */
 interface RelaySlot {
