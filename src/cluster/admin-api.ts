@@ -1,0 +1,328 @@
+/**
+ * The admin API of a running cluster: HTTP/1.1 on loopback only, every request
+ * authenticated with `Authorization: Bearer <token>` (compared in constant time).
+ *
+ *   GET  /status   relays (thread, up, restarts, last crash, placement), connections
+ *                  (owner, replica, epoch, replication lag), takeovers (count, p50, p99)
+ *   GET  /metrics  Prometheus text (see metrics.ts)
+ *   POST /crash    {"relay": "relay-1" | "random", "kind": "throw"|"exit"|"terminate"|"oom"|"hang",
+ *                   "at"?: a relay fault point}: crash a relay now, or arm the fault point
+ *
+ * Errors are `{"error": "..."}` naming what is wrong: 401 bad or missing token,
+ * 400 bad body (the field and why), 404 unknown relay or route, 405 wrong method,
+ * 409 relay not running, 413 body too large.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import http from 'node:http';
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { FAULT_KINDS, type FaultKind } from '../actors/index.js';
+import type { Cluster } from '../relay/cluster.js';
+import type { HostPort } from '../relay/gateway.js';
+import { RELAY_FAULT_POINTS } from '../relay/relay-actor.js';
+import { silentLogger, type Logger } from '../util/log.js';
+import { quantile, replicationLag, type ClusterMetrics, type RelayHistory } from './metrics.js';
+
+/** Connections listed in full by `/status` at most (the count is always exact). */
+export const STATUS_CONNECTIONS_MAX = 1000;
+const BODY_MAX_BYTES = 16 * 1024;
+
+/** Whether `host` is a loopback address (or `localhost`): the admin API binds nowhere else. */
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  const family = isIP(host);
+  if (family === 4) return host.startsWith('127.');
+  if (family === 6) return host === '::1' || /^::ffff:127\./i.test(host);
+  return false;
+}
+
+/** `POST /crash` body. */
+export const CrashRequest = z
+  .object({
+    relay: z.string().min(1, 'must name a relay or be "random"'),
+    kind: z.enum(FAULT_KINDS as [FaultKind, ...FaultKind[]]),
+    at: z.enum(RELAY_FAULT_POINTS).optional(),
+  })
+  .strict();
+export type CrashRequest = z.infer<typeof CrashRequest>;
+
+/** `POST /crash` answer. */
+export interface CrashResponse {
+  readonly relay: string;
+  readonly kind: FaultKind;
+  readonly at?: string;
+  /** The thread the relay ran on when the crash was injected or armed. */
+  readonly threadId: number;
+  /** True when a fault point was armed (the crash happens when it is next reached). */
+  readonly armed: boolean;
+}
+
+/** `GET /status` answer. */
+export interface StatusResponse {
+  readonly relays: {
+    readonly name: string;
+    readonly threadId: number | null;
+    readonly up: boolean;
+    readonly restarts: number;
+    readonly crashes: number;
+    readonly lastCrash?: RelayHistory['lastCrash'];
+    readonly owned: number;
+    readonly replicas: number;
+  }[];
+  readonly connections: {
+    readonly active: number;
+    readonly opened: number;
+    readonly truncated: boolean;
+    readonly list: {
+      readonly id: string;
+      readonly owner: string;
+      readonly replica: string | null;
+      readonly epoch: number;
+      readonly handshakeDone: boolean;
+      readonly replicationLag: number;
+    }[];
+  };
+  readonly replicationLag: { readonly max: number; readonly sum: number };
+  readonly takeovers: { readonly count: number; readonly p50Ms: number; readonly p99Ms: number };
+  readonly quarantined: number;
+  readonly lost: number;
+}
+
+export interface AdminApiOptions {
+  readonly cluster: Pick<Cluster, 'gateway' | 'relayNames' | 'threadIdOf' | 'inject' | 'arm'>;
+  readonly metrics: ClusterMetrics;
+  readonly token: string;
+  readonly log?: Logger;
+  /** Chooses the relay for `"relay": "random"` among those running (a seam for tests). */
+  readonly pick?: (n: number) => number;
+}
+
+/** An error answered as `{ error }` with a status code. */
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+
+/** Builds the `/status` answer from the cluster's tables. */
+export function clusterStatus(cluster: AdminApiOptions['cluster'], metrics: ClusterMetrics): StatusResponse {
+  const { gateway } = cluster;
+  const placement = gateway.placement();
+  const relays = cluster.relayNames.map((name) => {
+    const p = placement.get(name) ?? { owned: 0, replicas: 0, up: false };
+    const h = metrics.relayHistory(name);
+    const threadId = p.up ? (cluster.threadIdOf(name) ?? null) : null;
+    return {
+      name,
+      threadId,
+      up: p.up && threadId !== null,
+      restarts: h.restarts,
+      crashes: h.crashes,
+      ...(h.lastCrash ? { lastCrash: h.lastCrash } : {}),
+      owned: p.owned,
+      replicas: p.replicas,
+    };
+  });
+  const conns = gateway.connections();
+  let max = 0;
+  let sum = 0;
+  const list = conns.map((c) => {
+    const lag = replicationLag(c);
+    max = Math.max(max, lag);
+    sum += lag;
+    return { id: c.id, owner: c.owner, replica: c.replica, epoch: c.epoch, handshakeDone: c.handshakeDone, replicationLag: lag };
+  });
+  const samples = gateway.stats.takeoverSamples.map((s) => s.ms);
+  return {
+    relays,
+    connections: {
+      active: gateway.stats.connectionsActive,
+      opened: gateway.stats.connectionsOpened,
+      truncated: list.length > STATUS_CONNECTIONS_MAX,
+      list: list.slice(0, STATUS_CONNECTIONS_MAX),
+    },
+    replicationLag: { max, sum },
+    takeovers: { count: gateway.stats.takeovers, p50Ms: quantile(samples, 0.5), p99Ms: quantile(samples, 0.99) },
+    quarantined: gateway.stats.quarantined,
+    lost: gateway.stats.connectionsLost,
+  };
+}
+
+/** One zod issue as "field: why". */
+function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((i) => {
+      const field = i.path.length > 0 ? i.path.join('.') : 'body';
+      if (i.code === 'unrecognized_keys') return `${field}: unknown field${i.keys.length === 1 ? '' : 's'} ${i.keys.map((k) => `"${k}"`).join(', ')}`;
+      if (i.code === 'invalid_value') return `${field}: must be one of ${i.values.map((v) => JSON.stringify(v)).join(', ')}`;
+      return `${field}: ${i.message}`;
+    })
+    .join('; ');
+}
+
+export class AdminApi {
+  private readonly server: http.Server;
+  private readonly tokenDigest: Buffer;
+  private readonly log: Logger;
+  private closed = false;
+
+  constructor(private readonly opts: AdminApiOptions) {
+    if (opts.token.length < 16) throw new RangeError('the admin token must be at least 16 characters');
+    // Comparing digests keeps the comparison constant-time whatever the presented length.
+    this.tokenDigest = digest(opts.token);
+    this.log = (opts.log ?? silentLogger).child({ component: 'admin' });
+    this.server = http.createServer({ requestTimeout: 10_000, headersTimeout: 5_000 }, (req, res) => {
+      void this.handle(req, res);
+    });
+    this.server.keepAliveTimeout = 1_000;
+  }
+
+  /** Binds to a loopback `host:port` (port 0: any free port); refuses any other address. */
+  async listen(at: HostPort): Promise<{ host: string; port: number }> {
+    if (!isLoopback(at.host)) throw new RangeError(`the admin API listens on loopback only (127.0.0.1, ::1 or localhost), not ${at.host}`);
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(at.port, at.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    const a = this.server.address();
+    if (a === null || typeof a === 'string') throw new Error('the admin API has no TCP address');
+    return { host: a.address, port: a.port };
+  }
+
+  /** Stops accepting and closes every connection. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  private authorized(req: http.IncomingMessage): boolean {
+    const header = req.headers.authorization;
+    const m = typeof header === 'string' ? /^Bearer +(\S+) *$/i.exec(header) : null;
+    // Always compare, so a missing header takes as long as a wrong one.
+    return timingSafeEqual(digest(m?.[1] ?? ''), this.tokenDigest) && m !== null;
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const started = performance.now();
+    const url = new URL(req.url ?? '/', 'http://admin');
+    let status = 500;
+    try {
+      if (!this.authorized(req)) {
+        throw new HttpError(401, 'missing or wrong admin token (send "Authorization: Bearer <token>" with the token from the token file)', {
+          'www-authenticate': 'Bearer realm="baton"',
+        });
+      }
+      status = await this.route(req, res, url.pathname);
+    } catch (e) {
+      status = e instanceof HttpError ? e.status : 500;
+      const message = e instanceof HttpError ? e.message : 'internal error';
+      if (!(e instanceof HttpError)) this.log.error('admin request failed', { method: req.method, path: url.pathname, error: e });
+      if (!res.headersSent) this.json(res, status, { error: message }, e instanceof HttpError ? e.headers : {});
+      else res.destroy();
+    } finally {
+      const level = status === 401 ? 'warn' : 'debug';
+      this.log[level]('admin request', { method: req.method, path: url.pathname, status, ms: Math.round(performance.now() - started) });
+    }
+  }
+
+  private async route(req: http.IncomingMessage, res: http.ServerResponse, path: string): Promise<number> {
+    const allow = (method: string) => {
+      if (req.method !== method) throw new HttpError(405, `${path} takes ${method}, not ${req.method}`, { allow: method });
+    };
+    switch (path) {
+      case '/status':
+        allow('GET');
+        return this.json(res, 200, clusterStatus(this.opts.cluster, this.opts.metrics));
+      case '/metrics': {
+        allow('GET');
+        const text = await this.opts.metrics.text();
+        res.writeHead(200, { 'content-type': this.opts.metrics.contentType, 'cache-control': 'no-store' });
+        res.end(text);
+        return 200;
+      }
+      case '/crash': {
+        allow('POST');
+        const body = await this.readJson(req);
+        const parsed = CrashRequest.safeParse(body);
+        if (!parsed.success) throw new HttpError(400, describeIssues(parsed.error));
+        return this.json(res, 200, await this.crash(parsed.data));
+      }
+      default:
+        throw new HttpError(404, `no route ${path} (routes: GET /status, GET /metrics, POST /crash)`);
+    }
+  }
+
+  private async crash(r: CrashRequest): Promise<CrashResponse> {
+    const { cluster } = this.opts;
+    const names = cluster.relayNames;
+    let relay = r.relay;
+    if (relay === 'random') {
+      const running = names.filter((n) => cluster.threadIdOf(n) !== undefined && cluster.gateway.placement().get(n)?.up);
+      if (running.length === 0) throw new HttpError(409, 'no relay is running now (all are being restarted); try again');
+      const pick = this.opts.pick ?? ((n: number) => Math.floor(Math.random() * n));
+      relay = running[pick(running.length)]!;
+    } else if (!names.includes(relay)) {
+      throw new HttpError(404, `relay: no relay named "${relay}" (relays: ${names.join(', ')})`);
+    }
+    const threadId = cluster.threadIdOf(relay);
+    if (threadId === undefined || !cluster.gateway.placement().get(relay)?.up) {
+      throw new HttpError(409, `${relay} is not running now (it is being restarted); try again`);
+    }
+    if (r.at !== undefined) await cluster.arm(relay, r.at, r.kind, { times: 1 });
+    else cluster.inject(relay, r.kind);
+    this.log.info(r.at ? 'crash armed' : 'crash injected', { relay, kind: r.kind, ...(r.at ? { at: r.at } : {}), threadId });
+    return { relay, kind: r.kind, ...(r.at ? { at: r.at } : {}), threadId, armed: r.at !== undefined };
+  }
+
+  private readJson(req: http.IncomingMessage): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let failed = false;
+      req.on('data', (d: Buffer) => {
+        if (failed) return;
+        size += d.length;
+        if (size > BODY_MAX_BYTES) {
+          failed = true;
+          reject(new HttpError(413, `the body is larger than ${BODY_MAX_BYTES} bytes`));
+          return;
+        }
+        chunks.push(d);
+      });
+      req.on('error', (e) => reject(e));
+      req.on('end', () => {
+        if (failed) return;
+        const text = Buffer.concat(chunks).toString('utf8');
+        if (text.trim().length === 0) {
+          reject(new HttpError(400, 'body: expected a JSON object, e.g. {"relay":"random","kind":"exit"}'));
+          return;
+        }
+        try {
+          resolve(JSON.parse(text));
+        } catch (e) {
+          reject(new HttpError(400, `body: not valid JSON (${e instanceof Error ? e.message : String(e)})`));
+        }
+      });
+    });
+  }
+
+  private json(res: http.ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): number {
+    const body = JSON.stringify(value);
+    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers });
+    res.end(`${body}\n`);
+    return status;
+  }
+}

@@ -1,0 +1,282 @@
+/**
+ * Cluster metrics in the Prometheus text format (prom-client 15, one Registry per
+ * cluster, never the global one), and the per-relay history the admin API's
+ * `/status` reports (restarts, last crash), both fed by supervisor events, the
+ * gateway's events and, at scrape time, the gateway's counters and connection table.
+ *
+ * Nothing secret enters a metric: connection ids are not labels (unbounded), and
+ * labels are relay names, crash kinds and directions only.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { describeReason, type CrashReason, type SupervisorEvent } from '../actors/index.js';
+import type { Cluster } from '../relay/cluster.js';
+import type { ConnectionInfo, GatewayEvents } from '../relay/gateway.js';
+
+/** Takeover latency buckets in milliseconds: detection to the new owner's Promoted, 1 ms to 2 s. */
+export const TAKEOVER_BUCKETS_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000] as const;
+
+/** Crash reasons a takeover follows (CrashReason kinds of a relay that ran). */
+const TAKEOVER_KINDS: readonly CrashReason['kind'][] = ['throw', 'exit', 'terminated', 'oom', 'hang'];
+
+/** What `/status` tells of a relay's past. */
+export interface RelayHistory {
+  restarts: number;
+  crashes: number;
+  lastCrash?: {
+    /** describeReason(), e.g. "process.exit(70)". */
+    readonly reason: string;
+    readonly kind: CrashReason['kind'];
+    /** ISO time the crash was detected. */
+    readonly at: string;
+    readonly threadId?: number;
+    readonly fault?: { readonly kind: string; readonly point?: string };
+  };
+}
+
+/** Inputs a connection's owner has been handed that its replica does not cover yet. */
+export function replicationLag(c: Pick<ConnectionInfo, 'inputs' | 'replicatedUpTo'>): number {
+  return Math.max(0, c.inputs - c.replicatedUpTo);
+}
+
+/** The `p`-quantile (0..1, nearest rank) of `values`; 0 for none. */
+export function quantile(values: readonly number[], p: number): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1));
+  return sorted[rank]!;
+}
+
+/** The part of a Cluster the metrics read. */
+export type MetricsSource = Pick<Cluster, 'gateway' | 'relayNames'>;
+
+export class ClusterMetrics {
+  readonly registry = new Registry();
+  private source: MetricsSource | null = null;
+  private readonly history = new Map<string, RelayHistory>();
+  private readonly unsubscribe: (() => void)[] = [];
+
+  private readonly handshakes: Counter<'resumed'>;
+  private readonly takeoverLatency: Histogram<'kind'>;
+  private readonly crashes: Counter<'relay' | 'reason'>;
+  private readonly restarts: Counter<'relay'>;
+  private readonly escalations: Counter;
+
+  constructor(opts: { readonly processMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    const stats = () => this.source?.gateway.stats;
+
+    // Counters kept by the gateway are mirrored at scrape time (reset, then set to its value).
+    const mirror = (name: string, help: string, read: (s: NonNullable<ReturnType<typeof stats>>) => number) =>
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          const s = stats();
+          this.reset();
+          if (s) this.inc(read(s));
+        },
+      });
+    mirror('baton_connections_opened_total', 'TLS connections accepted', (s) => s.connectionsOpened);
+    mirror('baton_takeovers_total', 'connections carried on by their replica after their owner relay crashed', (s) => s.takeovers);
+    mirror('baton_quarantined_connections_total', 'poison connections closed with a fatal alert after crashing owners twice', (s) => s.quarantined);
+    mirror('baton_connections_lost_total', 'connections lost because no replica held their state', (s) => s.connectionsLost);
+    mirror('baton_output_gaps_total', 'relay output past what was written (bytes a client would miss; must stay 0)', (s) => s.outputGaps);
+    new Counter<'peer' | 'direction'>({
+      name: 'baton_bytes_total',
+      help: 'bytes through the gateway: peer client (ciphertext) or backend (plaintext), direction in (read) or out (written)',
+      labelNames: ['peer', 'direction'],
+      registers,
+      collect() {
+        const s = stats();
+        this.reset();
+        if (!s) return;
+        this.inc({ peer: 'client', direction: 'in' }, s.bytesFromClients);
+        this.inc({ peer: 'client', direction: 'out' }, s.bytesToClients);
+        this.inc({ peer: 'backend', direction: 'in' }, s.bytesFromBackends);
+        this.inc({ peer: 'backend', direction: 'out' }, s.bytesToBackends);
+      },
+    });
+    new Gauge({
+      name: 'baton_connections_active',
+      help: 'TLS connections open now',
+      registers,
+      collect() {
+        this.set(stats()?.connectionsActive ?? 0);
+      },
+    });
+    const self = this;
+    new Gauge<'relay' | 'role'>({
+      name: 'baton_relay_connections',
+      help: 'connections per relay, as owner or as replica',
+      labelNames: ['relay', 'role'],
+      registers,
+      collect() {
+        this.reset();
+        const placement = self.source?.gateway.placement();
+        if (!placement) return;
+        for (const [relay, p] of placement) {
+          this.set({ relay, role: 'owner' }, p.owned);
+          this.set({ relay, role: 'replica' }, p.replicas);
+        }
+      },
+    });
+    new Gauge<'relay'>({
+      name: 'baton_relay_up',
+      help: '1 while a relay runs, 0 while it is being restarted',
+      labelNames: ['relay'],
+      registers,
+      collect() {
+        this.reset();
+        const placement = self.source?.gateway.placement();
+        if (!placement) return;
+        for (const [relay, p] of placement) this.set({ relay }, p.up ? 1 : 0);
+      },
+    });
+    // Lag is read from the connection table once per scrape, for both gauges.
+    let lag = { max: 0, sum: 0, retained: 0 };
+    new Gauge({
+      name: 'baton_replication_lag_inputs_max',
+      help: 'largest number of inputs a connection owner has been handed that its replica does not cover yet',
+      registers,
+      collect() {
+        const conns = self.source?.gateway.connections() ?? [];
+        lag = { max: 0, sum: 0, retained: 0 };
+        for (const c of conns) {
+          const l = replicationLag(c);
+          lag.max = Math.max(lag.max, l);
+          lag.sum += l;
+          lag.retained += c.retainedBytes;
+        }
+        this.set(lag.max);
+      },
+    });
+    new Gauge({
+      name: 'baton_replication_lag_inputs_sum',
+      help: 'inputs not yet covered by a replica, summed over connections',
+      registers,
+      collect() {
+        this.set(lag.sum);
+      },
+    });
+    new Gauge({
+      name: 'baton_retained_bytes',
+      help: 'input bytes the gateway retains for replay until a replica acknowledges them',
+      registers,
+      collect() {
+        this.set(lag.retained);
+      },
+    });
+
+    this.handshakes = new Counter({
+      name: 'baton_handshakes_total',
+      help: 'completed TLS handshakes, full or resumed',
+      labelNames: ['resumed'],
+      registers,
+    });
+    this.handshakes.inc({ resumed: 'false' }, 0);
+    this.handshakes.inc({ resumed: 'true' }, 0);
+    this.takeoverLatency = new Histogram({
+      name: 'baton_takeover_duration_ms',
+      help: 'takeover latency in milliseconds, from crash detection to the replica taking the connection over, by crash kind',
+      labelNames: ['kind'],
+      buckets: [...TAKEOVER_BUCKETS_MS],
+      registers,
+    });
+    // Every crash kind has its series from the start, so dashboards see zeros rather than nothing.
+    for (const kind of TAKEOVER_KINDS) this.takeoverLatency.zero({ kind });
+    this.crashes = new Counter({
+      name: 'baton_relay_crashes_total',
+      help: 'relay crashes seen by the supervisor, by relay and reason',
+      labelNames: ['relay', 'reason'],
+      registers,
+    });
+    this.restarts = new Counter({
+      name: 'baton_relay_restarts_total',
+      help: 'relay restarts by the supervisor',
+      labelNames: ['relay'],
+      registers,
+    });
+    this.escalations = new Counter({
+      name: 'baton_supervisor_escalations_total',
+      help: 'times the relay supervisor exceeded its restart intensity and gave up',
+      registers,
+    });
+
+    if (opts.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'baton_' });
+  }
+
+  /** Starts reading a running cluster: its gateway events, and its counters at scrape time. */
+  attach(cluster: MetricsSource): void {
+    this.detach();
+    this.source = cluster;
+    for (const name of cluster.relayNames) {
+      this.historyOf(name);
+      this.restarts.inc({ relay: name }, 0);
+    }
+    const on = <K extends keyof GatewayEvents>(event: K, fn: (...args: GatewayEvents[K]) => void) => {
+      cluster.gateway.on(event, fn as never);
+      this.unsubscribe.push(() => cluster.gateway.off(event, fn as never));
+    };
+    on('handshake', (h) => this.handshakes.inc({ resumed: String(h.resumed) }));
+    on('takeover', (t) => this.takeoverLatency.observe({ kind: t.kind }, t.ms));
+  }
+
+  /** Stops listening to the gateway. Idempotent. */
+  detach(): void {
+    for (const off of this.unsubscribe.splice(0)) off();
+  }
+
+  /** Feed of the relay supervisor's events (pass to Cluster.start's `onEvent`). */
+  supervisorEvent(e: SupervisorEvent): void {
+    switch (e.type) {
+      case 'Crashed': {
+        const h = this.historyOf(e.child);
+        h.crashes++;
+        h.lastCrash = {
+          reason: describeReason(e.crash.reason),
+          kind: e.crash.reason.kind,
+          at: new Date(e.crash.detectedAt).toISOString(),
+          ...(e.crash.threadId !== undefined ? { threadId: e.crash.threadId } : {}),
+          ...(e.crash.fault ? { fault: { kind: e.crash.fault.kind, ...(e.crash.fault.point ? { point: e.crash.fault.point } : {}) } } : {}),
+        };
+        this.crashes.inc({ relay: e.child, reason: e.crash.reason.kind });
+        break;
+      }
+      case 'Restarted':
+        this.historyOf(e.child).restarts++;
+        this.restarts.inc({ relay: e.child });
+        break;
+      case 'Escalated':
+        this.escalations.inc();
+        break;
+      default: {
+        const never: never = e;
+        return never;
+      }
+    }
+  }
+
+  /** Restarts and the last crash of a relay. */
+  relayHistory(name: string): Readonly<RelayHistory> {
+    return this.historyOf(name);
+  }
+
+  /** The registry in the Prometheus text exposition format. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  private historyOf(name: string): RelayHistory {
+    let h = this.history.get(name);
+    if (!h) {
+      h = { restarts: 0, crashes: 0 };
+      this.history.set(name, h);
+    }
+    return h;
+  }
+}
