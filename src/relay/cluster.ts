@@ -3,14 +3,23 @@
  * actors (one per worker thread), and the gateway on the main thread, wired so
  * that every relay crash the runtime detects starts a takeover at once.
  */
-import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import { ActorSystem, defineActor, type ActorRef, type FaultKind, type Supervisor, type SupervisorEvent } from '../actors/index.js';
 import type { TicketKeys } from '../tls/index.js';
 import { DEFAULT_GATEWAY, Gateway, type HostPort } from './gateway.js';
 import type { GatewayMsg, RelayMsg } from './protocol.js';
 import type { RelayArgs } from './relay-actor.js';
-import { DEFAULT_REPLICATION, type RelayCertificate, type RelaySettings } from './settings.js';
+import { rollOut, type RolloutHost, type RolloutResult } from './rollout.js';
+import {
+  configVersion,
+  DEFAULT_REPLICATION,
+  freshTicketKeys,
+  rotateTicketKeys,
+  type ConfigVersion,
+  type RelayCertificate,
+  type RelaySettings,
+  type TlsSettings,
+} from './settings.js';
 
 export interface ClusterOptions {
   readonly relays: number;
@@ -20,6 +29,10 @@ export interface ClusterOptions {
   /** Shared ticket keys; fresh random ones when absent. Secret. */
   readonly ticketKeys?: TicketKeys;
   readonly alpn?: readonly string[];
+  readonly cipherSuites?: TlsSettings['cipherSuites'];
+  readonly groups?: TlsSettings['groups'];
+  /** Rotate the ticket keys this often (see {@link Cluster.rotateTicketsEvery}); default never. */
+  readonly ticketRotationMs?: number;
   /** Records under one key before a relay starts a KeyUpdate (lower it to exercise KeyUpdate). */
   readonly keyUpdateAfterRecords?: number;
   /** Reproducible randomness and clock for tests (see RelaySettings.reproducible); also numbers connections. */
@@ -40,6 +53,8 @@ const RELAY_MODULE = new URL('./relay-actor.ts', import.meta.url);
 
 export class Cluster {
   private closed = false;
+  private rollouts: Promise<void> = Promise.resolve();
+  private rotation: NodeJS.Timeout | null = null;
 
   private constructor(
     readonly system: ActorSystem,
@@ -47,7 +62,58 @@ export class Cluster {
     readonly supervisor: Supervisor,
     readonly address: net.AddressInfo,
     private readonly refs: Map<string, ActorRef<RelayMsg>>,
+    private readonly config: { active: ConfigVersion },
   ) {}
+
+  /** The configuration version every relay runs (new connections use it). */
+  get activeConfig(): { readonly version: number; readonly digest: string } {
+    return { version: this.config.active.version, digest: this.config.active.digest };
+  }
+
+  /** The active TLS settings (secret: keys), to derive the next version from. */
+  get activeTls(): TlsSettings {
+    return this.config.active.tls;
+  }
+
+  /**
+   * Rolls out new TLS settings as the next configuration version, two-phase (see
+   * rollout.ts). Rollouts run one after another. Existing connections keep their
+   * negotiated state; new handshakes use the new version once it is active.
+   */
+  reconfigure(tls: TlsSettings): Promise<RolloutResult> {
+    const config = this.config;
+    const host: RolloutHost = {
+      system: this.system,
+      relayNames: this.relayNames,
+      ref: (name) => this.ref(name),
+      isUp: (name) => this.threadIdOf(name) !== undefined,
+      get active() {
+        return config.active;
+      },
+      set active(v) {
+        config.active = v;
+      },
+    };
+    const run = this.rollouts.then(() => rollOut(host, tls));
+    this.rollouts = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  /**
+   * Rotates the ticket keys every `periodMs`: a fresh key is staged everywhere before
+   * any relay seals tickets with it, and the previous one is still accepted for one
+   * more period, then retired.
+   */
+  rotateTicketsEvery(periodMs: number): void {
+    if (this.rotation) clearInterval(this.rotation);
+    this.rotation = setInterval(() => {
+      void this.reconfigure({ ...this.activeTls, ticketKeys: rotateTicketKeys(this.activeTls.ticketKeys) });
+    }, periodMs);
+    this.rotation.unref();
+  }
 
   static async start(opts: ClusterOptions): Promise<Cluster> {
     if (!Number.isInteger(opts.relays) || opts.relays < 1) throw new RangeError('relays must be a whole number of at least 1');
@@ -69,11 +135,18 @@ export class Cluster {
         null,
         { id: 'gateway', capacity: 1 << 20 },
       );
-      const settings: RelaySettings = {
+      const tls: TlsSettings = {
         certificates: opts.certificates,
-        ticketKeys: opts.ticketKeys ?? { current: { id: randomBytes(16), secret: randomBytes(32) } },
+        ticketKeys: opts.ticketKeys ?? freshTicketKeys(),
         ...(opts.alpn ? { alpn: opts.alpn } : {}),
+        ...(opts.cipherSuites ? { cipherSuites: opts.cipherSuites } : {}),
+        ...(opts.groups ? { groups: opts.groups } : {}),
         ...(opts.keyUpdateAfterRecords ? { keyUpdateAfterRecords: opts.keyUpdateAfterRecords } : {}),
+      };
+      const initial = configVersion(1, tls);
+      const config = { active: initial };
+      const settings: RelaySettings = {
+        config: initial,
         replication: opts.replication || DEFAULT_REPLICATION,
         ...(opts.reproducible ? { reproducible: opts.reproducible } : {}),
       };
@@ -103,6 +176,9 @@ export class Cluster {
           if (e.type === 'Crashed') gateway.relayCrashed(e.child, e.crash);
           else if (e.type === 'Restarted') {
             refs.set(e.child, e.ref as ActorRef<RelayMsg>);
+            // A relay restarts on the version it was first started with; bring it to the active
+            // one before the gateway places anything on it (same sender, so it arrives first).
+            if (config.active !== initial) system.tell(e.ref as ActorRef<RelayMsg>, { t: 'Configure', config: config.active });
             gateway.relayUp(e.child, e.ref as ActorRef<RelayMsg>);
           }
           opts.onEvent?.(e);
@@ -113,7 +189,9 @@ export class Cluster {
         gateway.relayUp(child.id, child.ref as ActorRef<RelayMsg>);
       }
       const address = await gateway.listen();
-      return new Cluster(system, gateway, supervisor, address, refs);
+      const cluster = new Cluster(system, gateway, supervisor, address, refs, config);
+      if (opts.ticketRotationMs) cluster.rotateTicketsEvery(opts.ticketRotationMs);
+      return cluster;
     } catch (e) {
       await system.close();
       throw e;
@@ -150,6 +228,7 @@ export class Cluster {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.rotation) clearInterval(this.rotation);
     await this.gateway.close();
     await this.system.close();
   }

@@ -6,6 +6,10 @@
  */
 import type { ActorRef } from '../actors/index.js';
 import type { InputKind } from './retained.js';
+import type { ConfigVersion } from './settings.js';
+
+/** A relay's answer to a configuration command. */
+export type ConfigReply = { readonly ok: true; readonly version: number } | { readonly ok: false; readonly reason: string };
 
 /** Commands to a relay. */
 export type RelayMsg =
@@ -37,6 +41,14 @@ export type RelayMsg =
     }
   /** The owned connection has a new replica: send it the whole state now. */
   | { readonly t: 'SetReplica'; readonly conn: string; readonly epoch: number; readonly replica: ActorRef<RelayMsg> | null }
+  /**
+   * Configuration rollout, two-phase (asks; the reply is {@link ConfigReply}): stage a
+   * version after validating it (certificates parse and match their keys), then
+   * activate it. Configure does both at once, for a relay that restarted.
+   */
+  | { readonly t: 'StageConfig'; readonly config: ConfigVersion }
+  | { readonly t: 'ActivateConfig'; readonly version: number; readonly digest: string }
+  | { readonly t: 'Configure'; readonly config: ConfigVersion }
   /** Forget a connection, as owner or replica. */
   | { readonly t: 'Forget'; readonly conn: string }
   /** Owner -> replica: the encoded engine state after input `upTo` (secret). */

@@ -20,7 +20,8 @@ import { concat } from '../util/bytes.js';
 import { systemClock } from '../util/clock.js';
 import { seededRandom, systemRandom } from '../util/random.js';
 import type { ConnectionEvent, GatewayMsg, RelayMsg } from './protocol.js';
-import { relayTlsConfig, type RelaySettings } from './settings.js';
+import { relayTlsConfig, type ConfigVersion, type RelaySettings } from './settings.js';
+import type { ConfigReply } from './protocol.js';
 
 /** Fault points a test or operator can arm to crash a relay at an exact protocol moment. */
 export const RELAY_FAULT_POINTS = [
@@ -79,7 +80,11 @@ interface RelayState {
   readonly name: string;
   readonly gateway: ActorRef<GatewayMsg>;
   readonly settings: RelaySettings;
-  readonly config: TlsServerConfig;
+  /** The active configuration: new connections (and restored ones) use it. */
+  config: TlsServerConfig;
+  active: { readonly version: number; readonly digest: string };
+  /** Validated versions waiting for activation. */
+  readonly staged: Map<number, { readonly digest: string; readonly config: TlsServerConfig }>;
   /** The engine's injected randomness and clock for one connection. */
   readonly deps: (conn: string) => TlsDeps;
   readonly owned: Map<string, Owned>;
@@ -287,7 +292,9 @@ export default defineActor<RelayMsg, RelayState, RelayArgs>({
       name: args.name,
       gateway: args.gateway,
       settings: args.settings,
-      config: relayTlsConfig(args.settings, loadCertifiedKey),
+      config: relayTlsConfig(args.settings.config.tls, loadCertifiedKey),
+      active: { version: args.settings.config.version, digest: args.settings.config.digest },
+      staged: new Map(),
       deps: engineDeps(args.settings),
       owned: new Map(),
       replicas: new Map(),
@@ -355,5 +362,42 @@ function handle(s: RelayState, ctx: ActorContext, msg: RelayMsg): void {
     case 'Forget':
       forget(s, msg.conn);
       return;
+    case 'StageConfig':
+    case 'ActivateConfig':
+    case 'Configure':
+      // Answer an ask; a plain tell (the cluster after a restart) needs no answer.
+      ctx.replier()?.reply(configure(s, msg));
+      return;
   }
+}
+
+/**
+ * Two-phase configuration: a staged version is validated here (every certificate
+ * parses and matches its key) before any relay may use it; activation swaps it in
+ * for new connections, while existing ones keep what they negotiated.
+ */
+function configure(s: RelayState, msg: Extract<RelayMsg, { t: 'StageConfig' | 'ActivateConfig' | 'Configure' }>): ConfigReply {
+  if (msg.t === 'ActivateConfig') {
+    const staged = s.staged.get(msg.version);
+    if (!staged || staged.digest !== msg.digest) return { ok: false, reason: `version ${msg.version} is not staged here` };
+    s.staged.clear();
+    s.config = staged.config;
+    s.active = { version: msg.version, digest: msg.digest };
+    return { ok: true, version: msg.version };
+  }
+  let config: TlsServerConfig;
+  try {
+    config = relayTlsConfig(msg.config.tls, loadCertifiedKey);
+  } catch (e) {
+    // TlsConfigError messages name the problem, never key material.
+    return { ok: false, reason: e instanceof Error ? e.message : 'invalid configuration' };
+  }
+  if (msg.t === 'StageConfig') {
+    s.staged.set(msg.config.version, { digest: msg.config.digest, config });
+    return { ok: true, version: msg.config.version };
+  }
+  s.staged.clear();
+  s.config = config;
+  s.active = { version: msg.config.version, digest: msg.config.digest };
+  return { ok: true, version: msg.config.version };
 }

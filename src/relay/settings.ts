@@ -3,6 +3,7 @@
  * crosses threads as text; it holds the private key and ticket keys: secret)
  * and the replication batch settings.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import type { CertifiedKey, CipherSuiteName, GroupName, TicketKeys, TlsServerConfig } from '../tls/index.js';
 
 export interface RelayCertificate {
@@ -13,7 +14,11 @@ export interface RelayCertificate {
   readonly names?: string[];
 }
 
-export interface RelaySettings {
+/**
+ * The part of a relay's settings that a configuration version changes at run time
+ * (staged, then activated on every relay). Secret: private keys and ticket keys.
+ */
+export interface TlsSettings {
   readonly certificates: readonly RelayCertificate[];
   /** Shared by every relay, so a ticket from one resumes on any other. Secret. */
   readonly ticketKeys: TicketKeys;
@@ -22,6 +27,18 @@ export interface RelaySettings {
   readonly groups?: readonly GroupName[];
   /** Records under one key before the relay starts a KeyUpdate (engine default when absent). */
   readonly keyUpdateAfterRecords?: number;
+}
+
+/** A numbered configuration version with the digest that identifies its content. */
+export interface ConfigVersion {
+  readonly version: number;
+  readonly digest: string;
+  readonly tls: TlsSettings;
+}
+
+export interface RelaySettings {
+  /** The configuration the relay starts on (the cluster re-sends the active one after a restart). */
+  readonly config: ConfigVersion;
   /**
    * Reproducible runs (tests, debugging): each connection's randomness is a keystream
    * seeded from `seed` and its id, and the clock stands still at `clockMs`. Never in
@@ -39,10 +56,7 @@ export interface RelaySettings {
 export const DEFAULT_REPLICATION = { batchInputs: 32, batchDelayMs: 5 } as const;
 
 /** The engine configuration a relay runs with. */
-export function relayTlsConfig(
-  settings: RelaySettings,
-  load: (c: RelayCertificate) => CertifiedKey,
-): TlsServerConfig {
+export function relayTlsConfig(settings: TlsSettings, load: (c: RelayCertificate) => CertifiedKey): TlsServerConfig {
   return {
     certificates: settings.certificates.map(load),
     ticketKeys: settings.ticketKeys,
@@ -51,4 +65,25 @@ export function relayTlsConfig(
     ...(settings.groups ? { groups: settings.groups } : {}),
     ...(settings.keyUpdateAfterRecords ? { keyUpdateAfterRecords: settings.keyUpdateAfterRecords } : {}),
   };
+}
+
+/** SHA-256 over the settings (bytes as hex): equal content, equal digest. Reveals nothing of the keys. */
+export function configDigest(tls: TlsSettings): string {
+  const canonical = JSON.stringify(tls, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v));
+  return createHash('sha256').update(canonical).digest('hex');
+}
+
+/** A version of `tls` numbered `version`. */
+export function configVersion(version: number, tls: TlsSettings): ConfigVersion {
+  return { version, digest: configDigest(tls), tls };
+}
+
+/** A new random ticket key set: a 16-byte id and a 32-byte secret (secret). */
+export function freshTicketKeys(): TicketKeys {
+  return { current: { id: new Uint8Array(randomBytes(16)), secret: new Uint8Array(randomBytes(32)) } };
+}
+
+/** The next rotation: a fresh current key; the old current is still accepted; older ones retire. */
+export function rotateTicketKeys(keys: TicketKeys): TicketKeys {
+  return { current: freshTicketKeys().current, previous: [keys.current] };
 }

@@ -1,0 +1,139 @@
+/**
+ * Versioned configuration rolled out two-phase while connections are live:
+ * a certificate swap under load, ticket-key rotation, a refused rollout, and
+ * relays that crash mid-rollout or after it.
+ */
+import { X509Certificate } from 'node:crypto';
+import tls from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SupervisorEvent } from '../../src/actors/index.js';
+import { startEchoBackend, type EchoBackend } from '../../src/cli/demo/echo-backend.js';
+import { VerifyingClient } from '../../src/cli/demo/verifying-client.js';
+import { Cluster } from '../../src/relay/cluster.js';
+import { rotateTicketKeys } from '../../src/relay/settings.js';
+import { caPem, fixture } from '../helpers/interop.js';
+
+const P256 = { cert: fixture('ecdsa-p256.pem'), key: fixture('ecdsa-p256-key.pem') };
+const RSA = { cert: fixture('rsa.pem'), key: fixture('rsa-key.pem') };
+const fingerprint = (pem: string) => new X509Certificate(pem).fingerprint256;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function until(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+let backend: EchoBackend;
+let cluster: Cluster;
+const events: SupervisorEvent[] = [];
+const allUp = () => cluster.relayNames.every((n) => cluster.threadIdOf(n) !== undefined);
+
+beforeAll(async () => {
+  backend = await startEchoBackend();
+  cluster = await Cluster.start({
+    relays: 3,
+    listen: { host: '127.0.0.1', port: 0 },
+    backend: { host: '127.0.0.1', port: backend.port },
+    certificates: [P256],
+    watchdogMs: 1000,
+    onEvent: (e) => events.push(e),
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await cluster?.close();
+  await backend?.close();
+});
+
+/** One short connection: the certificate it was served, whether it resumed, its ticket. */
+async function visit(session?: Buffer): Promise<{ fingerprint: string; reused: boolean; session: Buffer | undefined; owner: string }> {
+  const s = tls.connect({ host: '127.0.0.1', port: cluster.address.port, ca: caPem, servername: 'localhost', ...(session ? { session } : {}) });
+  let ticket: Buffer | undefined;
+  s.on('session', (t: Buffer) => (ticket ??= t));
+  await new Promise<void>((resolve, reject) => {
+    s.once('secureConnect', () => resolve());
+    s.once('error', reject);
+  });
+  const owner = cluster.gateway.connections().at(-1)!.owner;
+  s.write('x');
+  await new Promise((r) => s.once('data', r));
+  const result = { fingerprint: s.getPeerX509Certificate()?.fingerprint256 ?? '', reused: s.isSessionReused(), session: ticket, owner };
+  s.end();
+  await new Promise((r) => s.once('close', r));
+  return result;
+}
+
+/** Visits until every relay has served one connection (round-robin placement); bounded. */
+async function visitEveryRelay(session?: Buffer): Promise<Awaited<ReturnType<typeof visit>>[]> {
+  const seen = new Map<string, Awaited<ReturnType<typeof visit>>>();
+  for (let i = 0; i < 9 && seen.size < cluster.relayNames.length; i++) {
+    const v = await visit(session);
+    seen.set(v.owner, v);
+  }
+  expect(seen.size).toBe(cluster.relayNames.length);
+  return [...seen.values()];
+}
+
+describe('configuration rollout', () => {
+  it('swaps the certificate under load: new handshakes get the new one, live connections carry on', async () => {
+    const streaming = await Promise.all(
+      Array.from({ length: 6 }, async (_, i) => {
+        const c = new VerifyingClient({ host: '127.0.0.1', port: cluster.address.port, ca: caPem, servername: 'localhost', seed: `swap-${i}`, window: 65_536 });
+        await c.connect();
+        c.start();
+        return c;
+      }),
+    );
+    for (const v of await visitEveryRelay()) expect(v.fingerprint).toBe(fingerprint(P256.cert));
+    const before = cluster.activeConfig.version;
+    const result = await cluster.reconfigure({ ...cluster.activeTls, certificates: [RSA] });
+    expect(result).toMatchObject({ ok: true, version: before + 1 });
+    expect(cluster.activeConfig.version).toBe(before + 1);
+    for (const v of await visitEveryRelay()) expect(v.fingerprint).toBe(fingerprint(RSA.cert));
+    await sleep(200);
+    await Promise.all(streaming.map((c) => c.stop()));
+    for (const c of streaming) {
+      expect(c.errors).toEqual([]);
+      expect(c.handshakes).toBe(1);
+      expect(c.bytesVerified).toBe(c.bytesSent);
+      expect(c.bytesVerified).toBeGreaterThan(0);
+    }
+  });
+
+  it('a ticket issued just before a rotation resumes on every relay after it; two rotations retire it', async () => {
+    const { session } = await visit();
+    expect(session).toBeDefined();
+    expect((await cluster.reconfigure({ ...cluster.activeTls, ticketKeys: rotateTicketKeys(cluster.activeTls.ticketKeys) })).ok).toBe(true);
+    for (const v of await visitEveryRelay(session)) expect(v.reused).toBe(true);
+    expect((await cluster.reconfigure({ ...cluster.activeTls, ticketKeys: rotateTicketKeys(cluster.activeTls.ticketKeys) })).ok).toBe(true);
+    for (const v of await visitEveryRelay(session)) expect(v.reused).toBe(false);
+  });
+
+  it('refuses a rollout with a broken certificate and keeps serving the old version', async () => {
+    const before = cluster.activeConfig;
+    const served = (await visit()).fingerprint;
+    const result = await cluster.reconfigure({ ...cluster.activeTls, certificates: [{ cert: RSA.cert, key: P256.key }] });
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.reason).toMatch(/refused version .*: .*(match|key)/i);
+    expect(cluster.activeConfig).toEqual(before);
+    for (const v of await visitEveryRelay()) expect(v.fingerprint).toBe(served);
+  });
+
+  it('a relay crashed mid-rollout, or after it, comes back on the active version', async () => {
+    await until('all relays up', allUp);
+    const target = cluster.activeTls.certificates[0]!.cert === RSA.cert ? P256 : RSA;
+    const rollout = cluster.reconfigure({ ...cluster.activeTls, certificates: [target] });
+    cluster.inject(cluster.relayNames[1]!, 'exit');
+    const result = await rollout;
+    expect(result.ok).toBe(true);
+    await until('all relays up', allUp);
+    for (const v of await visitEveryRelay()) expect(v.fingerprint).toBe(fingerprint(target.cert));
+    const restarts = events.filter((e) => e.type === 'Restarted').length;
+    cluster.inject(cluster.relayNames[2]!, 'terminate');
+    await until('restart', () => events.filter((e) => e.type === 'Restarted').length > restarts && allUp());
+    for (const v of await visitEveryRelay()) expect(v.fingerprint).toBe(fingerprint(target.cert));
+  });
+});
