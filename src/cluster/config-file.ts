@@ -1,0 +1,169 @@
+/**
+ * The cluster's configuration file (YAML, or JSON which YAML reads too),
+ * validated with zod. Every error names the file, the field and what is wrong;
+ * none quotes a key. Certificate and key paths are relative to the file.
+ *
+ * ```yaml
+ * listeners:
+ *   - address: 127.0.0.1:8443
+ *     certificates:
+ *       - { cert: site.pem, key: site-key.pem, names: [example.com, "*.example.com"] }
+ *     alpn: [h2, http/1.1]
+ *     cipherSuites: [TLS_AES_128_GCM_SHA256, TLS_CHACHA20_POLY1305_SHA256]
+ *     groups: [x25519, secp256r1]
+ * backend: 127.0.0.1:9000
+ * relays: 3
+ * replication: { enabled: true, batchInputs: 32, batchDelayMs: 5 }
+ * watchdogMs: 1000
+ * tickets: { rotationSeconds: 3600 }
+ * admin: { address: 127.0.0.1:9901, tokenFile: /run/baton/admin.token }
+ * ```
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import type { RelayCertificate, TlsSettings } from '../relay/settings.js';
+import { loadCertifiedKey } from '../tls/index.js';
+import { isLoopback, parseHostPort, type HostPort } from '../util/host-port.js';
+
+export class ConfigFileError extends Error {
+  override readonly name = 'ConfigFileError';
+  readonly code = 'BATON_ERR_CONFIG';
+}
+
+/** A configuration file, read and checked. Holds private keys (PEM): secret. */
+export interface ClusterFileConfig {
+  readonly file: string;
+  readonly listen: HostPort;
+  readonly backend: HostPort;
+  readonly relays?: number;
+  /** Everything of a configuration version except the ticket keys, which the cluster owns. */
+  readonly tls: Omit<TlsSettings, 'ticketKeys'>;
+  readonly replication?: { readonly batchInputs: number; readonly batchDelayMs: number } | false;
+  readonly watchdogMs?: number;
+  readonly ticketRotationSeconds?: number;
+  readonly admin?: { readonly address?: HostPort; readonly tokenFile?: string };
+}
+
+const hostPort = (opts: { allowPortZero: boolean; loopbackOnly?: boolean }) =>
+  z.string().transform((value, ctx) => {
+    const r = parseHostPort(value, opts);
+    if (typeof r === 'string') {
+      ctx.addIssue({ code: 'custom', message: `"${value}": ${r}` });
+      return z.NEVER;
+    }
+    if (opts.loopbackOnly && !isLoopback(r.host)) {
+      ctx.addIssue({ code: 'custom', message: `"${value}": the admin API listens on loopback only (127.0.0.1 or ::1)` });
+      return z.NEVER;
+    }
+    return r;
+  });
+
+const SUITES = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'] as const;
+const GROUPS = ['x25519', 'secp256r1', 'secp384r1'] as const;
+
+const schema = z.strictObject({
+  listeners: z
+    .array(
+      z.strictObject({
+        address: hostPort({ allowPortZero: true }),
+        certificates: z
+          .array(
+            z.strictObject({
+              cert: z.string().min(1),
+              key: z.string().min(1),
+              names: z.array(z.string().min(1)).min(1).optional(),
+            }),
+          )
+          .min(1, 'at least one certificate is required'),
+        alpn: z.array(z.string().min(1).max(255)).min(1).optional(),
+        cipherSuites: z.array(z.enum(SUITES)).min(1).optional(),
+        groups: z.array(z.enum(GROUPS)).min(1).optional(),
+      }),
+    )
+    .length(1, 'exactly one listener is supported'),
+  backend: hostPort({ allowPortZero: false }),
+  relays: z.number().int().min(1).max(256).optional(),
+  replication: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      batchInputs: z.number().int().min(1).max(1_000_000).default(32),
+      batchDelayMs: z.number().int().min(0).max(60_000).default(5),
+    })
+    .optional(),
+  watchdogMs: z.number().int().min(50).max(3_600_000).optional(),
+  tickets: z.strictObject({ rotationSeconds: z.number().int().min(1).max(604_800) }).optional(),
+  admin: z
+    .strictObject({
+      address: hostPort({ allowPortZero: true, loopbackOnly: true }).optional(),
+      tokenFile: z.string().min(1).optional(),
+    })
+    .optional(),
+});
+
+/** `listeners[0].certificates[1].key` from a zod path. */
+function fieldName(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), '') || '(top level)';
+}
+
+function readText(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    const reason = (e as NodeJS.ErrnoException).code ?? (e instanceof Error ? e.message : 'unreadable');
+    throw new ConfigFileError(`${what}: cannot read "${file}" (${reason})`);
+  }
+}
+
+/** Reads, parses and checks a configuration file; certificates are loaded and matched to their keys. */
+export function loadConfigFile(path: string): ClusterFileConfig {
+  const file = resolve(path);
+  const text = readText(file, file);
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (e) {
+    throw new ConfigFileError(`${file}: not valid YAML or JSON: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+  }
+  const parsed = schema.safeParse(raw ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigFileError(`${file}: ${fieldName(issue.path)}: ${issue.message}`);
+  }
+  const c = parsed.data;
+  const listener = c.listeners[0]!;
+  const base = dirname(file);
+  const certificates: RelayCertificate[] = listener.certificates.map((entry, i) => {
+    const field = `listeners[0].certificates[${i}]`;
+    const cert = readText(resolve(base, entry.cert), `${file}: ${field}.cert`);
+    const key = readText(resolve(base, entry.key), `${file}: ${field}.key`);
+    const certificate: RelayCertificate = { cert, key, ...(entry.names ? { names: entry.names } : {}) };
+    try {
+      loadCertifiedKey(certificate);
+    } catch (e) {
+      throw new ConfigFileError(`${file}: ${field}: ${e instanceof Error ? e.message : 'invalid certificate'}`);
+    }
+    return certificate;
+  });
+  return {
+    file,
+    listen: listener.address,
+    backend: c.backend,
+    ...(c.relays ? { relays: c.relays } : {}),
+    tls: {
+      certificates,
+      ...(listener.alpn ? { alpn: listener.alpn } : {}),
+      ...(listener.cipherSuites ? { cipherSuites: listener.cipherSuites } : {}),
+      ...(listener.groups ? { groups: listener.groups } : {}),
+    },
+    ...(c.replication
+      ? { replication: c.replication.enabled ? { batchInputs: c.replication.batchInputs, batchDelayMs: c.replication.batchDelayMs } : false }
+      : {}),
+    ...(c.watchdogMs ? { watchdogMs: c.watchdogMs } : {}),
+    ...(c.tickets ? { ticketRotationSeconds: c.tickets.rotationSeconds } : {}),
+    ...(c.admin
+      ? { admin: { ...(c.admin.address ? { address: c.admin.address } : {}), ...(c.admin.tokenFile ? { tokenFile: resolve(base, c.admin.tokenFile) } : {}) } }
+      : {}),
+  };
+}

@@ -1,0 +1,87 @@
+/** The configuration file: a good one loads; every bad one names the file, the field and what is wrong. */
+import { mkdtempSync, writeFileSync, copyFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigFileError, loadConfigFile } from '../../src/cluster/config-file.js';
+import { certDir } from '../helpers/interop.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'baton-config-'));
+for (const f of ['ecdsa-p256.pem', 'ecdsa-p256-key.pem', 'rsa.pem', 'rsa-key.pem']) copyFileSync(join(certDir, f), join(dir, f));
+
+function write(name: string, text: string): string {
+  const file = join(dir, name);
+  writeFileSync(file, text);
+  return file;
+}
+
+const GOOD = `
+listeners:
+  - address: 127.0.0.1:8443
+    certificates:
+      - { cert: ecdsa-p256.pem, key: ecdsa-p256-key.pem }
+      - cert: rsa.pem
+        key: rsa-key.pem
+        names: [rsa.example.test]
+    alpn: [h2, http/1.1]
+    groups: [x25519, secp256r1]
+backend: 127.0.0.1:9000
+relays: 3
+replication: { batchInputs: 16 }
+watchdogMs: 800
+tickets: { rotationSeconds: 3600 }
+admin: { address: 127.0.0.1:9901 }
+`;
+
+function expectError(text: string, pattern: RegExp): void {
+  const file = write(`bad-${Math.random().toString(36).slice(2)}.yaml`, text);
+  let err: unknown;
+  try {
+    loadConfigFile(file);
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeInstanceOf(ConfigFileError);
+  const message = (err as Error).message;
+  expect(message.startsWith(file)).toBe(true);
+  expect(message).toMatch(pattern);
+  expect(message).not.toMatch(/PRIVATE KEY/);
+}
+
+describe('configuration file', () => {
+  it('loads a good file: addresses, certificates relative to the file, settings', () => {
+    const c = loadConfigFile(write('good.yaml', GOOD));
+    expect(c.listen).toEqual({ host: '127.0.0.1', port: 8443 });
+    expect(c.backend).toEqual({ host: '127.0.0.1', port: 9000 });
+    expect(c.relays).toBe(3);
+    expect(c.tls.certificates).toHaveLength(2);
+    expect(c.tls.certificates[1]!.names).toEqual(['rsa.example.test']);
+    expect(c.tls.alpn).toEqual(['h2', 'http/1.1']);
+    expect(c.replication).toEqual({ batchInputs: 16, batchDelayMs: 5 });
+    expect(c.ticketRotationSeconds).toBe(3600);
+    expect(c.admin?.address).toEqual({ host: '127.0.0.1', port: 9901 });
+  });
+
+  it('reads JSON too', () => {
+    const c = loadConfigFile(
+      write('good.json', JSON.stringify({ listeners: [{ address: '127.0.0.1:0', certificates: [{ cert: 'ecdsa-p256.pem', key: 'ecdsa-p256-key.pem' }] }], backend: 'localhost:9000' })),
+    );
+    expect(c.listen.port).toBe(0);
+  });
+
+  it('names the field and what is wrong', () => {
+    expectError(GOOD.replace('relays: 3', 'relays: zero'), /relays: .*number/i);
+    expectError(GOOD.replace('backend: 127.0.0.1:9000', 'backend: 127.0.0.1'), /backend: "127.0.0.1": expected HOST:PORT/);
+    expectError(GOOD.replace('groups: [x25519, secp256r1]', 'groups: [x448]'), /listeners\[0\]\.groups\[0\]/);
+    expectError(GOOD.replace('watchdogMs: 800', 'watchdogMs: 800\ncolour: blue'), /\(top level\): .*colour/i);
+    expectError(GOOD.replace('admin: { address: 127.0.0.1:9901 }', 'admin: { address: 10.0.0.1:9901 }'), /admin\.address: .*loopback/);
+    expectError(GOOD.replace('key: rsa-key.pem', 'key: missing-key.pem'), /listeners\[0\]\.certificates\[1\]\.key: cannot read .*missing-key\.pem.*ENOENT/);
+    expectError(GOOD.replace('key: rsa-key.pem', 'key: ecdsa-p256-key.pem'), /listeners\[0\]\.certificates\[1\]: .*(match|key)/i);
+    expectError('listeners: [\n  - address: 1', /not valid YAML/);
+    expectError('backend: 127.0.0.1:9000\n', /listeners: /);
+  });
+
+  it('says which file could not be read', () => {
+    expect(() => loadConfigFile(join(dir, 'nope.yaml'))).toThrow(/nope\.yaml.*ENOENT/);
+  });
+});
