@@ -11,15 +11,18 @@ import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { Command } from 'commander';
 import { describeReason, type SupervisorEvent } from '../actors/index.js';
+import { AdminApi, isLoopback } from '../cluster/admin-api.js';
+import { ClusterMetrics } from '../cluster/metrics.js';
+import { DEFAULT_ADMIN, TokenFileError, defaultTokenFile, newAdminToken, writeTokenFile } from '../cluster/token.js';
 import { Cluster, type ClusterOptions } from '../relay/cluster.js';
 import type { HostPort } from '../relay/gateway.js';
 import type { RelayCertificate } from '../relay/settings.js';
 import { TlsConfigError, loadCertifiedKey } from '../tls/index.js';
+import { LOG_LEVELS, createLogger, type LogFields, type LogLevel, type Logger } from '../util/log.js';
 import { CliError, EXIT_FAILURE, parseWholeNumber } from './errors.js';
 import { makeSelfSigned } from './self-signed.js';
 
-export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+export { LOG_LEVELS, type LogLevel };
 
 /** Flag values as commander hands them over: strings, each possibly absent. */
 export interface RawClusterFlags {
@@ -32,6 +35,8 @@ export interface RawClusterFlags {
   readonly alpn?: string;
   readonly replication?: string;
   readonly logLevel?: string;
+  readonly admin?: string;
+  readonly tokenFile?: string;
 }
 
 /** Validated flags. */
@@ -45,6 +50,10 @@ export interface ClusterFlags {
   readonly alpn?: readonly string[];
   readonly replication: boolean;
   readonly logLevel: LogLevel;
+  /** The admin API's loopback address (port 0: any free port), or 'off'; default {@link DEFAULT_ADMIN}. */
+  readonly admin?: HostPort | 'off';
+  /** Where the admin token is written; default {@link defaultTokenFile} for the admin port. */
+  readonly tokenFile?: string;
 }
 
 export const CLUSTER_DEFAULTS = {
@@ -73,6 +82,8 @@ export function registerClusterCommand(program: Command): void {
     .option('--alpn <list>', 'ALPN protocols in preference order, comma-separated, e.g. h2,http/1.1')
     .option('--replication <on|off>', 'replicate connection state to a sibling relay (off: no takeover)', CLUSTER_DEFAULTS.replication)
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, CLUSTER_DEFAULTS.logLevel)
+    .option('--admin <host:port|off>', `admin API address, loopback only (port 0: any free port; off: no admin API) (default: "${DEFAULT_ADMIN.host}:${DEFAULT_ADMIN.port}")`)
+    .option('--token-file <path>', `where to write the admin API token, mode 0600 (default: "${defaultTokenFile(DEFAULT_ADMIN.port)}", admin-PORT.token for another port)`)
     .action(async (raw: RawClusterFlags) => {
       process.exitCode = await runCluster(parseClusterFlags(raw));
     });
@@ -95,6 +106,9 @@ export function parseClusterFlags(raw: RawClusterFlags): ClusterFlags {
   const alpn = raw.alpn === undefined ? undefined : parseAlpn(raw.alpn);
   const replication = parseReplication(raw.replication ?? CLUSTER_DEFAULTS.replication);
   const logLevel = parseLogLevel(raw.logLevel ?? CLUSTER_DEFAULTS.logLevel);
+  const admin = raw.admin === undefined ? undefined : parseAdminAddress(raw.admin, { allowPortZero: true, allowOff: true });
+  if (raw.tokenFile === '') throw new CliError('--token-file is empty: give a file path');
+  if (raw.tokenFile !== undefined && admin === 'off') throw new CliError('--token-file has no use with --admin off');
   return {
     relays,
     listen,
@@ -104,7 +118,22 @@ export function parseClusterFlags(raw: RawClusterFlags): ClusterFlags {
     ...(alpn ? { alpn } : {}),
     replication,
     logLevel,
+    ...(admin !== undefined ? { admin } : {}),
+    ...(raw.tokenFile !== undefined ? { tokenFile: raw.tokenFile } : {}),
   };
+}
+
+/**
+ * Parses `--admin`: a loopback HOST:PORT (the admin API can crash relays, so it is
+ * never offered beyond this host), or `off` where `allowOff`.
+ */
+export function parseAdminAddress(value: string, opts: { allowPortZero: boolean; allowOff: boolean }): HostPort | 'off' {
+  if (value === 'off' && opts.allowOff) return 'off';
+  const at = parseHostPort('--admin', value, { allowPortZero: opts.allowPortZero });
+  if (!isLoopback(at.host)) {
+    throw new CliError(`--admin "${value}": the admin API listens on loopback only (127.0.0.1, [::1] or localhost), not on ${at.host}`);
+  }
+  return at;
 }
 
 function parseRelays(value: string): number {
@@ -238,7 +267,7 @@ export function formatHostPort(host: string, port: number): string {
   return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-/** One plain line per supervisor event (JSON logs come later). */
+/** The message and level of a supervisor event's log line. */
 export function describeEvent(e: SupervisorEvent): { level: LogLevel; line: string } {
   switch (e.type) {
     case 'Crashed': {
@@ -257,7 +286,29 @@ export function describeEvent(e: SupervisorEvent): { level: LogLevel; line: stri
   }
 }
 
-/** Where the command writes; a seam for tests. */
+/** The structured fields of a supervisor event's log line (public facts only). */
+export function eventFields(e: SupervisorEvent): LogFields {
+  switch (e.type) {
+    case 'Crashed':
+      return {
+        event: 'relay.crashed',
+        relay: e.child,
+        reason: e.crash.reason.kind,
+        ...(e.crash.threadId !== undefined ? { threadId: e.crash.threadId } : {}),
+        ...(e.crash.fault ? { fault: e.crash.fault.kind, ...(e.crash.fault.point ? { faultPoint: e.crash.fault.point } : {}) } : {}),
+      };
+    case 'Restarted':
+      return { event: 'relay.restarted', relay: e.child, threadId: e.threadId, recentRestarts: e.recent };
+    case 'Escalated':
+      return { event: 'supervisor.escalated', relay: e.child, reason: e.cause.kind };
+    default: {
+      const never: never = e;
+      return never;
+    }
+  }
+}
+
+/** Where the command writes; a seam for tests. The start line is plain text, every other line JSON. */
 export interface ClusterIo {
   readonly out: (line: string) => void;
 }
@@ -272,10 +323,9 @@ const CLOSE_TIMEOUT_MS = 10_000;
  * once a signal (or a supervisor escalation) has closed it.
  */
 export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo): Promise<number> {
-  const rank = (l: LogLevel) => LOG_LEVELS.indexOf(l);
-  const log = (level: LogLevel, line: string) => {
-    if (rank(level) >= rank(flags.logLevel)) io.out(`baton: ${line}`);
-  };
+  const logger: Logger = createLogger({ level: flags.logLevel, destination: { write: (line: string) => io.out(line.replace(/\n$/, '')) } });
+  const log = (level: LogLevel, msg: string, fields?: LogFields) => logger[level](msg, fields);
+  const metrics = new ClusterMetrics({ processMetrics: true });
 
   const loaded = await loadClusterCertificate(flags.files);
 
@@ -286,7 +336,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo):
   const onSignal = (signal: NodeJS.Signals) => {
     signals++;
     if (signals > 1) {
-      log('error', `${signal} again: exiting without a clean close`);
+      log('error', `${signal} again: exiting without a clean close`, { event: 'cluster.killed', signal });
       process.exit(EXIT_FAILURE);
     }
     stop({ signal });
@@ -303,8 +353,9 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo):
     ...(flags.alpn ? { alpn: flags.alpn } : {}),
     ...(flags.watchdogMs !== undefined ? { watchdogMs: flags.watchdogMs } : {}),
     onEvent: (e) => {
+      metrics.supervisorEvent(e);
       const { level, line } = describeEvent(e);
-      log(level, line);
+      log(level, line, eventFields(e));
       if (e.type === 'Escalated') stop({ escalated: true });
     },
   };
@@ -316,30 +367,109 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo):
     } catch (e) {
       throw startError(e, flags);
     }
+    metrics.attach(cluster);
+    watchGateway(cluster, logger);
+    let admin: StartedAdmin | null = null;
+    try {
+      admin = await startAdmin(flags, cluster, metrics, logger);
+    } catch (e) {
+      metrics.detach();
+      await cluster.close();
+      throw e;
+    }
     const listen = formatHostPort(cluster.address.address, cluster.address.port);
     const backend = formatHostPort(flags.backend.host, flags.backend.port);
     const names = [loaded.subject.replace(/\n/g, ', '), loaded.subjectAltName].filter((s) => s.length > 0).join('; ');
-    log(
-      'info',
-      `${flags.relays} relay${flags.relays === 1 ? '' : 's'} on ${listen} -> backend ${backend}; ` +
+    // The start line stays plain text whatever the log level: it is what an operator reads first.
+    io.out(
+      `baton: ${flags.relays} relay${flags.relays === 1 ? '' : 's'} on ${listen} -> backend ${backend}; ` +
         `certificate sha256 ${loaded.fingerprint256} (${loaded.selfSigned ? 'self-signed, ' : ''}${names})` +
-        (flags.replication ? '' : '; replication off'),
+        (flags.replication ? '' : '; replication off') +
+        (admin ? `; admin http://${admin.address} (token file ${admin.tokenFile})` : '; admin off'),
     );
+    log('info', 'cluster started', {
+      event: 'cluster.started',
+      relays: flags.relays,
+      listen,
+      backend,
+      certificateSha256: loaded.fingerprint256,
+      replication: flags.replication,
+      admin: admin?.address ?? 'off',
+      ...(admin ? { tokenFile: admin.tokenFile } : {}),
+    });
 
     const why = await stopped;
-    if ('signal' in why) log('info', `${why.signal}: closing`);
-    else log('error', 'closing the cluster');
+    if ('signal' in why) log('info', `${why.signal}: closing`, { event: 'cluster.closing', signal: why.signal });
+    else log('error', 'closing the cluster', { event: 'cluster.closing', escalated: true });
+    const closeAll = async () => {
+      if (admin) {
+        await admin.api.close();
+        await admin.removeToken();
+      }
+      metrics.detach();
+      await cluster.close();
+    };
     const closed = await Promise.race([
-      cluster.close().then(() => true),
+      closeAll().then(() => true),
       new Promise<false>((resolve) => setTimeout(resolve, CLOSE_TIMEOUT_MS, false).unref()),
     ]);
     if (!closed) throw new CliError(`the cluster did not close within ${CLOSE_TIMEOUT_MS} ms`, EXIT_FAILURE);
     if ('escalated' in why) return EXIT_FAILURE;
-    log('info', 'closed');
+    log('info', 'closed', { event: 'cluster.closed' });
     return 0;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+  }
+}
+
+/** Gateway events as log lines: per-connection ones at debug, losses at warn. */
+function watchGateway(cluster: Cluster, log: Logger): void {
+  const g = cluster.gateway;
+  if (log.enabled('debug')) {
+    g.on('handshake', (h) => log.debug('handshake', { event: 'conn.handshake', conn: h.conn, relay: h.relay, resumed: h.resumed, cipherSuite: h.cipherSuite }));
+    g.on('takeover', (t) => log.debug('takeover', { event: 'conn.takeover', conn: t.conn, crash: t.kind, ms: t.ms }));
+    g.on('connectionClosed', (c) => log.debug('connection closed', { event: 'conn.closed', conn: c.conn }));
+  }
+  g.on('quarantined', (c) => log.warn('connection quarantined: its input crashed its owner twice', { event: 'conn.quarantined', conn: c.conn }));
+  g.on('connectionLost', (c) => log.warn('connection lost: no replica held its state', { event: 'conn.lost', conn: c.conn }));
+}
+
+interface StartedAdmin {
+  readonly api: AdminApi;
+  /** host:port it listens on. */
+  readonly address: string;
+  readonly tokenFile: string;
+  readonly removeToken: () => Promise<void>;
+}
+
+/** Starts the admin API (unless --admin off) and writes its token file. */
+async function startAdmin(flags: ClusterFlags, cluster: Cluster, metrics: ClusterMetrics, log: Logger): Promise<StartedAdmin | null> {
+  const at = flags.admin ?? DEFAULT_ADMIN;
+  if (at === 'off') return null;
+  const token = newAdminToken();
+  const api = new AdminApi({ cluster, metrics, token, log });
+  const wanted = formatHostPort(at.host, at.port);
+  let bound: { host: string; port: number };
+  try {
+    bound = await api.listen(at);
+  } catch (e) {
+    await api.close();
+    const code = (e as NodeJS.ErrnoException | undefined)?.code;
+    if (code === 'EADDRINUSE') {
+      throw new CliError(`--admin: ${wanted} is already in use (another cluster?): pass another --admin port (0: any free port) or --admin off`);
+    }
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new CliError(`--admin: ${wanted} is not an address of this host`);
+    throw new CliError(`--admin: cannot listen on ${wanted}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const tokenFile = flags.tokenFile ?? defaultTokenFile(bound.port);
+  try {
+    const removeToken = await writeTokenFile(tokenFile, token, { privateDir: flags.tokenFile === undefined });
+    return { api, address: formatHostPort(bound.host, bound.port), tokenFile, removeToken };
+  } catch (e) {
+    await api.close();
+    if (e instanceof TokenFileError) throw new CliError(`--token-file: ${e.message}`);
+    throw e;
   }
 }
 

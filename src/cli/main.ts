@@ -8,7 +8,9 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerClusterCommand } from './cluster-command.js';
+import { registerCrashCommand } from './crash-command.js';
 import { registerDemoCommand } from './demo-command.js';
+import { registerStatusCommand } from './status-command.js';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from './errors.js';
 
 /** The program with every subcommand registered. */
@@ -23,6 +25,8 @@ export function buildProgram(): Command {
   // bench, crash and status are added here as they are built.
   registerClusterCommand(program);
   registerDemoCommand(program);
+  registerCrashCommand(program);
+  registerStatusCommand(program);
   return program;
 }
 

@@ -9,7 +9,7 @@
  *
  * Secrets never reach a line: every field whose name looks like key material
  * (key, secret, token, snapshot, password, private, authorization) is replaced by
- * `<redacted>`, byte arrays print as their length only, and any string that holds a
+ * `<redacted>` (names ending in File or Path are locations, kept), byte arrays print as their length only, and any string that holds a
  * PEM private key block is replaced whole. Messages are ours and never carry secrets.
  */
 import { pino, type DestinationStream } from 'pino';
@@ -39,8 +39,9 @@ export interface LoggerOptions {
   readonly base?: LogFields;
 }
 
-/** Field names that may hold key material or credentials. */
+/** Field names that may hold key material or credentials (a `...File`/`...Path` names where one is kept, not it). */
 const SECRET_NAME = /key|secret|token|snapshot|password|passphrase|private|authorization|cookie/i;
+const PATH_NAME = /(File|Path)$/;
 /** A PEM block of a private key (PKCS#8, SEC1, PKCS#1, encrypted). */
 const PEM_PRIVATE = /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
 export const REDACTED = '<redacted>';
@@ -65,7 +66,7 @@ export function redact(value: unknown, depth = 0, seen: WeakSet<object> = new We
   try {
     if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1, seen));
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = SECRET_NAME.test(k) ? REDACTED : redact(v, depth + 1, seen);
+    for (const [k, v] of Object.entries(value)) out[k] = SECRET_NAME.test(k) && !PATH_NAME.test(k) ? REDACTED : redact(v, depth + 1, seen);
     return out;
   } finally {
     seen.delete(value);
