@@ -1,27 +1,27 @@
 /**
- * Runs every `bench/*.bench.ts` in turn (sorted by name), each in its own `tsx`
- * child process so one file's JIT state, heap and handles cannot skew the next.
+ * Runs the tinybench micro-benchmarks (the engine's and the runtime's, listed in
+ * MICRO below) in turn, each in its own `tsx` child process so one file's JIT
+ * state, heap and handles cannot skew the next. The macro benchmarks are not
+ * here: `npm run bench` (baton bench) and `npx tsx bench/cluster.bench.ts`.
  *
- *   npm run bench:micro                 every file
+ *   npm run bench:micro                 every micro-benchmark
  *   npm run bench:micro -- tls actors   only files whose name contains one of the words
  *
  * Environment (BENCH_TIME_MS, BENCH_FILTER, ...) passes through to the children.
  * Exits non-zero if any file fails.
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const only = process.argv.slice(2);
-const files = readdirSync(here)
-  .filter((f) => f.endsWith('.bench.ts'))
-  .filter((f) => only.length === 0 || only.some((w) => f.includes(w)))
-  .sort();
+/** The tinybench files. */
+const MICRO = ['actors.bench.ts', 'tls.bench.ts'];
+const files = MICRO.filter((f) => only.length === 0 || only.some((w) => f.includes(w)));
 
 if (files.length === 0) {
-  console.error(`bench/micro: no bench/*.bench.ts file${only.length ? ` matching ${only.join(', ')}` : ''}`);
+  console.error(`bench/micro: no micro-benchmark${only.length ? ` matching ${only.join(', ')}` : ''}`);
   process.exit(1);
 }
 

@@ -7,6 +7,7 @@
  * Errors are one line on stderr, never a stack trace.
  */
 import { Command, CommanderError } from 'commander';
+import { registerBenchCommand } from './bench-command.js';
 import { registerClusterCommand } from './cluster-command.js';
 import { registerCrashCommand } from './crash-command.js';
 import { registerDemoCommand } from './demo-command.js';
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   // Subcommands inherit the settings above. One register*Command() per subcommand:
   // bench, crash and status are added here as they are built.
   registerClusterCommand(program);
+  registerBenchCommand(program);
   registerDemoCommand(program);
   registerCrashCommand(program);
   registerStatusCommand(program);

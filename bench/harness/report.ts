@@ -1,0 +1,133 @@
+/** Ratios to Node's `tls`, the target verdicts, and the stdout table of a bench run. */
+import type { Measurement, TargetCheck } from './types.js';
+import { unitOf, type Workload } from './workloads.js';
+
+type Raw = Omit<Measurement, 'vsNode'>;
+
+const ratio = (a: number | null, b: number | null): number | null => (a !== null && b !== null && b > 0 && Number.isFinite(a) ? a / b : null);
+
+/** Adds each figure's ratio to node-tls's for the same workload. */
+export function withRatios(raw: readonly Raw[]): Measurement[] {
+  return raw.map((m) => {
+    const node = raw.find((n) => n.spec.kind === 'node-tls' && n.workload === m.workload);
+    return {
+      ...m,
+      vsNode: {
+        perSecond: ratio(m.perSecond, node?.perSecond ?? null),
+        perCpuSecond: ratio(m.perCpuSecond, node?.perCpuSecond ?? null),
+        p50Us: ratio(m.p50Us, node?.p50Us ?? null),
+        p99Us: ratio(m.p99Us, node?.p99Us ?? null),
+      },
+    };
+  });
+}
+
+function check(name: string, goal: string, threshold: number, cases: TargetCheck['cases']): TargetCheck {
+  const rs = cases.map((c) => c.ratio);
+  const worst = rs.length ? Math.min(...rs) : null;
+  return { name, goal, threshold, cases, worst, best: rs.length ? Math.max(...rs) : null, met: worst === null ? null : worst >= threshold };
+}
+
+/**
+ * The issue's targets: bulk bytes per CPU-second ≥ 1.0× node-tls with replication
+ * on; handshakes per CPU-second ≥ 1.0× node-tls; replication on ≥ 85% of off
+ * (bytes per CPU-second, at each relay count ≥ 2 where a replica exists, else 1).
+ */
+export function targets(ms: readonly Measurement[]): TargetCheck[] {
+  const batonOn = ms.filter((m) => m.spec.kind === 'baton' && m.spec.replication);
+  const bulk = (w: Workload) => w === 'bulk-up' || w === 'bulk-down';
+  const perCpu = (filter: (m: Measurement) => boolean) =>
+    batonOn.filter(filter).flatMap((m) => (m.vsNode.perCpuSecond === null ? [] : [{ terminator: m.terminator, workload: m.workload, ratio: m.vsNode.perCpuSecond }]));
+
+  const repl: { terminator: string; workload: Workload; ratio: number }[] = [];
+  const relayCounts = [...new Set(batonOn.map((m) => (m.spec.kind === 'baton' ? m.spec.relays : 0)))];
+  const withReplica = relayCounts.some((r) => r >= 2) ? relayCounts.filter((r) => r >= 2) : relayCounts;
+  for (const on of batonOn) {
+    if (on.spec.kind !== 'baton' || !withReplica.includes(on.spec.relays) || !bulk(on.workload)) continue;
+    const relays = on.spec.relays;
+    const off = ms.find((m) => m.spec.kind === 'baton' && !m.spec.replication && m.spec.relays === relays && m.workload === on.workload);
+    if (off && off.perCpuSecond > 0) repl.push({ terminator: `baton r${relays} on/off`, workload: on.workload, ratio: on.perCpuSecond / off.perCpuSecond });
+  }
+  return [
+    check('bulk-per-cpu', 'bulk bytes per CPU-second, Baton (replication on) / node-tls', 1.0, perCpu((m) => bulk(m.workload))),
+    check('handshakes-per-cpu', 'handshakes per CPU-second, Baton (replication on) / node-tls', 1.0, perCpu((m) => m.workload === 'handshake' || m.workload === 'resume')),
+    check('replication-cost', 'bulk bytes per CPU-second, Baton replication on / off', 0.85, repl),
+  ];
+}
+
+// ---------------------------------------------------------------------------------
+
+function si(x: number): string {
+  if (!Number.isFinite(x)) return '-';
+  if (x >= 100) return x.toFixed(0);
+  if (x >= 10) return x.toFixed(1);
+  return x.toFixed(2);
+}
+const times = (r: number | null) => (r === null ? '' : `${r.toFixed(2)}x`);
+const us = (x: number | null) => (x === null ? '-' : x >= 1000 ? `${(x / 1000).toFixed(1)}ms` : `${x.toFixed(0)}us`);
+
+function rate(m: Measurement, perCpu: boolean): string {
+  const v = perCpu ? m.perCpuSecond : m.perSecond;
+  const per = perCpu ? '/cpu-s' : '/s';
+  switch (unitOf(m.workload)) {
+    case 'bytes':
+      return `${si(v / 1e6)} MB${per}`;
+    case 'roundTrips':
+      return `${si(v)} rt${per}`;
+    case 'handshakes':
+      return `${si(v)} hs${per}`;
+  }
+}
+
+/** The result table, one row per workload and terminator, ratios to node-tls beside each figure. */
+export function formatTable(ms: readonly Measurement[]): string[] {
+  const order = [...new Set(ms.map((m) => m.workload))];
+  const sorted = [...ms].sort((a, b) => order.indexOf(a.workload) - order.indexOf(b.workload));
+  const rows = sorted.map((m) => ({
+    workload: m.workload,
+    terminator: m.terminator,
+    'wall rate': rate(m, false),
+    'x node': times(m.vsNode.perSecond),
+    'cpu cores': m.terminatorCores.toFixed(2),
+    'per cpu-second': rate(m, true),
+    'x node ': times(m.vsNode.perCpuSecond),
+    p50: us(m.p50Us),
+    'x node  ': times(m.vsNode.p50Us),
+    p99: us(m.p99Us),
+    'x node   ': times(m.vsNode.p99Us),
+    note: [m.errors ? `${m.errors} errors` : '', m.workload === 'resume' && m.resumedFraction < 0.99 ? `${(m.resumedFraction * 100).toFixed(0)}% resumed` : '']
+      .filter(Boolean)
+      .join(', '),
+  }));
+  if (rows.length === 0) return ['(no measurements)'];
+  const cols = Object.keys(rows[0]!) as (keyof (typeof rows)[number])[];
+  const width = cols.map((c) => Math.max(c.trim().length, ...rows.map((r) => r[c].length)));
+  const left = new Set(['workload', 'terminator', 'note']);
+  const line = (cells: string[]) =>
+    cells
+      .map((s, i) => (left.has(cols[i]!) ? s.padEnd(width[i]!) : s.padStart(width[i]!)))
+      .join('  ')
+      .trimEnd();
+  const out = [line(cols.map((c) => c.trim())), line(width.map((w) => '-'.repeat(w)))];
+  let last = '';
+  for (const r of rows) {
+    if (last && r.workload !== last) out.push('');
+    last = r.workload;
+    out.push(line(cols.map((c) => r[c])));
+  }
+  return out;
+}
+
+/** One line per target: verdict, worst and best ratio, and the margin. */
+export function formatTargets(ts: readonly TargetCheck[]): string[] {
+  return ts.map((t) => {
+    if (t.worst === null) return `  n/a   ${t.goal} >= ${t.threshold.toFixed(2)}x: not measured in this run`;
+    const worstCase = t.cases.find((c) => c.ratio === t.worst)!;
+    const margin = ((t.worst / t.threshold - 1) * 100).toFixed(0);
+    return (
+      `  ${t.met ? 'MET ' : 'MISS'}  ${t.goal} >= ${t.threshold.toFixed(2)}x: worst ${t.worst.toFixed(2)}x ` +
+      `(${worstCase.terminator}, ${worstCase.workload}), best ${t.best!.toFixed(2)}x; ` +
+      `${t.met ? `${margin}% above` : `${margin.replace('-', '')}% short of`} the target`
+    );
+  });
+}

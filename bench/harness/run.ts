@@ -1,0 +1,221 @@
+/**
+ * `baton bench`: starts the backend and the load generator (child processes),
+ * then each terminator in turn in its own process — node-tls, Baton with 1..R
+ * relays and replication on and off, an external command — runs every workload
+ * against it, and reads the terminator's CPU time (all threads) around each
+ * measured window. Writes the JSON and the SVG chart and prints the table.
+ */
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { JsonChild } from './child.js';
+import { clockTicks, procAvailable, treeCpuSeconds } from './cpu.js';
+import { formatSummary, monotonicUs, summarizeDir } from './profile.js';
+import { formatTable, formatTargets, targets, withRatios } from './report.js';
+import { chart } from './svg.js';
+import { specLabel, startTerminator, type Files, type TerminatorSpec } from './terminators.js';
+import type { BenchReport, Measurement } from './types.js';
+import { unitOf, type LoadResult, type Workload } from './workloads.js';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+export interface BenchOptions {
+  readonly relays: readonly number[];
+  readonly replication: readonly boolean[];
+  readonly workloads: readonly Workload[];
+  readonly seconds: number;
+  readonly warmupSeconds: number;
+  readonly connections: number;
+  readonly external?: { readonly name: string; readonly template: string };
+  readonly outDir: string;
+  /** Profile the Node terminators (--cpu-prof) into this directory and summarise. */
+  readonly cpuProfDir?: string;
+  /** The command line, recorded in the JSON. */
+  readonly command: string;
+  readonly verbose?: boolean;
+  /** Result lines (stdout). */
+  readonly out: (line: string) => void;
+  /** Progress lines (stderr). */
+  readonly progress: (line: string) => void;
+}
+
+type Raw = Omit<Measurement, 'vsNode'>;
+
+function prepareFiles(): { files: Files; dispose: () => void } {
+  const dir = mkdtempSync(join(os.tmpdir(), 'baton-bench-'));
+  const certs = join(ROOT, 'test/fixtures/certs');
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  const pem = join(dir, 'cert-and-key.pem');
+  copyFileSync(join(certs, 'ecdsa-p256.pem'), cert);
+  copyFileSync(join(certs, 'ecdsa-p256-key.pem'), key);
+  writeFileSync(pem, `${readFileSync(cert, 'utf8').trimEnd()}\n${readFileSync(key, 'utf8')}`);
+  return { files: { root: ROOT, cert, key, pem }, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export function configs(o: Pick<BenchOptions, 'relays' | 'replication' | 'external'>): TerminatorSpec[] {
+  const specs: TerminatorSpec[] = [{ kind: 'node-tls' }];
+  for (const relays of o.relays) for (const replication of o.replication) specs.push({ kind: 'baton', relays, replication });
+  if (o.external) specs.push({ kind: 'external', ...o.external });
+  return specs;
+}
+
+function figures(spec: TerminatorSpec, r: LoadResult, cpu: number, windowSeconds: number): Raw {
+  const count = unitOf(r.workload) === 'bytes' ? r.bytes : unitOf(r.workload) === 'roundTrips' ? r.roundTrips : r.handshakes;
+  const perSecond = count / r.seconds;
+  return {
+    terminator: specLabel(spec),
+    spec,
+    workload: r.workload,
+    seconds: r.seconds,
+    terminatorCpuSeconds: cpu,
+    terminatorCores: cpu / windowSeconds,
+    bytes: r.bytes,
+    roundTrips: r.roundTrips,
+    handshakes: r.handshakes,
+    resumedFraction: r.handshakes > 0 ? r.resumed / r.handshakes : 0,
+    perSecond,
+    perCpuSecond: cpu > 0 ? count / cpu : 0,
+    mbPerSecond: unitOf(r.workload) === 'bytes' ? perSecond / 1e6 : null,
+    p50Us: r.p50Us,
+    p99Us: r.p99Us,
+    errors: r.errors,
+    firstError: r.firstError,
+    loadCpuSeconds: r.loadCpuSeconds,
+  };
+}
+
+const stamp = () => new Date().toISOString().replace(/[:.]/g, '-');
+
+export async function runBench(o: BenchOptions): Promise<BenchReport> {
+  if (!procAvailable()) throw new Error('baton bench reads CPU time from /proc: it runs on Linux only');
+  const started = performance.now();
+  const startedAt = new Date().toISOString();
+  const { files, dispose } = prepareFiles();
+  const childOpts = { cwd: ROOT, env: process.env, echoStderr: o.verbose ?? false };
+  const tsx = (file: string) => ['--import', 'tsx', join(ROOT, 'bench/harness', file)];
+  const backend = new JsonChild('backend', process.execPath, tsx('backend.ts'), childOpts);
+  const load = new JsonChild('load', process.execPath, tsx('load.ts'), childOpts);
+  const raw: Raw[] = [];
+  const failures: { terminator: string; workload: Workload | null; error: string }[] = [];
+  let nextId = 1;
+  /** Measured windows (monotonic µs) per profile directory, to leave start-up out of the profiles. */
+  const windows = new Map<string, [number, number][]>();
+  try {
+    const { port: backendPort } = await backend.next<{ port: number }>('backend', 30_000);
+    await load.next('ready', 30_000);
+    for (const spec of configs(o)) {
+      const label = specLabel(spec);
+      const profileDir = o.cpuProfDir && spec.kind !== 'external' ? resolve(o.cpuProfDir, label.replace(/\s+/g, '-')) : undefined;
+      if (profileDir) mkdirSync(profileDir, { recursive: true });
+      o.progress(`${label}: starting`);
+      let term;
+      try {
+        term = await startTerminator(spec, {
+          backendPort,
+          files,
+          verbose: o.verbose ?? false,
+          ...(profileDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] } : {}),
+        });
+      } catch (e) {
+        failures.push({ terminator: label, workload: null, error: e instanceof Error ? e.message : String(e) });
+        o.progress(`${label}: failed to start: ${failures.at(-1)!.error}`);
+        continue;
+      }
+      try {
+        for (const workload of o.workloads) {
+          const id = nextId++;
+          load.send({
+            cmd: 'run',
+            id,
+            port: term.port,
+            workload,
+            connections: o.connections,
+            warmupMs: Math.round(o.warmupSeconds * 1000),
+            measureMs: Math.round(o.seconds * 1000),
+          });
+          try {
+            const first = await load.next(['start', 'failed'], o.warmupSeconds * 1000 + 30_000, id);
+            if (first.ev === 'failed') throw new Error(String(first.error));
+            const cpu0 = treeCpuSeconds(term.pid);
+            const t0 = performance.now();
+            const w0 = monotonicUs();
+            const end = await load.next(['end', 'failed'], o.seconds * 1000 + 15_000, id);
+            const cpu1 = treeCpuSeconds(term.pid);
+            const t1 = performance.now();
+            if (end.ev === 'failed') throw new Error(String(end.error));
+            if (profileDir) windows.set(profileDir, [...(windows.get(profileDir) ?? []), [w0, monotonicUs()]]);
+            const r = await load.next<LoadResult & { ev: string; error?: string }>(['result', 'failed'], 20_000, id);
+            if (r.ev === 'failed') throw new Error(String(r.error));
+            const m = figures(spec, r, cpu1 - cpu0, (t1 - t0) / 1000);
+            raw.push(m);
+            o.progress(
+              `${label}: ${workload}: ${m.mbPerSecond !== null ? `${m.mbPerSecond.toFixed(1)} MB/s` : `${m.perSecond.toFixed(0)}/s`}, ` +
+                `${m.terminatorCores.toFixed(2)} cores${m.errors ? `, ${m.errors} errors (${m.firstError})` : ''}`,
+            );
+          } catch (e) {
+            failures.push({ terminator: label, workload, error: e instanceof Error ? e.message : String(e) });
+            o.progress(`${label}: ${workload}: failed: ${failures.at(-1)!.error}`);
+            if (!load.running) throw e;
+            await load.next('result', 20_000, id).catch(() => undefined);
+          }
+        }
+      } finally {
+        await term.stop();
+      }
+    }
+  } finally {
+    await Promise.all([load.stop({ gentle: true, graceMs: 5000 }), backend.stop({ gentle: true, graceMs: 5000 })]);
+    dispose();
+  }
+
+  const measurements = withRatios(raw);
+  const checks = targets(measurements);
+  mkdirSync(o.outDir, { recursive: true });
+  const ts = stamp();
+  const jsonPath = join(o.outDir, `bench-${ts}.json`);
+  const svgPath = join(o.outDir, `throughput-per-core-${ts}.svg`);
+  const cpus = os.cpus();
+  const host = { platform: `${os.platform()} ${os.release()}`, cpus: cpus.length, model: cpus[0]?.model.trim() ?? 'unknown', clockTicks: clockTicks() };
+  writeFileSync(svgPath, chart(measurements, `${o.command} — ${host.cpus} x ${host.model}, Node ${process.version}, ${startedAt}`));
+  const report: BenchReport = {
+    startedAt,
+    command: o.command,
+    node: process.version,
+    host,
+    options: {
+      relays: o.relays,
+      replication: o.replication,
+      workloads: o.workloads,
+      seconds: o.seconds,
+      warmupSeconds: o.warmupSeconds,
+      connections: o.connections,
+      external: o.external ?? null,
+    },
+    measurements,
+    failures,
+    targets: checks,
+    files: { json: relative(ROOT, jsonPath), svg: relative(ROOT, svgPath), ...(o.cpuProfDir ? { profiles: o.cpuProfDir } : {}) },
+    elapsedSeconds: (performance.now() - started) / 1000,
+  };
+  writeFileSync(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
+
+  const load1 = os.loadavg()[0]!.toFixed(1);
+  o.out(`baton bench: ${host.cpus} x ${host.model}, Node ${process.version}, load average ${load1}; ${o.seconds} s per workload, ${o.connections} connections; MB = 10^6 bytes`);
+  o.out('');
+  for (const line of formatTable(measurements)) o.out(line);
+  o.out('');
+  o.out('targets (ratios of the figure per CPU-second of the terminator process, all threads):');
+  for (const line of formatTargets(checks)) o.out(line);
+  for (const f of failures) o.out(`FAILED ${f.terminator}${f.workload ? ` ${f.workload}` : ''}: ${f.error}`);
+  o.out('');
+  o.out(`json: ${report.files.json}`);
+  o.out(`chart: ${report.files.svg}`);
+  if (o.cpuProfDir) {
+    o.out('');
+    o.out(`CPU profiles (${o.cpuProfDir}), top self time per thread:`);
+    for (const [dir, ws] of windows) for (const s of summarizeDir(dir, ROOT, 12, ws)) for (const line of formatSummary(s)) o.out(line);
+  }
+  return report;
+}

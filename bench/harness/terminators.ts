@@ -1,0 +1,143 @@
+/**
+ * The terminators under test, each in its own process so its CPU time (every
+ * thread) can be read from /proc: Baton (`bin/baton.mjs cluster`), Node's `tls`
+ * (node-tls-terminator.ts), and any external command from a template.
+ */
+import { execFileSync } from 'node:child_process';
+import net from 'node:net';
+import { join } from 'node:path';
+import { JsonChild } from './child.js';
+
+export type TerminatorSpec =
+  | { readonly kind: 'node-tls' }
+  | { readonly kind: 'baton'; readonly relays: number; readonly replication: boolean }
+  | { readonly kind: 'external'; readonly name: string; readonly template: string };
+
+export function specLabel(s: TerminatorSpec): string {
+  if (s.kind === 'node-tls') return 'node-tls';
+  if (s.kind === 'external') return s.name;
+  return `baton r${s.relays} repl-${s.replication ? 'on' : 'off'}`;
+}
+
+export interface Files {
+  readonly root: string;
+  readonly cert: string;
+  readonly key: string;
+  /** Certificate then key in one PEM file (HAProxy's `crt`). */
+  readonly pem: string;
+}
+
+export interface Running {
+  readonly spec: TerminatorSpec;
+  readonly port: number;
+  /** The process whose CPU time (with its descendants') is measured. */
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+const START_TIMEOUT_MS = 30_000;
+
+let batonHasAdmin: boolean | undefined;
+/** Whether this checkout's `baton cluster` takes --admin (then we give it a free port, not its default). */
+function clusterTakesAdmin(root: string): boolean {
+  if (batonHasAdmin === undefined) {
+    try {
+      const help = execFileSync(process.execPath, [join(root, 'bin/baton.mjs'), 'cluster', '--help'], { encoding: 'utf8', cwd: root, timeout: 30_000 });
+      batonHasAdmin = /--admin\b/.test(help);
+    } catch {
+      batonHasAdmin = false;
+    }
+  }
+  return batonHasAdmin;
+}
+
+/** A free loopback port (for a command that cannot listen on port 0 and tell us). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once something accepts TCP connections on the port. */
+async function untilAccepting(port: number, child: JsonChild, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (!child.running) throw new Error(`${child.name} exited before listening: ${child.log.slice(-5).join(' | ')}`);
+    if (Date.now() > deadline) throw new Error(`${child.name}: nothing listens on port ${port} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export interface StartOptions {
+  readonly backendPort: number;
+  readonly files: Files;
+  /** Extra environment for the terminator. */
+  readonly env?: NodeJS.ProcessEnv;
+  /** Extra node flags for the Node terminators (e.g. --cpu-prof, which NODE_OPTIONS refuses). */
+  readonly nodeArgs?: readonly string[];
+  readonly verbose?: boolean;
+}
+
+export async function startTerminator(spec: TerminatorSpec, o: StartOptions): Promise<Running> {
+  const env = { ...process.env, ...o.env };
+  const backend = `127.0.0.1:${o.backendPort}`;
+  let child: JsonChild;
+  let port: number;
+  const common = { cwd: o.files.root, env, echoStderr: o.verbose ?? false };
+  if (spec.kind === 'baton') {
+    const args = [
+      ...(o.nodeArgs ?? []),
+      join(o.files.root, 'bin/baton.mjs'),
+      'cluster',
+      '--relays',
+      String(spec.relays),
+      '--listen',
+      '127.0.0.1:0',
+      '--backend',
+      backend,
+      '--cert',
+      o.files.cert,
+      '--key',
+      o.files.key,
+      '--replication',
+      spec.replication ? 'on' : 'off',
+      ...(clusterTakesAdmin(o.files.root) ? ['--admin', '127.0.0.1:0'] : []),
+    ];
+    child = new JsonChild(specLabel(spec), process.execPath, args, common);
+    const m = await child.nextText(/ on \[?([^\s\]]+)\]?:(\d+) -> backend /, START_TIMEOUT_MS);
+    port = Number(m[2]);
+  } else if (spec.kind === 'node-tls') {
+    const args = [...(o.nodeArgs ?? []), '--import', 'tsx', join(o.files.root, 'bench/harness/node-tls-terminator.ts'), '--cert', o.files.cert, '--key', o.files.key, '--backend', backend];
+    child = new JsonChild('node-tls', process.execPath, args, common);
+    const m = await child.nextText(/listening on [^\s]+:(\d+) /, START_TIMEOUT_MS);
+    port = Number(m[1]);
+  } else {
+    port = await freePort();
+    const command = spec.template
+      .replaceAll('{port}', String(port))
+      .replaceAll('{backend}', backend)
+      .replaceAll('{backendPort}', String(o.backendPort))
+      .replaceAll('{cert}', o.files.cert)
+      .replaceAll('{key}', o.files.key)
+      .replaceAll('{pem}', o.files.pem);
+    // exec: the measured pid is the command itself, not a shell around it.
+    child = new JsonChild(spec.name, '/bin/sh', ['-c', `exec ${command}`], common);
+    await untilAccepting(port, child, START_TIMEOUT_MS);
+  }
+  const c = child;
+  return { spec, port, pid: c.pid, stop: () => c.stop({ graceMs: 15_000 }) };
+}

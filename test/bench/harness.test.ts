@@ -1,0 +1,86 @@
+/**
+ * `baton bench --quick` as a user runs it (`node bin/baton.mjs bench ...`): the
+ * run finishes, and its JSON is well formed with positive figures for Node's tls
+ * and Baton. No timing assertions: the figures are reported, never enforced.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseBenchFlags } from '../../src/cli/bench-command.js';
+import { CliError } from '../../src/cli/errors.js';
+import type { BenchReport } from '../../bench/harness/types.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const BIN = join(ROOT, 'bin/baton.mjs');
+const outDir = mkdtempSync(join(os.tmpdir(), 'baton-bench-test-'));
+afterAll(() => rmSync(outDir, { recursive: true, force: true }));
+
+function run(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('parseBenchFlags', () => {
+  it('takes ranges and lists and rejects bad values', () => {
+    expect(parseBenchFlags({ relays: '1..3' }).relays).toEqual([1, 2, 3]);
+    expect(parseBenchFlags({ relays: '4,1,2' }).relays).toEqual([1, 2, 4]);
+    expect(parseBenchFlags({ maxRelays: '2', replication: 'on' })).toMatchObject({ relays: [1, 2], replication: [true] });
+    expect(() => parseBenchFlags({ workloads: 'bulk-up,nope' })).toThrow(CliError);
+    expect(() => parseBenchFlags({ seconds: '0' })).toThrow(CliError);
+    expect(() => parseBenchFlags({ external: 'haproxy -f x.cfg' })).toThrow(/\{port\}/);
+  });
+});
+
+describe('baton bench --quick', () => {
+  it('measures node-tls and Baton and writes a well-formed report', { timeout: 120_000 }, async () => {
+    const { code, stdout, stderr } = await run(['bench', '--quick', '--out-dir', outDir]);
+    expect(code, stderr).toBe(0);
+    const jsonLine = /^json: (.+)$/m.exec(stdout);
+    const svgLine = /^chart: (.+)$/m.exec(stdout);
+    expect(jsonLine, stdout).not.toBeNull();
+    expect(svgLine, stdout).not.toBeNull();
+    const report = JSON.parse(readFileSync(join(ROOT, jsonLine![1]!), 'utf8')) as BenchReport;
+
+    expect(report.failures).toEqual([]);
+    const terminators = [...new Set(report.measurements.map((m) => m.terminator))];
+    expect(terminators).toEqual(['node-tls', 'baton r1 repl-on']);
+    const workloads = [...new Set(report.measurements.map((m) => m.workload))];
+    expect(workloads).toEqual(['bulk-up', 'handshake']);
+    expect(report.measurements).toHaveLength(4);
+    for (const m of report.measurements) {
+      expect(m.seconds).toBeGreaterThan(0);
+      expect(m.terminatorCpuSeconds).toBeGreaterThan(0);
+      expect(m.perSecond).toBeGreaterThan(0);
+      expect(m.perCpuSecond).toBeGreaterThan(0);
+      expect(m.vsNode.perCpuSecond).toBeGreaterThan(0);
+      expect(m.errors).toBe(0);
+      if (m.workload === 'bulk-up') expect(m.bytes).toBeGreaterThan(0);
+      else {
+        expect(m.handshakes).toBeGreaterThan(0);
+        expect(m.p50Us).toBeGreaterThan(0);
+        expect(m.p99Us).toBeGreaterThanOrEqual(m.p50Us!);
+      }
+    }
+    const node = report.measurements.filter((m) => m.terminator === 'node-tls');
+    for (const m of node) expect(m.vsNode.perCpuSecond).toBe(1);
+    expect(report.targets.map((t) => t.name)).toEqual(['bulk-per-cpu', 'handshakes-per-cpu', 'replication-cost']);
+
+    // The table names every configuration and workload with its ratio to node-tls.
+    expect(stdout).toMatch(/bulk-up\s+baton r1 repl-on\s+[\d.]+ MB\/s\s+[\d.]+x/);
+    expect(stdout).toMatch(/handshake\s+node-tls\s+[\d.]+ hs\/s\s+1\.00x/);
+
+    const svg = readFileSync(join(ROOT, svgLine![1]!), 'utf8');
+    expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
+    expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
+    expect(svg).toContain('<rect');
+  });
+});
