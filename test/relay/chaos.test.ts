@@ -104,14 +104,20 @@ describe('chaos: crashes under load never reach a client', () => {
         60_000,
       );
       await sleep(150);
-      const victim = cluster.relayNames[victimIndex++ % 3]!;
+      // Takeovers gather connections on the relays that survived, and a restarted relay
+      // owns nothing until new connections arrive: aim mid-stream faults at relays that
+      // own connections (handshake faults get fresh connections below).
+      const handshakePoint = step.how === 'relay.afterClientHelloReplicated' || step.how === 'relay.beforeClientFinished';
+      const owners = [...cluster.gateway.placement()].filter(([, p]) => p.owned > 0).map(([name]) => name);
+      const candidates = handshakePoint || owners.length === 0 ? cluster.relayNames : owners;
+      const victim = candidates[victimIndex++ % candidates.length]!;
       const before = crashed();
       const restartsBefore = restarted();
       if (step.how === 'inject') {
         cluster.inject(victim, step.kind);
       } else {
         await cluster.arm(victim, step.how, step.kind);
-        if (step.how === 'relay.afterClientHelloReplicated' || step.how === 'relay.beforeClientFinished') {
+        if (handshakePoint) {
           // Handshake points need new connections; round-robin placement reaches the victim within three.
           for (let k = 0; k < 3 && crashed() === before && clients.length < CLIENTS; k++) await connectClient();
         }
