@@ -245,7 +245,7 @@ describe('baton cluster (end to end)', () => {
   });
 
   it('serves a self-signed certificate whose printed fingerprint is the peer one, echoes, and exits 0 on SIGTERM', async () => {
-    const run = baton(['cluster', '--relays', '2', '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${backend.port}`]);
+    const run = baton(['cluster', '--admin', '127.0.0.1:0', '--relays', '2', '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${backend.port}`]);
     const { port, fingerprint, line } = await started(run);
     expect(port).toBeGreaterThan(0);
     expect(line).toContain(`2 relays on 127.0.0.1:${port} -> backend 127.0.0.1:${backend.port}`);
@@ -258,7 +258,7 @@ describe('baton cluster (end to end)', () => {
     expect(echoed.equals(payload)).toBe(true);
 
     // The same port a second time: a clear message, exit code 2.
-    const second = baton(['cluster', '--relays', '1', '--listen', `127.0.0.1:${port}`, '--backend', `127.0.0.1:${backend.port}`]);
+    const second = baton(['cluster', '--admin', '127.0.0.1:0', '--relays', '1', '--listen', `127.0.0.1:${port}`, '--backend', `127.0.0.1:${backend.port}`]);
     expect(await withTimeout(second.exit, 20_000, 'the second run to exit')).toBe(2);
     expect(second.stderr).toContain(`127.0.0.1:${port} is already in use`);
     expect(second.stderr).not.toMatch(/\n\s+at /);
@@ -271,7 +271,7 @@ describe('baton cluster (end to end)', () => {
   it('serves --cert/--key from files', async () => {
     const certPath = `${CERTS}ecdsa-p256.pem`;
     const run = baton([
-      'cluster', '--relays', '1', '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${backend.port}`,
+      'cluster', '--admin', '127.0.0.1:0', '--relays', '1', '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${backend.port}`,
       '--cert', certPath, '--key', `${CERTS}ecdsa-p256-key.pem`, '--alpn', 'h2,http/1.1',
     ]);
     const { port, fingerprint } = await started(run);
@@ -287,7 +287,7 @@ describe('baton cluster (end to end)', () => {
 
   it('names an unreadable certificate file and the OS reason', async () => {
     const missing = `${CERTS}no-such-cert.pem`;
-    const run = baton(['cluster', '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${backend.port}`, '--cert', missing, '--key', `${CERTS}ecdsa-p256-key.pem`]);
+    const run = baton(['cluster', '--admin', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${backend.port}`, '--cert', missing, '--key', `${CERTS}ecdsa-p256-key.pem`]);
     expect(await withTimeout(run.exit, 20_000, 'exit')).toBe(2);
     expect(run.stderr).toContain(`--cert: cannot read "${missing}": ENOENT: no such file or directory`);
     expect(run.stdout).toBe('');
@@ -295,7 +295,7 @@ describe('baton cluster (end to end)', () => {
 
   it('refuses a key that does not belong to the certificate, without printing the key', async () => {
     const run = baton([
-      'cluster', '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${backend.port}`,
+      'cluster', '--admin', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${backend.port}`,
       '--cert', `${CERTS}ecdsa-p256.pem`, '--key', `${CERTS}ecdsa-p384-key.pem`,
     ]);
     expect(await withTimeout(run.exit, 20_000, 'exit')).toBe(2);
@@ -306,11 +306,11 @@ describe('baton cluster (end to end)', () => {
   });
 
   it('exits 2 with a one-line message for an unknown flag and for a bad value', async () => {
-    const unknown = baton(['cluster', '--backend', '127.0.0.1:9', '--frobnicate']);
+    const unknown = baton(['cluster', '--admin', '127.0.0.1:0', '--backend', '127.0.0.1:9', '--frobnicate']);
     expect(await withTimeout(unknown.exit, 20_000, 'exit')).toBe(2);
     expect(unknown.stderr).toContain("unknown option '--frobnicate'");
 
-    const bad = baton(['cluster', '--relays', '0', '--backend', '127.0.0.1:9']);
+    const bad = baton(['cluster', '--admin', '127.0.0.1:0', '--relays', '0', '--backend', '127.0.0.1:9']);
     expect(await withTimeout(bad.exit, 20_000, 'exit')).toBe(2);
     expect(bad.stderr.trim()).toBe('baton: error: --relays must be a positive integer, got "0"');
   });
