@@ -7,11 +7,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FaultKind, SupervisorEvent } from '../../src/actors/index.js';
-import { startEchoBackend, type EchoBackend } from '../../src/cli/demo/echo-backend.js';
 import { VerifyingClient } from '../../src/cli/demo/verifying-client.js';
-import { Cluster } from '../../src/relay/cluster.js';
+import type { Cluster } from '../../src/relay/cluster.js';
 import type { RelayFaultPoint } from '../../src/relay/relay-actor.js';
-import { caPem, fixture } from '../helpers/interop.js';
+import { sleep, startTestCluster, until, type TestCluster } from '../helpers/cluster.js';
+import { caPem } from '../helpers/interop.js';
 
 const CLIENTS = 50;
 const FIRST_WAVE = 32;
@@ -37,39 +37,23 @@ const SCHEDULE: readonly Crash[] = [
   { how: 'relay.beforeClientFinished', kind: 'throw' },
 ];
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string | (() => string), cond: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
-    await sleep(20);
-  }
-}
-
 describe('chaos: crashes under load never reach a client', () => {
-  let backend: EchoBackend;
+  let test: TestCluster;
   let cluster: Cluster;
-  const events: SupervisorEvent[] = [];
+  let events: SupervisorEvent[];
 
   beforeAll(async () => {
-    backend = await startEchoBackend();
-    cluster = await Cluster.start({
-      relays: 3,
-      listen: { host: '127.0.0.1', port: 0 },
-      backend: { host: '127.0.0.1', port: backend.port },
-      certificates: [{ cert: fixture('ecdsa-p256.pem'), key: fixture('ecdsa-p256-key.pem') }],
+    test = await startTestCluster({
       watchdogMs: 500,
       relayHeapMb: 96,
       // Frequent KeyUpdates, so a crash can land in the middle of one.
       keyUpdateAfterRecords: 40,
-      onEvent: (e) => events.push(e),
     });
+    ({ cluster, events } = test);
   }, 60_000);
 
   afterAll(async () => {
-    await cluster?.close();
-    await backend?.close();
+    await test?.close();
   });
 
   it('survives 20 crashes of every kind with no error, reconnect or lost byte', async () => {
@@ -146,6 +130,6 @@ describe('chaos: crashes under load never reach a client', () => {
     expect(stats.quarantined).toBe(0);
     expect(stats.outputGaps).toBe(0);
     expect(stats.takeovers).toBeGreaterThanOrEqual(20);
-    expect(backend.accepted()).toBe(CLIENTS);
+    expect(test.backend.accepted()).toBe(CLIENTS);
   }, 240_000);
 });

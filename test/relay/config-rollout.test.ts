@@ -7,45 +7,27 @@ import { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SupervisorEvent } from '../../src/actors/index.js';
-import { startEchoBackend, type EchoBackend } from '../../src/cli/demo/echo-backend.js';
 import { VerifyingClient } from '../../src/cli/demo/verifying-client.js';
-import { Cluster } from '../../src/relay/cluster.js';
+import type { Cluster } from '../../src/relay/cluster.js';
 import { rotateTicketKeys } from '../../src/relay/settings.js';
+import { P256_CERT as P256, sleep, startTestCluster, until, type TestCluster } from '../helpers/cluster.js';
 import { caPem, fixture } from '../helpers/interop.js';
 
-const P256 = { cert: fixture('ecdsa-p256.pem'), key: fixture('ecdsa-p256-key.pem') };
 const RSA = { cert: fixture('rsa.pem'), key: fixture('rsa-key.pem') };
 const fingerprint = (pem: string) => new X509Certificate(pem).fingerprint256;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-let backend: EchoBackend;
+let test: TestCluster;
 let cluster: Cluster;
-const events: SupervisorEvent[] = [];
-const allUp = () => cluster.relayNames.every((n) => cluster.threadIdOf(n) !== undefined);
+let events: SupervisorEvent[];
+const allUp = () => test.allUp();
 
 beforeAll(async () => {
-  backend = await startEchoBackend();
-  cluster = await Cluster.start({
-    relays: 3,
-    listen: { host: '127.0.0.1', port: 0 },
-    backend: { host: '127.0.0.1', port: backend.port },
-    certificates: [P256],
-    watchdogMs: 1000,
-    onEvent: (e) => events.push(e),
-  });
+  test = await startTestCluster();
+  ({ cluster, events } = test);
 }, 60_000);
 
 afterAll(async () => {
-  await cluster?.close();
-  await backend?.close();
+  await test?.close();
 });
 
 /** One short connection: the certificate it was served, whether it resumed, its ticket. */

@@ -9,20 +9,11 @@ import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SupervisorEvent } from '../../src/actors/index.js';
-import { startEchoBackend, type EchoBackend } from '../../src/cli/demo/echo-backend.js';
-import { Cluster } from '../../src/relay/cluster.js';
+import type { Cluster } from '../../src/relay/cluster.js';
+import { sleep, startTestCluster, until, type TestCluster } from '../helpers/cluster.js';
 import { caPem, fixture } from '../helpers/interop.js';
 
 const MESSAGES = 12;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, cond: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 /** What the recording run saw: each client write, and how many server bytes had arrived before it. */
 interface Recording {
@@ -30,32 +21,25 @@ interface Recording {
   readonly received: Buffer;
 }
 
-let backend: EchoBackend | undefined;
-let cluster: Cluster | undefined;
+let running: TestCluster | undefined;
 
 afterEach(async () => {
-  await cluster?.close();
-  await backend?.close();
-  cluster = undefined;
-  backend = undefined;
+  await running?.close();
+  running = undefined;
 });
 
 async function startCluster(events: SupervisorEvent[]): Promise<Cluster> {
-  backend = await startEchoBackend();
-  cluster = await Cluster.start({
-    relays: 3,
-    listen: { host: '127.0.0.1', port: 0 },
-    backend: { host: '127.0.0.1', port: backend.port },
+  await running?.close();
+  running = await startTestCluster({
     // Ed25519 signs deterministically; ECDSA and RSA-PSS draw a fresh nonce or salt per
     // signature, so two runs would differ at CertificateVerify. (Within one run a flight
     // is never signed twice once it has left: it is replicated before it is released.)
     certificates: [{ cert: fixture('ed25519.pem'), key: fixture('ed25519-key.pem') }],
     ticketKeys: { current: { id: new Uint8Array(16).fill(1), secret: new Uint8Array(32).fill(2) } },
     reproducible: { seed: 'determinism', clockMs: 1_800_000_000_000 },
-    watchdogMs: 1000,
     onEvent: (e) => events.push(e),
   });
-  return cluster;
+  return running.cluster;
 }
 
 /** Runs Node's TLS client over a recording pipe: request/response, so input order is fixed. */
@@ -133,16 +117,12 @@ describe('determinism across takeover', () => {
     const events: SupervisorEvent[] = [];
     const first = await startCluster(events);
     const rec = await record(first.address.port);
-    await first.close();
-    await backend!.close();
     expect(rec.writes.length).toBeGreaterThan(MESSAGES);
 
     // The same run, replayed without a crash, gives the same bytes (the baseline is reproducible)...
     const again = await startCluster(events);
     const plain = await replay(again, rec, new Set(), events);
     expect(plain.equals(rec.received)).toBe(true);
-    await again.close();
-    await backend!.close();
 
     // ...and so does one whose owner relay dies before the client Finished and twice mid-stream.
     const crashed = await startCluster(events);

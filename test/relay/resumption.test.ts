@@ -4,26 +4,20 @@
  */
 import tls from 'node:tls';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startEchoBackend, type EchoBackend } from '../../src/cli/demo/echo-backend.js';
-import { Cluster } from '../../src/relay/cluster.js';
-import { caPem, fixture } from '../helpers/interop.js';
+import type { Cluster } from '../../src/relay/cluster.js';
+import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { caPem } from '../helpers/interop.js';
 
-let backend: EchoBackend;
+let test: TestCluster;
 let cluster: Cluster;
 
 beforeAll(async () => {
-  backend = await startEchoBackend();
-  cluster = await Cluster.start({
-    relays: 3,
-    listen: { host: '127.0.0.1', port: 0 },
-    backend: { host: '127.0.0.1', port: backend.port },
-    certificates: [{ cert: fixture('ecdsa-p256.pem'), key: fixture('ecdsa-p256-key.pem') }],
-  });
+  test = await startTestCluster();
+  cluster = test.cluster;
 }, 60_000);
 
 afterAll(async () => {
-  await cluster?.close();
-  await backend?.close();
+  await test?.close();
 });
 
 /** Connects (optionally resuming), echoes a line, and returns the session, whether it was reused, and the owner relay. */

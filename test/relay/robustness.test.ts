@@ -13,43 +13,25 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SupervisorEvent } from '../../src/actors/index.js';
-import { startEchoBackend, type EchoBackend } from '../../src/cli/demo/echo-backend.js';
 import { VerifyingClient } from '../../src/cli/demo/verifying-client.js';
-import { Cluster } from '../../src/relay/cluster.js';
-import { caPem, fixture } from '../helpers/interop.js';
+import type { Cluster } from '../../src/relay/cluster.js';
+import { sleep, startTestCluster, until, type TestCluster } from '../helpers/cluster.js';
+import { caPem } from '../helpers/interop.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, cond: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
-let backend: EchoBackend;
+let test: TestCluster;
 let cluster: Cluster;
-const events: SupervisorEvent[] = [];
+let events: SupervisorEvent[];
 
 beforeAll(async () => {
-  backend = await startEchoBackend();
-  cluster = await Cluster.start({
-    relays: 3,
-    listen: { host: '127.0.0.1', port: 0 },
-    backend: { host: '127.0.0.1', port: backend.port },
-    certificates: [{ cert: fixture('ecdsa-p256.pem'), key: fixture('ecdsa-p256-key.pem') }],
-    watchdogMs: 1000,
-    onEvent: (e) => events.push(e),
-  });
+  test = await startTestCluster();
+  ({ cluster, events } = test);
 }, 60_000);
 
 afterAll(async () => {
-  await cluster?.close();
-  await backend?.close();
+  await test?.close();
 });
 
-const allUp = () => cluster.relayNames.every((n) => cluster.threadIdOf(n) !== undefined);
+const allUp = () => test.allUp();
 
 async function verifyingClient(seed: string): Promise<VerifyingClient> {
   const c = new VerifyingClient({ host: '127.0.0.1', port: cluster.address.port, ca: caPem, servername: 'localhost', seed, window: 16_384 });

@@ -1,0 +1,60 @@
+/**
+ * Shared pieces of the cluster suites: bounded waiting, and a cluster of relays
+ * on loopback in front of an echo backend, serving the fixture certificate.
+ */
+import type { SupervisorEvent } from '../../src/actors/index.js';
+import { startEchoBackend, type EchoBackend } from '../../src/cli/demo/echo-backend.js';
+import { Cluster, type ClusterOptions } from '../../src/relay/cluster.js';
+import { fixture } from './interop.js';
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Polls `cond` until it holds; throws naming `what` after `timeoutMs`. */
+export async function until(what: string | (() => string), cond: () => boolean | Promise<boolean>, timeoutMs = 20_000, everyMs = 10): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
+    await sleep(everyMs);
+  }
+}
+
+/** The fixture ECDSA P-256 certificate for localhost, as the relays take it. */
+export const P256_CERT = { cert: fixture('ecdsa-p256.pem'), key: fixture('ecdsa-p256-key.pem') };
+
+export interface TestCluster {
+  readonly cluster: Cluster;
+  readonly backend: EchoBackend;
+  /** Every supervisor event, in order. */
+  readonly events: SupervisorEvent[];
+  /** True when every relay is up. */
+  allUp(): boolean;
+  close(): Promise<void>;
+}
+
+/** Starts an echo backend and a cluster in front of it (3 relays, the P-256 fixture, unless overridden). */
+export async function startTestCluster(opts: Partial<ClusterOptions> = {}): Promise<TestCluster> {
+  const backend = await startEchoBackend();
+  const events: SupervisorEvent[] = [];
+  const cluster = await Cluster.start({
+    relays: 3,
+    listen: { host: '127.0.0.1', port: 0 },
+    backend: { host: '127.0.0.1', port: backend.port },
+    certificates: [P256_CERT],
+    watchdogMs: 1000,
+    ...opts,
+    onEvent: (e) => {
+      events.push(e);
+      opts.onEvent?.(e);
+    },
+  });
+  return {
+    cluster,
+    backend,
+    events,
+    allUp: () => cluster.relayNames.every((n) => cluster.threadIdOf(n) !== undefined),
+    close: async () => {
+      await cluster.close();
+      await backend.close();
+    },
+  };
+}
