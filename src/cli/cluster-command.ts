@@ -11,12 +11,13 @@ import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { Command } from 'commander';
 import { describeReason, type SupervisorEvent } from '../actors/index.js';
-import { AdminApi, isLoopback } from '../cluster/admin-api.js';
+import { AdminApi, isLoopback, type ReloadResult } from '../cluster/admin-api.js';
+import { ConfigFileError, loadConfigFile, type ClusterFileConfig } from '../cluster/config-file.js';
 import { ClusterMetrics } from '../cluster/metrics.js';
 import { DEFAULT_ADMIN, TokenFileError, defaultTokenFile, newAdminToken, writeTokenFile } from '../cluster/token.js';
 import { Cluster, type ClusterOptions } from '../relay/cluster.js';
 import type { HostPort } from '../relay/gateway.js';
-import type { RelayCertificate } from '../relay/settings.js';
+import type { RelayCertificate, TlsSettings } from '../relay/settings.js';
 import { TlsConfigError, loadCertifiedKey } from '../tls/index.js';
 import { LOG_LEVELS, createLogger, type LogFields, type LogLevel, type Logger } from '../util/log.js';
 import { CliError, EXIT_FAILURE, parseWholeNumber } from './errors.js';
@@ -37,6 +38,7 @@ export interface RawClusterFlags {
   readonly logLevel?: string;
   readonly admin?: string;
   readonly tokenFile?: string;
+  readonly config?: string;
 }
 
 /** Validated flags. */
@@ -54,6 +56,10 @@ export interface ClusterFlags {
   readonly admin?: HostPort | 'off';
   /** Where the admin token is written; default {@link defaultTokenFile} for the admin port. */
   readonly tokenFile?: string;
+  /** Replication batching from the configuration file (the defaults when absent). */
+  readonly replicationBatch?: { readonly batchInputs: number; readonly batchDelayMs: number };
+  /** The configuration file the values not given as flags came from (`--config`). Secret: keys. */
+  readonly config?: ClusterFileConfig;
 }
 
 export const CLUSTER_DEFAULTS = {
@@ -84,31 +90,57 @@ export function registerClusterCommand(program: Command): void {
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, CLUSTER_DEFAULTS.logLevel)
     .option('--admin <host:port|off>', `admin API address, loopback only (port 0: any free port; off: no admin API) (default: "${DEFAULT_ADMIN.host}:${DEFAULT_ADMIN.port}")`)
     .option('--token-file <path>', `where to write the admin API token, mode 0600 (default: "${defaultTokenFile(DEFAULT_ADMIN.port)}", admin-PORT.token for another port)`)
-    .action(async (raw: RawClusterFlags) => {
-      process.exitCode = await runCluster(parseClusterFlags(raw));
+    .option('--config <file>', 'YAML or JSON configuration file (flags given on the command line override it); reloaded on SIGHUP, POST /config or `baton reload`')
+    .action(async (raw: RawClusterFlags, cmd: Command) => {
+      // Only what was typed on the command line overrides the file; defaults apply last.
+      const cli = Object.fromEntries(Object.entries(raw).filter(([k]) => cmd.getOptionValueSource(k) === 'cli')) as RawClusterFlags;
+      if (raw.config === undefined) {
+        process.exitCode = await runCluster(parseClusterFlags(raw), stdoutIo, { cli });
+        return;
+      }
+      if (raw.config === '') throw new CliError('--config is empty: give a file path');
+      const file = readConfigFile(raw.config);
+      process.exitCode = await runCluster(parseClusterFlags(cli, file), stdoutIo, { cli, configPath: file.file });
     });
 }
 
-/** Checks every flag; throws CliError naming the first bad one. Pure: reads no files. */
-export function parseClusterFlags(raw: RawClusterFlags): ClusterFlags {
-  const relays = parseRelays(raw.relays ?? CLUSTER_DEFAULTS.relays);
-  const listen = parseHostPort('--listen', raw.listen ?? CLUSTER_DEFAULTS.listen, { allowPortZero: true });
-  if (raw.backend === undefined) {
+/** loadConfigFile, its errors (which name the file and the field) as CliErrors. */
+export function readConfigFile(path: string): ClusterFileConfig {
+  try {
+    return loadConfigFile(path);
+  } catch (e) {
+    if (e instanceof ConfigFileError) throw new CliError(e.message);
+    throw e;
+  }
+}
+
+/**
+ * Checks every flag; throws CliError naming the first bad one. Pure: reads no files.
+ * With `file` (a loaded `--config`), `raw` holds only the flags given on the command
+ * line: they override the file, whose values override the defaults.
+ */
+export function parseClusterFlags(raw: RawClusterFlags, file?: ClusterFileConfig): ClusterFlags {
+  const relays = raw.relays !== undefined ? parseRelays(raw.relays) : (file?.relays ?? parseRelays(CLUSTER_DEFAULTS.relays));
+  const listen = raw.listen !== undefined || !file ? parseHostPort('--listen', raw.listen ?? CLUSTER_DEFAULTS.listen, { allowPortZero: true }) : file.listen;
+  if (raw.backend === undefined && !file) {
     throw new CliError('--backend is required: the HOST:PORT of the plaintext TCP server to forward to (e.g. --backend 127.0.0.1:9000)');
   }
-  const backend = parseHostPort('--backend', raw.backend, { allowPortZero: false });
+  const backend = raw.backend !== undefined ? parseHostPort('--backend', raw.backend, { allowPortZero: false }) : file!.backend;
   if (raw.cert !== undefined && raw.key === undefined) throw new CliError('--cert needs --key: give the PEM private key of the certificate too');
   if (raw.key !== undefined && raw.cert === undefined) throw new CliError('--key needs --cert: give the PEM certificate chain too');
   if (raw.cert === '') throw new CliError('--cert is empty: give a file path');
   if (raw.key === '') throw new CliError('--key is empty: give a file path');
   const files = raw.cert !== undefined && raw.key !== undefined ? { cert: raw.cert, key: raw.key } : undefined;
-  const watchdogMs = raw.watchdogMs === undefined ? undefined : parseWatchdogMs(raw.watchdogMs);
-  const alpn = raw.alpn === undefined ? undefined : parseAlpn(raw.alpn);
-  const replication = parseReplication(raw.replication ?? CLUSTER_DEFAULTS.replication);
+  const watchdogMs = raw.watchdogMs === undefined ? file?.watchdogMs : parseWatchdogMs(raw.watchdogMs);
+  const alpn = raw.alpn === undefined ? file?.tls.alpn : parseAlpn(raw.alpn);
+  const replication =
+    raw.replication !== undefined || file?.replication === undefined ? parseReplication(raw.replication ?? CLUSTER_DEFAULTS.replication) : file.replication !== false;
+  const replicationBatch = file?.replication ? file.replication : undefined;
   const logLevel = parseLogLevel(raw.logLevel ?? CLUSTER_DEFAULTS.logLevel);
-  const admin = raw.admin === undefined ? undefined : parseAdminAddress(raw.admin, { allowPortZero: true, allowOff: true });
+  const admin = raw.admin === undefined ? file?.admin?.address : parseAdminAddress(raw.admin, { allowPortZero: true, allowOff: true });
   if (raw.tokenFile === '') throw new CliError('--token-file is empty: give a file path');
   if (raw.tokenFile !== undefined && admin === 'off') throw new CliError('--token-file has no use with --admin off');
+  const tokenFile = raw.tokenFile ?? (admin === 'off' ? undefined : file?.admin?.tokenFile);
   return {
     relays,
     listen,
@@ -119,7 +151,9 @@ export function parseClusterFlags(raw: RawClusterFlags): ClusterFlags {
     replication,
     logLevel,
     ...(admin !== undefined ? { admin } : {}),
-    ...(raw.tokenFile !== undefined ? { tokenFile: raw.tokenFile } : {}),
+    ...(tokenFile !== undefined ? { tokenFile } : {}),
+    ...(replication && replicationBatch ? { replicationBatch } : {}),
+    ...(file ? { config: file } : {}),
   };
 }
 
@@ -318,16 +352,69 @@ const stdoutIo: ClusterIo = { out: (line) => process.stdout.write(`${line}\n`) }
 /** How long a clean close may take before we give up and exit 1. */
 const CLOSE_TIMEOUT_MS = 10_000;
 
+/** Where the running configuration came from, to reload it. */
+export interface ClusterSource {
+  /** The flags given on the command line: they override every file loaded. */
+  readonly cli: RawClusterFlags;
+  /** The `--config` file, reloaded on SIGHUP and by `POST /config` without a path. */
+  readonly configPath?: string;
+}
+
+/** The first 12 hex digits of a configuration digest, as printed. */
+export const shortDigest = (digest: string) => digest.slice(0, 12);
+
+/** Public facts of the first certificate of a configuration file. */
+function describeFileCertificates(certificates: readonly RelayCertificate[]): LoadedCertificate {
+  const leaf = new X509Certificate(certificates[0]!.cert);
+  return {
+    certificate: certificates[0]!,
+    fingerprint256: leaf.fingerprint256,
+    subject: leaf.subject,
+    subjectAltName: leaf.subjectAltName ?? '',
+    selfSigned: false,
+  };
+}
+
+/** The settings that a running cluster cannot change, named as a file field and shown as a value. */
+function restartOnly(f: ClusterFlags): Record<string, string> {
+  const batch = f.replicationBatch ?? { batchInputs: 32, batchDelayMs: 5 };
+  return {
+    'listeners[0].address': formatHostPort(f.listen.host, f.listen.port),
+    backend: formatHostPort(f.backend.host, f.backend.port),
+    relays: String(f.relays),
+    replication: f.replication ? `on (batchInputs ${batch.batchInputs}, batchDelayMs ${batch.batchDelayMs})` : 'off',
+    watchdogMs: f.watchdogMs === undefined ? 'default' : String(f.watchdogMs),
+    'admin.address': f.admin === undefined ? 'default' : f.admin === 'off' ? 'off' : formatHostPort(f.admin.host, f.admin.port),
+    'admin.tokenFile': f.tokenFile ?? 'default',
+  };
+}
+
+/** The TLS part of a configuration version from validated flags (certificates given separately). */
+function tlsOf(flags: ClusterFlags, certificates: readonly RelayCertificate[]): Omit<TlsSettings, 'ticketKeys'> {
+  const t = flags.config?.tls;
+  return {
+    certificates,
+    ...(flags.alpn ? { alpn: flags.alpn } : {}),
+    ...(t?.cipherSuites ? { cipherSuites: t.cipherSuites } : {}),
+    ...(t?.groups ? { groups: t.groups } : {}),
+  };
+}
+
 /**
  * Starts the cluster, prints the start line, and resolves with the exit code
  * once a signal (or a supervisor escalation) has closed it.
  */
-export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo): Promise<number> {
+export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, source: ClusterSource = { cli: {} }): Promise<number> {
   const logger: Logger = createLogger({ level: flags.logLevel, destination: { write: (line: string) => io.out(line.replace(/\n$/, '')) } });
   const log = (level: LogLevel, msg: string, fields?: LogFields) => logger[level](msg, fields);
   const metrics = new ClusterMetrics({ processMetrics: true });
 
-  const loaded = await loadClusterCertificate(flags.files);
+  // --cert/--key on the command line win over the file's certificates.
+  const fromFile = flags.files === undefined && flags.config !== undefined;
+  const loaded = fromFile ? describeFileCertificates(flags.config!.tls.certificates) : await loadClusterCertificate(flags.files);
+  const certificates = fromFile ? flags.config!.tls.certificates : [loaded.certificate];
+  const tls = tlsOf(flags, certificates);
+  let rotationSeconds = flags.config?.ticketRotationSeconds;
 
   // A signal during start is honoured once the cluster is up (then closed at once).
   let stop!: (why: { signal: NodeJS.Signals } | { escalated: true }) => void;
@@ -343,14 +430,18 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo):
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  let onHup: (() => void) | null = null;
 
   const options: ClusterOptions = {
     relays: flags.relays,
     listen: flags.listen,
     backend: flags.backend,
-    certificates: [loaded.certificate],
-    replication: flags.replication ? undefined : false,
-    ...(flags.alpn ? { alpn: flags.alpn } : {}),
+    certificates: tls.certificates,
+    replication: flags.replication ? flags.replicationBatch : false,
+    ...(tls.alpn ? { alpn: tls.alpn } : {}),
+    ...(tls.cipherSuites ? { cipherSuites: tls.cipherSuites } : {}),
+    ...(tls.groups ? { groups: tls.groups } : {}),
+    ...(rotationSeconds !== undefined ? { ticketRotationMs: rotationSeconds * 1000 } : {}),
     ...(flags.watchdogMs !== undefined ? { watchdogMs: flags.watchdogMs } : {}),
     onEvent: (e) => {
       metrics.supervisorEvent(e);
@@ -369,9 +460,61 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo):
     }
     metrics.attach(cluster);
     watchGateway(cluster, logger);
+
+    /** Loads a configuration file (`path`, or the --config one) and rolls it out; never throws for a bad file. */
+    const reload = async (path?: string): Promise<ReloadResult> => {
+      const target = path ?? source.configPath;
+      if (target === undefined) {
+        return { status: 'invalid', error: 'the cluster was started without --config: give the file to load ({"path": "/abs/baton.yaml"}, or baton reload --file FILE)' };
+      }
+      let next: ClusterFlags;
+      try {
+        next = parseClusterFlags(source.cli, loadConfigFile(target));
+      } catch (e) {
+        if (!(e instanceof ConfigFileError) && !(e instanceof CliError)) throw e;
+        log('error', `configuration not reloaded: ${e.message}`, { event: 'config.invalid', configFile: target, error: e.message });
+        return { status: 'invalid', error: e.message };
+      }
+      const warnings: string[] = [];
+      const running = restartOnly(flags);
+      for (const [field, value] of Object.entries(restartOnly(next))) {
+        if (value !== running[field]) warnings.push(`${field} requires a restart; kept ${running[field]}`);
+      }
+      const nextRotation = next.config?.ticketRotationSeconds;
+      if (nextRotation === undefined && rotationSeconds !== undefined) {
+        warnings.push(`tickets.rotationSeconds: stopping the rotation requires a restart; kept ${rotationSeconds}`);
+      }
+      for (const w of warnings) log('warn', w, { event: 'config.restartRequired', configFile: target });
+      // Ticket keys belong to the cluster (and rotate on their own), never to the file.
+      const { certificates: _c, alpn: _a, cipherSuites: _s, groups: _g, ...kept } = cluster.activeTls;
+      const nextCertificates = next.files ? certificates : next.config!.tls.certificates;
+      const result = await cluster.reconfigure({ ...kept, ...tlsOf(next, nextCertificates) });
+      if (!result.ok) {
+        log('error', `configuration refused, still on version ${result.version}: ${result.reason}`, {
+          event: 'config.refused',
+          configFile: target,
+          version: result.version,
+          reason: result.reason,
+        });
+        return { status: 'refused', version: result.version, error: result.reason };
+      }
+      if (nextRotation !== undefined && nextRotation !== rotationSeconds) {
+        cluster.rotateTicketsEvery(nextRotation * 1000);
+        rotationSeconds = nextRotation;
+      }
+      log('info', `configuration version ${result.version} active${result.unchanged ? ' (unchanged)' : ''}`, {
+        event: 'config.active',
+        configFile: target,
+        version: result.version,
+        digest: shortDigest(result.digest),
+        unchanged: result.unchanged,
+      });
+      return { status: 'applied', version: result.version, digest: result.digest, unchanged: result.unchanged, warnings };
+    };
+
     let admin: StartedAdmin | null = null;
     try {
-      admin = await startAdmin(flags, cluster, metrics, logger);
+      admin = await startAdmin(flags, cluster, metrics, logger, reload);
     } catch (e) {
       metrics.detach();
       await cluster.close();
@@ -385,6 +528,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo):
       `baton: ${flags.relays} relay${flags.relays === 1 ? '' : 's'} on ${listen} -> backend ${backend}; ` +
         `certificate sha256 ${loaded.fingerprint256} (${loaded.selfSigned ? 'self-signed, ' : ''}${names})` +
         (flags.replication ? '' : '; replication off') +
+        `; config version ${cluster.activeConfig.version} (digest ${shortDigest(cluster.activeConfig.digest)}${source.configPath ? `, from ${source.configPath}` : ''})` +
         (admin ? `; admin http://${admin.address} (token file ${admin.tokenFile})` : '; admin off'),
     );
     log('info', 'cluster started', {
@@ -396,7 +540,17 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo):
       replication: flags.replication,
       admin: admin?.address ?? 'off',
       ...(admin ? { tokenFile: admin.tokenFile } : {}),
+      configVersion: cluster.activeConfig.version,
+      digest: shortDigest(cluster.activeConfig.digest),
+      ...(source.configPath ? { configFile: source.configPath } : {}),
     });
+    if (source.configPath) {
+      onHup = () => {
+        log('info', 'SIGHUP: reloading the configuration', { event: 'config.reload', signal: 'SIGHUP', configFile: source.configPath });
+        reload().catch((e: unknown) => log('error', 'configuration reload failed', { event: 'config.invalid', error: e }));
+      };
+      process.on('SIGHUP', onHup);
+    }
 
     const why = await stopped;
     if ('signal' in why) log('info', `${why.signal}: closing`, { event: 'cluster.closing', signal: why.signal });
@@ -420,6 +574,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo):
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    if (onHup) process.off('SIGHUP', onHup);
   }
 }
 
@@ -444,11 +599,17 @@ interface StartedAdmin {
 }
 
 /** Starts the admin API (unless --admin off) and writes its token file. */
-async function startAdmin(flags: ClusterFlags, cluster: Cluster, metrics: ClusterMetrics, log: Logger): Promise<StartedAdmin | null> {
+async function startAdmin(
+  flags: ClusterFlags,
+  cluster: Cluster,
+  metrics: ClusterMetrics,
+  log: Logger,
+  reload: (path?: string) => Promise<ReloadResult>,
+): Promise<StartedAdmin | null> {
   const at = flags.admin ?? DEFAULT_ADMIN;
   if (at === 'off') return null;
   const token = newAdminToken();
-  const api = new AdminApi({ cluster, metrics, token, log });
+  const api = new AdminApi({ cluster, metrics, token, log, reload });
   const wanted = formatHostPort(at.host, at.port);
   let bound: { host: string; port: number };
   try {

@@ -11,6 +11,7 @@ import { registerBenchCommand } from './bench-command.js';
 import { registerClusterCommand } from './cluster-command.js';
 import { registerCrashCommand } from './crash-command.js';
 import { registerDemoCommand } from './demo-command.js';
+import { registerReloadCommand } from './reload-command.js';
 import { registerStatusCommand } from './status-command.js';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from './errors.js';
 
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerDemoCommand(program);
   registerCrashCommand(program);
   registerStatusCommand(program);
+  registerReloadCommand(program);
   return program;
 }
 

@@ -7,6 +7,11 @@
  *   GET  /metrics  Prometheus text (see metrics.ts)
  *   POST /crash    {"relay": "relay-1" | "random", "kind": "throw"|"exit"|"terminate"|"oom"|"hang",
  *                   "at"?: a relay fault point}: crash a relay now, or arm the fault point
+ *   POST /config   {} (or no body): reload the cluster's --config file; {"path": "/abs/file.yaml"}:
+ *                  load that file. 200 {"ok": true, "version", "digest", "unchanged", "warnings"}
+ *                  once every relay runs it; 422 {"ok": false, "version", "error"} when a relay
+ *                  refused it (the cluster stays on `version`); 400 for a malformed file (the
+ *                  file, the field and what is wrong)
  *
  * Errors are `{"error": "..."}` naming what is wrong: 401 bad or missing token,
  * 400 bad body (the field and why), 404 unknown relay or route, 405 wrong method,
@@ -15,6 +20,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import net, { isIP } from 'node:net';
+import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { FAULT_KINDS, type FaultKind } from '../actors/index.js';
 import type { Cluster } from '../relay/cluster.js';
@@ -45,6 +51,31 @@ export const CrashRequest = z
   })
   .strict();
 export type CrashRequest = z.infer<typeof CrashRequest>;
+
+/** `POST /config` body (empty: `{}`). */
+export const ConfigRequest = z.strictObject({
+  path: z
+    .string()
+    .min(1, 'must be a file path')
+    .refine((p) => isAbsolute(p), 'must be an absolute path (the cluster may run in another directory)')
+    .optional(),
+});
+export type ConfigRequest = z.infer<typeof ConfigRequest>;
+
+/**
+ * What a reload did (the cluster command loads the file and rolls it out; this API
+ * only answers): applied (maybe unchanged), refused by a relay (the cluster stays
+ * on `version`), or invalid (a malformed file, or no file to reload).
+ */
+export type ReloadResult =
+  | { readonly status: 'applied'; readonly version: number; readonly digest: string; readonly unchanged: boolean; readonly warnings: readonly string[] }
+  | { readonly status: 'refused'; readonly version: number; readonly error: string }
+  | { readonly status: 'invalid'; readonly error: string };
+
+/** `POST /config` answer (200 or 422). */
+export type ConfigResponse =
+  | { readonly ok: true; readonly version: number; readonly digest: string; readonly unchanged: boolean; readonly warnings: readonly string[] }
+  | { readonly ok: false; readonly version: number; readonly error: string };
 
 /** `POST /crash` answer. */
 export interface CrashResponse {
@@ -86,15 +117,19 @@ export interface StatusResponse {
   readonly takeovers: { readonly count: number; readonly p50Ms: number; readonly p99Ms: number };
   readonly quarantined: number;
   readonly lost: number;
+  /** The configuration version every relay runs. */
+  readonly config: { readonly version: number; readonly digest: string };
 }
 
 export interface AdminApiOptions {
-  readonly cluster: Pick<Cluster, 'gateway' | 'relayNames' | 'threadIdOf' | 'inject' | 'arm'>;
+  readonly cluster: Pick<Cluster, 'gateway' | 'relayNames' | 'threadIdOf' | 'inject' | 'arm' | 'activeConfig'>;
   readonly metrics: ClusterMetrics;
   readonly token: string;
   readonly log?: Logger;
   /** Chooses the relay for `"relay": "random"` among those running (a seam for tests). */
   readonly pick?: (n: number) => number;
+  /** Loads a configuration file (`path`, or the one the cluster started with) and rolls it out; `POST /config`. */
+  readonly reload?: (path?: string) => Promise<ReloadResult>;
 }
 
 /** An error answered as `{ error }` with a status code. */
@@ -151,6 +186,7 @@ export function clusterStatus(cluster: AdminApiOptions['cluster'], metrics: Clus
     takeovers: { count: gateway.stats.takeovers, p50Ms: quantile(samples, 0.5), p99Ms: quantile(samples, 0.99) },
     quarantined: gateway.stats.quarantined,
     lost: gateway.stats.connectionsLost,
+    config: { version: cluster.activeConfig.version, digest: cluster.activeConfig.digest },
   };
 }
 
@@ -260,8 +296,23 @@ export class AdminApi {
         if (!parsed.success) throw new HttpError(400, describeIssues(parsed.error));
         return this.json(res, 200, await this.crash(parsed.data));
       }
+      case '/config': {
+        allow('POST');
+        const body = await this.readJson(req, true);
+        const parsed = ConfigRequest.safeParse(body ?? {});
+        if (!parsed.success) throw new HttpError(400, describeIssues(parsed.error));
+        if (!this.opts.reload) throw new HttpError(400, 'this cluster cannot reload its configuration');
+        const r = await this.opts.reload(parsed.data.path);
+        this.log.info('config reload requested', { status: r.status, ...(parsed.data.path ? { configFile: parsed.data.path } : {}) });
+        if (r.status === 'invalid') throw new HttpError(400, r.error);
+        const answer: ConfigResponse =
+          r.status === 'applied'
+            ? { ok: true, version: r.version, digest: r.digest, unchanged: r.unchanged, warnings: r.warnings }
+            : { ok: false, version: r.version, error: r.error };
+        return this.json(res, answer.ok ? 200 : 422, answer);
+      }
       default:
-        throw new HttpError(404, `no route ${path} (routes: GET /status, GET /metrics, POST /crash)`);
+        throw new HttpError(404, `no route ${path} (routes: GET /status, GET /metrics, POST /crash, POST /config)`);
     }
   }
 
@@ -287,7 +338,8 @@ export class AdminApi {
     return { relay, kind: r.kind, ...(r.at ? { at: r.at } : {}), threadId, armed: r.at !== undefined };
   }
 
-  private readJson(req: http.IncomingMessage): Promise<unknown> {
+  /** The body as JSON; an empty body is `undefined` where `emptyOk`, else a 400. */
+  private readJson(req: http.IncomingMessage, emptyOk = false): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
       let size = 0;
@@ -307,6 +359,10 @@ export class AdminApi {
         if (failed) return;
         const text = Buffer.concat(chunks).toString('utf8');
         if (text.trim().length === 0) {
+          if (emptyOk) {
+            resolve(undefined);
+            return;
+          }
           reject(new HttpError(400, 'body: expected a JSON object, e.g. {"relay":"random","kind":"exit"}'));
           return;
         }
