@@ -24,12 +24,11 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { FaultKind, SupervisorEvent } from '../src/actors/index.js';
-import { startEchoBackend } from '../src/cli/demo/echo-backend.js';
 import { Cluster } from '../src/relay/cluster.js';
 import { DEFAULT_GATEWAY } from '../src/relay/gateway.js';
 import type { GatewayMsg } from '../src/relay/protocol.js';
 import { fixture } from '../test/helpers/interop.js';
-import { StreamClient, wall } from './load-client.js';
+import { wall } from './load-client.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);

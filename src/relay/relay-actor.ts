@@ -20,7 +20,7 @@ import { concat } from '../util/bytes.js';
 import { systemClock } from '../util/clock.js';
 import { seededRandom, systemRandom } from '../util/random.js';
 import type { ConnectionEvent, GatewayMsg, RelayMsg } from './protocol.js';
-import { relayTlsConfig, type ConfigVersion, type RelaySettings } from './settings.js';
+import { relayTlsConfig, type RelaySettings } from './settings.js';
 import type { ConfigReply } from './protocol.js';
 
 /** Fault points a test or operator can arm to crash a relay at an exact protocol moment. */

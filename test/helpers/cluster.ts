@@ -2,10 +2,11 @@
  * Shared pieces of the cluster suites: bounded waiting, and a cluster of relays
  * on loopback in front of an echo backend, serving the fixture certificate.
  */
+import tls from 'node:tls';
 import type { SupervisorEvent } from '../../src/actors/index.js';
 import { startEchoBackend, type EchoBackend } from '../../src/cli/demo/echo-backend.js';
 import { Cluster, type ClusterOptions } from '../../src/relay/cluster.js';
-import { fixture } from './interop.js';
+import { caPem, fixture } from './interop.js';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -57,4 +58,33 @@ export async function startTestCluster(opts: Partial<ClusterOptions> = {}): Prom
       await backend.close();
     },
   };
+}
+
+/** What one short connection saw. */
+export interface Visit {
+  /** SHA-256 fingerprint of the certificate served. */
+  readonly fingerprint: string;
+  readonly reused: boolean;
+  /** The first ticket received, if any. */
+  readonly session: Buffer | undefined;
+  /** The relay that owned the connection. */
+  readonly owner: string;
+}
+
+/** Connects with Node's tls (optionally resuming `session`), echoes a byte, and closes. */
+export async function visit(cluster: Cluster, session?: Buffer): Promise<Visit> {
+  const s = tls.connect({ host: '127.0.0.1', port: cluster.address.port, ca: caPem, servername: 'localhost', ...(session ? { session } : {}) });
+  let ticket: Buffer | undefined;
+  s.on('session', (t: Buffer) => (ticket ??= t));
+  await new Promise<void>((resolve, reject) => {
+    s.once('secureConnect', () => resolve());
+    s.once('error', reject);
+  });
+  const owner = cluster.gateway.connections().at(-1)!.owner;
+  s.write('x');
+  await new Promise((r) => s.once('data', r));
+  const result = { fingerprint: s.getPeerX509Certificate()?.fingerprint256 ?? '', reused: s.isSessionReused(), session: ticket, owner };
+  s.end();
+  await new Promise((r) => s.once('close', r));
+  return result;
 }

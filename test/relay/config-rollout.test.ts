@@ -4,13 +4,12 @@
  * relays that crash mid-rollout or after it.
  */
 import { X509Certificate } from 'node:crypto';
-import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SupervisorEvent } from '../../src/actors/index.js';
 import { VerifyingClient } from '../../src/cli/demo/verifying-client.js';
 import type { Cluster } from '../../src/relay/cluster.js';
 import { rotateTicketKeys } from '../../src/relay/settings.js';
-import { P256_CERT as P256, sleep, startTestCluster, until, type TestCluster } from '../helpers/cluster.js';
+import { P256_CERT as P256, sleep, startTestCluster, until, visit, type TestCluster } from '../helpers/cluster.js';
 import { caPem, fixture } from '../helpers/interop.js';
 
 const RSA = { cert: fixture('rsa.pem'), key: fixture('rsa-key.pem') };
@@ -30,29 +29,13 @@ afterAll(async () => {
   await test?.close();
 });
 
-/** One short connection: the certificate it was served, whether it resumed, its ticket. */
-async function visit(session?: Buffer): Promise<{ fingerprint: string; reused: boolean; session: Buffer | undefined; owner: string }> {
-  const s = tls.connect({ host: '127.0.0.1', port: cluster.address.port, ca: caPem, servername: 'localhost', ...(session ? { session } : {}) });
-  let ticket: Buffer | undefined;
-  s.on('session', (t: Buffer) => (ticket ??= t));
-  await new Promise<void>((resolve, reject) => {
-    s.once('secureConnect', () => resolve());
-    s.once('error', reject);
-  });
-  const owner = cluster.gateway.connections().at(-1)!.owner;
-  s.write('x');
-  await new Promise((r) => s.once('data', r));
-  const result = { fingerprint: s.getPeerX509Certificate()?.fingerprint256 ?? '', reused: s.isSessionReused(), session: ticket, owner };
-  s.end();
-  await new Promise((r) => s.once('close', r));
-  return result;
-}
+const visitOnce = (session?: Buffer) => visit(cluster, session);
 
 /** Visits until every relay has served one connection (round-robin placement); bounded. */
-async function visitEveryRelay(session?: Buffer): Promise<Awaited<ReturnType<typeof visit>>[]> {
-  const seen = new Map<string, Awaited<ReturnType<typeof visit>>>();
+async function visitEveryRelay(session?: Buffer): Promise<Awaited<ReturnType<typeof visitOnce>>[]> {
+  const seen = new Map<string, Awaited<ReturnType<typeof visitOnce>>>();
   for (let i = 0; i < 9 && seen.size < cluster.relayNames.length; i++) {
-    const v = await visit(session);
+    const v = await visitOnce(session);
     seen.set(v.owner, v);
   }
   expect(seen.size).toBe(cluster.relayNames.length);
@@ -86,7 +69,7 @@ describe('configuration rollout', () => {
   });
 
   it('a ticket issued just before a rotation resumes on every relay after it; two rotations retire it', async () => {
-    const { session } = await visit();
+    const { session } = await visitOnce();
     expect(session).toBeDefined();
     expect((await cluster.reconfigure({ ...cluster.activeTls, ticketKeys: rotateTicketKeys(cluster.activeTls.ticketKeys) })).ok).toBe(true);
     for (const v of await visitEveryRelay(session)) expect(v.reused).toBe(true);
@@ -96,7 +79,7 @@ describe('configuration rollout', () => {
 
   it('refuses a rollout with a broken certificate and keeps serving the old version', async () => {
     const before = cluster.activeConfig;
-    const served = (await visit()).fingerprint;
+    const served = (await visitOnce()).fingerprint;
     const result = await cluster.reconfigure({ ...cluster.activeTls, certificates: [{ cert: RSA.cert, key: P256.key }] });
     expect(result.ok).toBe(false);
     if (!result.ok) expect(result.reason).toMatch(/refused version .*: .*(match|key)/i);
