@@ -1,0 +1,266 @@
+/**
+ * `baton cluster --config` and `baton reload` end to end: a spawned cluster serves
+ * the ECDSA certificate of its file; the file is rewritten to the RSA one and
+ * `baton reload` makes it version 2: new handshakes get the RSA certificate while a
+ * connection opened before the reload streams on unharmed. A file whose key does
+ * not match its certificate is refused by `baton reload` (naming the field), a
+ * malformed field sent by SIGHUP is logged and ignored, and the cluster stays on
+ * version 2 throughout. A malformed file at start is refused with exit 2. Every
+ * spawned process is killed after each test.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { StatusResponse } from '../../src/cluster/admin-api.js';
+import { startEchoBackend, type EchoBackend } from '../../src/cli/demo/echo-backend.js';
+import { VerifyingClient } from '../../src/cli/demo/verifying-client.js';
+import { caPem, certDir } from '../helpers/interop.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/baton.mjs', import.meta.url));
+
+interface Run {
+  readonly child: ChildProcess;
+  stdout: string;
+  stderr: string;
+  readonly exit: Promise<number | null>;
+}
+
+const running = new Set<ChildProcess>();
+
+function baton(args: string[]): Run {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(child);
+  const run: Run = { child, stdout: '', stderr: '', exit: new Promise((resolve) => child.once('exit', (code) => resolve(code))) };
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (run.stdout += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (run.stderr += d));
+  void run.exit.then(() => running.delete(child));
+  return run;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+    }),
+  ]);
+}
+
+async function batonOnce(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const run = baton(args);
+  const code = await withTimeout(run.exit, 30_000, `baton ${args.join(' ')}`);
+  return { code, stdout: run.stdout, stderr: run.stderr };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `check` until it holds (bounded). */
+async function until(check: () => boolean, ms: number, what: string): Promise<void> {
+  await withTimeout(
+    (async () => {
+      while (!check()) await sleep(25);
+    })(),
+    ms,
+    what,
+  );
+}
+
+const START_LINE =
+  /^baton: (\d+) relays? on 127\.0\.0\.1:(\d+) -> .*; config version (\d+) \(digest ([0-9a-f]{12}), from (.+)\); admin http:\/\/127\.0\.0\.1:(\d+) \(token file (.+)\)$/m;
+
+async function started(run: Run): Promise<RegExpExecArray> {
+  const seen = new Promise<RegExpExecArray>((resolve, reject) => {
+    const check = () => {
+      const m = START_LINE.exec(run.stdout);
+      if (m) resolve(m);
+    };
+    run.child.stdout!.on('data', check);
+    check();
+    void run.exit.then((code) => reject(new Error(`baton exited ${code} before starting:\n${run.stdout}${run.stderr}`)));
+  });
+  return withTimeout(seen, 30_000, `the start line (stdout so far: ${JSON.stringify(run.stdout)})`);
+}
+
+/** The key type of the certificate a fresh handshake gets ('ec' or 'rsa'). */
+function servedKeyType(port: number): Promise<string | undefined> {
+  return withTimeout(
+    new Promise((resolve, reject) => {
+      const socket = tls.connect({ host: '127.0.0.1', port, ca: caPem, servername: 'localhost' }, () => {
+        const type = socket.getPeerX509Certificate()?.publicKey.asymmetricKeyType;
+        socket.destroy();
+        resolve(type);
+      });
+      socket.once('error', reject);
+    }),
+    10_000,
+    'a TLS handshake',
+  );
+}
+
+function configYaml(cert: string, key: string, extra = ''): string {
+  return `# written by reload.test.ts
+listeners:
+  - address: 127.0.0.1:8443
+    certificates:
+      - { cert: ${cert}, key: ${key} }
+    alpn: [echo]
+backend: 127.0.0.1:9
+relays: 2
+watchdogMs: 1000
+tickets: { rotationSeconds: 3600 }
+${extra}`;
+}
+
+describe('baton cluster --config and baton reload (end to end)', () => {
+  let backend: EchoBackend;
+  let dir: string;
+  const clients: VerifyingClient[] = [];
+
+  beforeAll(async () => {
+    backend = await startEchoBackend('127.0.0.1', 0);
+    dir = await mkdtemp(path.join(os.tmpdir(), 'baton-reload-'));
+    for (const f of ['ecdsa-p256.pem', 'ecdsa-p256-key.pem', 'rsa.pem', 'rsa-key.pem']) await copyFile(path.join(certDir, f), path.join(dir, f));
+  });
+
+  afterEach(async () => {
+    for (const c of clients.splice(0)) await c.stop(2_000).catch(() => {});
+    for (const child of running) child.kill('SIGKILL');
+    running.clear();
+  });
+
+  afterAll(async () => {
+    await backend?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('reloads a new certificate as version 2 without disturbing open connections; refuses broken files and stays on version 2', async () => {
+    const file = path.join(dir, 'baton.yaml');
+    const tokenFile = path.join(dir, 'tok');
+    await writeFile(file, configYaml('ecdsa-p256.pem', 'ecdsa-p256-key.pem'));
+    // --listen and --backend on the command line override the file's addresses.
+    const cluster = baton([
+      'cluster', '--config', file, '--admin', '127.0.0.1:0', '--token-file', tokenFile,
+      '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${backend.port}`,
+    ]);
+    const m = await started(cluster);
+    const [, relays, portText, version, digest1, from, adminPort] = m;
+    expect(relays).toBe('2');
+    expect(version).toBe('1');
+    expect(from).toBe(file);
+    const port = Number(portText);
+    const admin = ['--admin', `127.0.0.1:${adminPort}`, '--token-file', tokenFile];
+    const status = async (): Promise<StatusResponse> => {
+      const r = await batonOnce(['status', '--json', ...admin]);
+      expect(r.code).toBe(0);
+      return JSON.parse(r.stdout) as StatusResponse;
+    };
+    expect((await status()).config).toEqual({ version: 1, digest: expect.stringMatching(new RegExp(`^${digest1}[0-9a-f]{52}$`)) as unknown });
+
+    expect(await servedKeyType(port)).toBe('ec');
+
+    // A connection opened on version 1, streaming through the reload.
+    const client = new VerifyingClient({ host: '127.0.0.1', port, ca: caPem, servername: 'localhost', seed: 'reload', maxChunk: 4096, window: 16_384 });
+    clients.push(client);
+    await client.connect();
+    client.start();
+    await until(() => client.bytesVerified > 0, 10_000, 'echoed bytes before the reload');
+
+    // Version 2: the RSA certificate (its SAN names localhost too).
+    await writeFile(file, configYaml('rsa.pem', 'rsa-key.pem'));
+    const reload = await batonOnce(['reload', ...admin]);
+    expect(reload.stderr).toBe('');
+    expect(reload.code).toBe(0);
+    const v2 = /^configuration version 2 active \(digest ([0-9a-f]{12})\)$/m.exec(reload.stdout);
+    expect(v2, reload.stdout).not.toBeNull();
+    expect(v2![1]).not.toBe(digest1);
+    expect(await servedKeyType(port)).toBe('rsa');
+    const before = client.bytesVerified;
+    await until(() => client.bytesVerified > before, 10_000, 'echoed bytes after the reload');
+    expect(client.errors).toEqual([]);
+    expect((await status()).config.version).toBe(2);
+
+    // A key that does not match its certificate: refused before any relay sees it.
+    await writeFile(file, configYaml('rsa.pem', 'ecdsa-p256-key.pem'));
+    const broken = await batonOnce(['reload', ...admin]);
+    expect(broken.code).toBe(2);
+    expect(broken.stdout).toBe('');
+    expect(broken.stderr).toContain(`${file}: listeners[0].certificates[0]`);
+    expect(broken.stderr).toMatch(/private key does not match/);
+    expect(broken.stderr).not.toContain('PRIVATE KEY');
+    expect((await status()).config.version).toBe(2);
+    expect(await servedKeyType(port)).toBe('rsa');
+
+    // A malformed field by SIGHUP: logged with the field, the cluster serves on.
+    await writeFile(file, configYaml('ecdsa-p256.pem', 'ecdsa-p256-key.pem').replace('relays: 2', 'relays: many'));
+    cluster.child.kill('SIGHUP');
+    await until(() => cluster.stdout.includes('"event":"config.invalid"') && /relays: /.test(cluster.stdout.split('"event":"config.invalid"').pop()!), 10_000, 'the reload error in the log');
+    const logged = cluster.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.event === 'config.invalid');
+    expect(logged.at(-1)).toMatchObject({ level: 'error', configFile: file });
+    expect(String(logged.at(-1)!.error)).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: relays: `));
+    expect((await status()).config.version).toBe(2);
+    expect(await servedKeyType(port)).toBe('rsa');
+
+    // The same file without the bad field, through SIGHUP: version 3, the ECDSA certificate again.
+    await writeFile(file, configYaml('ecdsa-p256.pem', 'ecdsa-p256-key.pem'));
+    cluster.child.kill('SIGHUP');
+    await until(() => cluster.stdout.includes('"msg":"configuration version 3 active"'), 15_000, 'version 3 after SIGHUP');
+    expect(await servedKeyType(port)).toBe('ec');
+
+    await client.stop();
+    expect(client.errors).toEqual([]);
+    expect(client.handshakes).toBe(1);
+    expect(client.bytesVerified).toBe(client.bytesSent);
+
+    cluster.child.kill('SIGTERM');
+    expect(await withTimeout(cluster.exit, 15_000, 'exit after SIGTERM')).toBe(0);
+    expect(cluster.stderr).toBe('');
+    expect(cluster.stdout).not.toContain('PRIVATE KEY');
+  }, 120_000);
+
+  it('warns about settings that need a restart and applies the rest; loads another file by path', async () => {
+    const file = path.join(dir, 'restart.yaml');
+    const tokenFile = path.join(dir, 'tok-restart');
+    await writeFile(file, configYaml('ecdsa-p256.pem', 'ecdsa-p256-key.pem').replace('backend: 127.0.0.1:9', `backend: 127.0.0.1:${backend.port}`));
+    const cluster = baton(['cluster', '--config', file, '--admin', '127.0.0.1:0', '--token-file', tokenFile, '--listen', '127.0.0.1:0']);
+    const m = await started(cluster);
+    const admin = ['--admin', `127.0.0.1:${m[6]}`, '--token-file', tokenFile];
+
+    const other = path.join(dir, 'other.yaml');
+    await writeFile(other, configYaml('rsa.pem', 'rsa-key.pem').replace('relays: 2', 'relays: 3'));
+    const r = await batonOnce(['reload', '--file', path.relative(ROOT, other), ...admin]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^configuration version 2 active \(digest [0-9a-f]{12}\)$/m);
+    expect(r.stdout).toContain('warning: relays requires a restart; kept 2');
+    // The backend differs from the running one (the file's port 9 is not the echo server's).
+    expect(r.stdout).toContain(`warning: backend requires a restart; kept 127.0.0.1:${backend.port}`);
+    // --listen was given on the command line: it overrides every file, no warning.
+    expect(r.stdout).not.toContain('listeners[0].address');
+    expect(await servedKeyType(Number(m[2]))).toBe('rsa');
+
+    const missing = await batonOnce(['reload', '--file', path.join(dir, 'nope.yaml'), ...admin]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain(`${path.join(dir, 'nope.yaml')}: cannot read`);
+  }, 60_000);
+
+  it('refuses a malformed file at start with exit 2, naming the file and the field', async () => {
+    const bad = path.join(dir, 'bad.yaml');
+    await writeFile(bad, configYaml('ecdsa-p256.pem', 'ecdsa-p256-key.pem').replace('relays: 2', 'relays: many'));
+    const r = await batonOnce(['cluster', '--config', bad, '--admin', 'off']);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.trim()).toMatch(new RegExp(`^baton: error: ${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: relays: `));
+    const absent = await batonOnce(['cluster', '--config', path.join(dir, 'absent.yaml'), '--admin', 'off']);
+    expect(absent.code).toBe(2);
+    expect(absent.stderr).toContain('absent.yaml');
+  }, 60_000);
+});
