@@ -15,7 +15,9 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { StatusResponse } from '../../src/cluster/admin-api.js';
+import { AdminApi, type ReloadResult, type StatusResponse } from '../../src/cluster/admin-api.js';
+import { ClusterMetrics } from '../../src/cluster/metrics.js';
+import { newAdminToken, writeTokenFile } from '../../src/cluster/token.js';
 import { startEchoBackend, type EchoBackend } from '../../src/cli/demo/echo-backend.js';
 import { VerifyingClient } from '../../src/cli/demo/verifying-client.js';
 import { caPem, certDir } from '../helpers/interop.js';
@@ -263,4 +265,70 @@ describe('baton cluster --config and baton reload (end to end)', () => {
     expect(absent.code).toBe(2);
     expect(absent.stderr).toContain('absent.yaml');
   }, 60_000);
+});
+
+describe('POST /config and baton reload against a stub cluster (a relay refusal, bad bodies)', () => {
+  let api: AdminApi;
+  let base: string;
+  let port: number;
+  let dir: string;
+  const token = newAdminToken();
+  const calls: (string | undefined)[] = [];
+  let next: ReloadResult = { status: 'refused', version: 2, error: 'relay-1 refused version 3: no certificate for the default name' };
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'baton-reload-stub-'));
+    await writeTokenFile(path.join(dir, 'tok'), token, { privateDir: false });
+    api = new AdminApi({
+      cluster: { activeConfig: { version: 2, digest: 'ab'.repeat(32) } } as never,
+      metrics: new ClusterMetrics(),
+      token,
+      reload: (p) => {
+        calls.push(p);
+        return Promise.resolve(next);
+      },
+    });
+    port = (await api.listen({ host: '127.0.0.1', port: 0 })).port;
+    base = `http://127.0.0.1:${port}`;
+  });
+
+  afterEach(() => {
+    for (const child of running) child.kill('SIGKILL');
+    running.clear();
+  });
+
+  afterAll(async () => {
+    await api?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const post = async (body?: string) => {
+    const r = await fetch(`${base}/config`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, ...(body !== undefined ? { body } : {}) });
+    return { status: r.status, json: (await r.json()) as Record<string, unknown> };
+  };
+
+  it('answers 422 with the reason and the version kept; baton reload prints it and exits 1', async () => {
+    expect(await post()).toEqual({ status: 422, json: { ok: false, version: 2, error: next.status === 'refused' ? next.error : '' } });
+    expect(calls.at(-1)).toBeUndefined();
+    const r = await batonOnce(['reload', '--admin', `127.0.0.1:${port}`, '--token-file', path.join(dir, 'tok')]);
+    expect(r.code).toBe(1);
+    expect(r.stdout.trim()).toBe('reload refused: relay-1 refused version 3: no certificate for the default name; still on version 2');
+  }, 30_000);
+
+  it('passes a path on, refuses a relative one or unknown fields, and needs the token', async () => {
+    next = { status: 'applied', version: 3, digest: 'cd'.repeat(32), unchanged: false, warnings: [] };
+    expect(await post('{"path": "/etc/baton/baton.yaml"}')).toEqual({ status: 200, json: { ok: true, version: 3, digest: 'cd'.repeat(32), unchanged: false, warnings: [] } });
+    expect(calls.at(-1)).toBe('/etc/baton/baton.yaml');
+    expect(await post('{}')).toMatchObject({ status: 200 });
+    const relative = await post('{"path": "baton.yaml"}');
+    expect(relative.status).toBe(400);
+    expect(relative.json.error).toMatch(/^path: must be an absolute path/);
+    const unknown = await post('{"file": "/x.yaml"}');
+    expect(unknown.status).toBe(400);
+    expect(unknown.json.error).toMatch(/unknown field "file"/);
+    next = { status: 'invalid', error: 'the cluster was started without --config: give the file to load' };
+    expect(await post('{}')).toEqual({ status: 400, json: { error: next.error } });
+    expect((await fetch(`${base}/config`, { method: 'POST' })).status).toBe(401);
+    expect((await fetch(`${base}/config`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(405);
+  });
 });
