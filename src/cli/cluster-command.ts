@@ -5,6 +5,11 @@
  *
  * Every bad input becomes a {@link CliError} that names the flag or file and
  * what is wrong with it, and is reported before anything starts.
+ *
+ * With `--config FILE` the values come from the file (config-file.ts) and the flags
+ * typed on the command line override it. The file is reloaded on SIGHUP and by the
+ * admin API's `POST /config` (`baton reload`): its TLS settings roll out as the next
+ * configuration version; settings that need a restart are kept, with a warning.
  */
 import { readFile } from 'node:fs/promises';
 import { X509Certificate } from 'node:crypto';
@@ -17,7 +22,7 @@ import { ClusterMetrics } from '../cluster/metrics.js';
 import { DEFAULT_ADMIN, TokenFileError, defaultTokenFile, newAdminToken, writeTokenFile } from '../cluster/token.js';
 import { Cluster, type ClusterOptions } from '../relay/cluster.js';
 import type { HostPort } from '../relay/gateway.js';
-import type { RelayCertificate, TlsSettings } from '../relay/settings.js';
+import { DEFAULT_REPLICATION, type RelayCertificate, type TlsSettings } from '../relay/settings.js';
 import { TlsConfigError, loadCertifiedKey } from '../tls/index.js';
 import { LOG_LEVELS, createLogger, type LogFields, type LogLevel, type Logger } from '../util/log.js';
 import { CliError, EXIT_FAILURE, parseWholeNumber } from './errors.js';
@@ -377,7 +382,7 @@ function describeFileCertificates(certificates: readonly RelayCertificate[]): Lo
 
 /** The settings that a running cluster cannot change, named as a file field and shown as a value. */
 function restartOnly(f: ClusterFlags): Record<string, string> {
-  const batch = f.replicationBatch ?? { batchInputs: 32, batchDelayMs: 5 };
+  const batch = f.replicationBatch ?? DEFAULT_REPLICATION;
   return {
     'listeners[0].address': formatHostPort(f.listen.host, f.listen.port),
     backend: formatHostPort(f.backend.host, f.backend.port),
@@ -430,7 +435,13 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  let onHup: (() => void) | null = null;
+  // SIGHUP reloads the --config file once the cluster is up (and must not kill it while it starts).
+  let reloadOnHup: (() => void) | null = null;
+  const onHup = () => {
+    if (reloadOnHup) reloadOnHup();
+    else log('warn', 'SIGHUP while starting: ignored (nothing to reload yet)', { event: 'config.reload', signal: 'SIGHUP' });
+  };
+  if (source.configPath) process.on('SIGHUP', onHup);
 
   const options: ClusterOptions = {
     relays: flags.relays,
@@ -544,13 +555,10 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
       digest: shortDigest(cluster.activeConfig.digest),
       ...(source.configPath ? { configFile: source.configPath } : {}),
     });
-    if (source.configPath) {
-      onHup = () => {
-        log('info', 'SIGHUP: reloading the configuration', { event: 'config.reload', signal: 'SIGHUP', configFile: source.configPath });
-        reload().catch((e: unknown) => log('error', 'configuration reload failed', { event: 'config.invalid', error: e }));
-      };
-      process.on('SIGHUP', onHup);
-    }
+    reloadOnHup = () => {
+      log('info', 'SIGHUP: reloading the configuration', { event: 'config.reload', signal: 'SIGHUP', configFile: source.configPath });
+      reload().catch((e: unknown) => log('error', 'configuration reload failed', { event: 'config.invalid', error: e }));
+    };
 
     const why = await stopped;
     if ('signal' in why) log('info', `${why.signal}: closing`, { event: 'cluster.closing', signal: why.signal });
@@ -574,7 +582,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    if (onHup) process.off('SIGHUP', onHup);
+    process.off('SIGHUP', onHup);
   }
 }
 
