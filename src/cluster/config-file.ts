@@ -15,7 +15,7 @@
  * relays: 3
  * replication: { enabled: true, batchInputs: 32, batchDelayMs: 5 }
  * watchdogMs: 1000
- * tickets: { rotationSeconds: 3600 }
+ * tickets: { rotationSeconds: 3600 }      # or { keyFile: tickets.keys }, shared by several processes
  * admin: { address: 127.0.0.1:9901, tokenFile: /run/baton/admin.token }
  * ```
  */
@@ -24,6 +24,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import type { RelayCertificate, TlsSettings } from '../relay/settings.js';
+import type { TicketKeys } from '../tls/index.js';
 import { loadCertifiedKey } from '../tls/index.js';
 import { isLoopback, parseHostPort, type HostPort } from '../util/host-port.js';
 
@@ -43,6 +44,12 @@ export interface ClusterFileConfig {
   readonly replication?: { readonly batchInputs: number; readonly batchDelayMs: number } | false;
   readonly watchdogMs?: number;
   readonly ticketRotationSeconds?: number;
+  /**
+   * Ticket keys from a file, so that several Baton processes open each other's tickets
+   * (a client resumes on another process after this one died). Secret. Rotate them by
+   * rewriting the file and reloading.
+   */
+  readonly ticketKeys?: TicketKeys;
   readonly admin?: { readonly address?: HostPort; readonly tokenFile?: string };
 }
 
@@ -93,7 +100,10 @@ const schema = z.strictObject({
     })
     .optional(),
   watchdogMs: z.number().int().min(50).max(3_600_000).optional(),
-  tickets: z.strictObject({ rotationSeconds: z.number().int().min(1).max(604_800) }).optional(),
+  tickets: z
+    .strictObject({ rotationSeconds: z.number().int().min(1).max(604_800).optional(), keyFile: z.string().min(1).optional() })
+    .refine((t) => !(t.rotationSeconds && t.keyFile), 'rotationSeconds and keyFile exclude each other: keys from a file rotate when the file changes')
+    .optional(),
   admin: z
     .strictObject({
       address: hostPort({ allowPortZero: true, loopbackOnly: true }).optional(),
@@ -114,6 +124,29 @@ function readText(file: string, what: string): string {
     const reason = (e as NodeJS.ErrnoException).code ?? (e instanceof Error ? e.message : 'unreadable');
     throw new ConfigFileError(`${what}: cannot read "${file}" (${reason})`);
   }
+}
+
+/**
+ * A ticket key file: one key per line, 96 hex digits each (a 16-byte id, then a
+ * 32-byte secret); the first line seals new tickets, the others are still accepted.
+ * `#` starts a comment. Make one with `openssl rand -hex 48`.
+ */
+export function readTicketKeys(configFile: string, keyFile: string): TicketKeys {
+  const field = `${configFile}: tickets.keyFile`;
+  const lines = readText(keyFile, field)
+    .split('\n')
+    .map((l) => l.replace(/#.*/, '').trim())
+    .filter((l) => l.length > 0);
+  if (lines.length === 0) throw new ConfigFileError(`${field}: "${keyFile}" holds no key`);
+  const keys = lines.map((line, i) => {
+    if (!/^[0-9a-fA-F]{96}$/.test(line)) {
+      // The line is secret: say where, never what.
+      throw new ConfigFileError(`${field}: "${keyFile}" line ${i + 1} is not 96 hex digits (a 16-byte id and a 32-byte secret)`);
+    }
+    const bytes = Buffer.from(line, 'hex');
+    return { id: new Uint8Array(bytes.subarray(0, 16)), secret: new Uint8Array(bytes.subarray(16)) };
+  });
+  return { current: keys[0]!, previous: keys.slice(1) };
 }
 
 /** Reads, parses and checks a configuration file; certificates are loaded and matched to their keys. */
@@ -161,7 +194,8 @@ export function loadConfigFile(path: string): ClusterFileConfig {
       ? { replication: c.replication.enabled ? { batchInputs: c.replication.batchInputs, batchDelayMs: c.replication.batchDelayMs } : false }
       : {}),
     ...(c.watchdogMs ? { watchdogMs: c.watchdogMs } : {}),
-    ...(c.tickets ? { ticketRotationSeconds: c.tickets.rotationSeconds } : {}),
+    ...(c.tickets?.rotationSeconds ? { ticketRotationSeconds: c.tickets.rotationSeconds } : {}),
+    ...(c.tickets?.keyFile ? { ticketKeys: readTicketKeys(file, resolve(base, c.tickets.keyFile)) } : {}),
     ...(c.admin
       ? { admin: { ...(c.admin.address ? { address: c.admin.address } : {}), ...(c.admin.tokenFile ? { tokenFile: resolve(base, c.admin.tokenFile) } : {}) } }
       : {}),

@@ -81,6 +81,26 @@ describe('configuration file', () => {
     expectError('backend: 127.0.0.1:9000\n', /listeners: /);
   });
 
+  it('reads ticket keys from a key file shared by several processes; a bad line is named, not quoted', () => {
+    const current = 'a'.repeat(32) + 'b'.repeat(64);
+    const previous = 'c'.repeat(96);
+    write('tickets.keys', `# current first\n${current}\n${previous}  # still accepted\n`);
+    const c = loadConfigFile(write('tickets.yaml', GOOD.replace('tickets: { rotationSeconds: 3600 }', 'tickets: { keyFile: tickets.keys }')));
+    expect(Buffer.from(c.ticketKeys!.current.id).toString('hex')).toBe('a'.repeat(32));
+    expect(Buffer.from(c.ticketKeys!.current.secret).toString('hex')).toBe('b'.repeat(64));
+    expect(c.ticketKeys!.previous!.map((k) => Buffer.from(k.secret).toString('hex'))).toEqual(['c'.repeat(64)]);
+    write('short.keys', `${current}\n${'d'.repeat(40)}\n`);
+    let message = '';
+    try {
+      loadConfigFile(write('short.yaml', GOOD.replace('tickets: { rotationSeconds: 3600 }', 'tickets: { keyFile: short.keys }')));
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/tickets\.keyFile: .*short\.keys" line 2 is not 96 hex digits/);
+    expect(message).not.toContain('dddd');
+    expectError(GOOD.replace('tickets: { rotationSeconds: 3600 }', 'tickets: { rotationSeconds: 60, keyFile: tickets.keys }'), /tickets: .*exclude each other/);
+  });
+
   it('says which file could not be read', () => {
     expect(() => loadConfigFile(join(dir, 'nope.yaml'))).toThrow(/nope\.yaml.*ENOENT/);
   });

@@ -32,3 +32,21 @@ it('a ticket from one relay resumes on each of the others', async () => {
   }
   expect(owners.size).toBe(3);
 });
+
+it('a ticket from one cluster resumes on another that shares its ticket keys (another process after a crash)', async () => {
+  const other = await startTestCluster({ relays: 2, ticketKeys: cluster.activeTls.ticketKeys });
+  try {
+    const first = await visitOnce();
+    const elsewhere = await visit(other.cluster, first.session);
+    expect(elsewhere.reused).toBe(true);
+    const stranger = await startTestCluster({ relays: 2 });
+    try {
+      // Keys not shared: the ticket is ignored and a full handshake follows.
+      expect((await visit(stranger.cluster, first.session)).reused).toBe(false);
+    } finally {
+      await stranger.close();
+    }
+  } finally {
+    await other.close();
+  }
+});
