@@ -2,7 +2,6 @@
  * `baton cluster`: flag validation as unit tests, and the command run as a user
  * runs it (`node bin/baton.mjs cluster ...`) against an echo backend on loopback.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -14,9 +13,8 @@ import type { ActorRef } from '../../src/actors/index.js';
 import { CliError } from '../../src/cli/errors.js';
 import { makeSelfSigned } from '../../src/cli/self-signed.js';
 import { loadCertifiedKey } from '../../src/tls/index.js';
+import { baton, killAll, waitForMatch, withTimeout, type Run } from '../helpers/cli.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const BIN = fileURLToPath(new URL('../../bin/baton.mjs', import.meta.url));
 const CERTS = fileURLToPath(new URL('../fixtures/certs/', import.meta.url));
 
 function cliError(raw: RawClusterFlags): CliError {
@@ -151,54 +149,11 @@ describe('describeEvent', () => {
 
 // ---- end to end: the command as a user runs it ----
 
-interface Run {
-  readonly child: ChildProcess;
-  stdout: string;
-  stderr: string;
-  readonly exit: Promise<number | null>;
-}
-
-const running = new Set<ChildProcess>();
-
-function baton(args: string[]): Run {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  running.add(child);
-  const run: Run = {
-    child,
-    stdout: '',
-    stderr: '',
-    exit: new Promise((resolve) => child.once('exit', (code) => resolve(code))),
-  };
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (run.stdout += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (run.stderr += d));
-  void run.exit.then(() => running.delete(child));
-  return run;
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-    }),
-  ]);
-}
-
 const START_LINE = /^baton: (\d+) relays? on (\S+):(\d+) -> backend (\S+); certificate sha256 ([0-9A-F:]+)/m;
 
 /** Waits for the start line; fails with the process output if it exits first. */
 async function started(run: Run): Promise<{ port: number; fingerprint: string; line: string }> {
-  const seen = new Promise<RegExpExecArray>((resolve, reject) => {
-    const check = () => {
-      const m = START_LINE.exec(run.stdout);
-      if (m) resolve(m);
-    };
-    run.child.stdout!.on('data', check);
-    check();
-    void run.exit.then((code) => reject(new Error(`baton exited ${code} before starting:\n${run.stdout}${run.stderr}`)));
-  });
-  const m = await withTimeout(seen, 20_000, `the start line (stdout so far: ${JSON.stringify(run.stdout)})`);
+  const m = await waitForMatch(run, START_LINE, 20_000, 'the start line');
   return { port: Number(m[3]), fingerprint: m[5]!, line: m[0] };
 }
 
@@ -239,10 +194,7 @@ describe('baton cluster (end to end)', () => {
     await backend.close();
   });
 
-  afterEach(async () => {
-    for (const child of running) child.kill('SIGKILL');
-    running.clear();
-  });
+  afterEach(killAll);
 
   it('serves a self-signed certificate whose printed fingerprint is the peer one, echoes, and exits 0 on SIGTERM', async () => {
     const run = baton(['cluster', '--admin', '127.0.0.1:0', '--relays', '2', '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${backend.port}`]);

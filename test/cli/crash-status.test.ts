@@ -6,79 +6,23 @@
  * the metrics endpoint counts them, the client saw no error, and a wrong token is
  * refused. Every spawned process is killed after each test.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { StatusResponse } from '../../src/cluster/admin-api.js';
 import { readTokenFile } from '../../src/cluster/token.js';
 import { startEchoBackend, type EchoBackend } from '../../src/cli/demo/echo-backend.js';
 import { VerifyingClient } from '../../src/cli/demo/verifying-client.js';
+import { baton, batonOnce, killAll, sleep, waitForMatch, withTimeout, type Run } from '../helpers/cli.js';
 import { caPem, certDir } from '../helpers/interop.js';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const BIN = fileURLToPath(new URL('../../bin/baton.mjs', import.meta.url));
-
-interface Run {
-  readonly child: ChildProcess;
-  stdout: string;
-  stderr: string;
-  readonly exit: Promise<number | null>;
-}
-
-const running = new Set<ChildProcess>();
-
-function baton(args: string[], env: NodeJS.ProcessEnv = {}): Run {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  running.add(child);
-  const run: Run = {
-    child,
-    stdout: '',
-    stderr: '',
-    exit: new Promise((resolve) => child.once('exit', (code) => resolve(code))),
-  };
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (run.stdout += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (run.stderr += d));
-  void run.exit.then(() => running.delete(child));
-  return run;
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-    }),
-  ]);
-}
-
-/** Runs a short-lived baton command to its end. */
-async function batonOnce(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const run = baton(args, env);
-  const code = await withTimeout(run.exit, 20_000, `baton ${args.join(' ')}`);
-  return { code, stdout: run.stdout, stderr: run.stderr };
-}
 
 const START_LINE = /^baton: \d+ relays? on 127\.0\.0\.1:(\d+) -> .*; admin http:\/\/127\.0\.0\.1:(\d+) \(token file (.+)\)$/m;
 
 async function started(run: Run): Promise<{ port: number; adminPort: number; tokenFile: string }> {
-  const seen = new Promise<RegExpExecArray>((resolve, reject) => {
-    const check = () => {
-      const m = START_LINE.exec(run.stdout);
-      if (m) resolve(m);
-    };
-    run.child.stdout!.on('data', check);
-    check();
-    void run.exit.then((code) => reject(new Error(`baton exited ${code} before starting:\n${run.stdout}${run.stderr}`)));
-  });
-  const m = await withTimeout(seen, 30_000, `the start line (stdout so far: ${JSON.stringify(run.stdout)})`);
+  const m = await waitForMatch(run, START_LINE, 30_000, 'the start line');
   return { port: Number(m[1]), adminPort: Number(m[2]), tokenFile: m[3]! };
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('baton crash and baton status (end to end)', () => {
   let backend: EchoBackend;
@@ -92,8 +36,7 @@ describe('baton crash and baton status (end to end)', () => {
 
   afterEach(async () => {
     for (const c of clients.splice(0)) await c.stop(2_000).catch(() => {});
-    for (const child of running) child.kill('SIGKILL');
-    running.clear();
+    killAll();
   });
 
   afterAll(async () => {

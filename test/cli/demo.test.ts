@@ -3,10 +3,8 @@
  * its summary with relays crashed, takeovers done, and no byte lost.
  */
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
-
-const BIN = fileURLToPath(new URL('../../bin/baton.mjs', import.meta.url));
+import { BIN } from '../helpers/cli.js';
 
 it('runs the demo to its summary with crashes and no byte lost', async () => {
   const child = spawn(process.execPath, [BIN, 'demo', '--duration', '7', '--crash-every', '2', '--clients', '4', '--no-live'], {

@@ -8,59 +8,21 @@
  * version 2 throughout. A malformed file at start is refused with exit 2. Every
  * spawned process is killed after each test.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AdminApi, type ReloadResult, type StatusResponse } from '../../src/cluster/admin-api.js';
 import { ClusterMetrics } from '../../src/cluster/metrics.js';
 import { newAdminToken, writeTokenFile } from '../../src/cluster/token.js';
 import { startEchoBackend, type EchoBackend } from '../../src/cli/demo/echo-backend.js';
 import { VerifyingClient } from '../../src/cli/demo/verifying-client.js';
+import { ROOT, baton, batonOnce as batonOnceWithin, killAll, sleep, waitForMatch, withTimeout, type Run } from '../helpers/cli.js';
 import { caPem, certDir } from '../helpers/interop.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const BIN = fileURLToPath(new URL('../../bin/baton.mjs', import.meta.url));
-
-interface Run {
-  readonly child: ChildProcess;
-  stdout: string;
-  stderr: string;
-  readonly exit: Promise<number | null>;
-}
-
-const running = new Set<ChildProcess>();
-
-function baton(args: string[]): Run {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  running.add(child);
-  const run: Run = { child, stdout: '', stderr: '', exit: new Promise((resolve) => child.once('exit', (code) => resolve(code))) };
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (run.stdout += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (run.stderr += d));
-  void run.exit.then(() => running.delete(child));
-  return run;
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-    }),
-  ]);
-}
-
-async function batonOnce(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const run = baton(args);
-  const code = await withTimeout(run.exit, 30_000, `baton ${args.join(' ')}`);
-  return { code, stdout: run.stdout, stderr: run.stderr };
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Runs a short-lived baton command to its end (reloads wait for every relay: 30 s). */
+const batonOnce = (args: string[]) => batonOnceWithin(args, {}, 30_000);
 
 /** Polls `check` until it holds (bounded). */
 async function until(check: () => boolean, ms: number, what: string): Promise<void> {
@@ -76,17 +38,8 @@ async function until(check: () => boolean, ms: number, what: string): Promise<vo
 const START_LINE =
   /^baton: (\d+) relays? on 127\.0\.0\.1:(\d+) -> .*; config version (\d+) \(digest ([0-9a-f]{12}), from (.+)\); admin http:\/\/127\.0\.0\.1:(\d+) \(token file (.+)\)$/m;
 
-async function started(run: Run): Promise<RegExpExecArray> {
-  const seen = new Promise<RegExpExecArray>((resolve, reject) => {
-    const check = () => {
-      const m = START_LINE.exec(run.stdout);
-      if (m) resolve(m);
-    };
-    run.child.stdout!.on('data', check);
-    check();
-    void run.exit.then((code) => reject(new Error(`baton exited ${code} before starting:\n${run.stdout}${run.stderr}`)));
-  });
-  return withTimeout(seen, 30_000, `the start line (stdout so far: ${JSON.stringify(run.stdout)})`);
+function started(run: Run): Promise<RegExpExecArray> {
+  return waitForMatch(run, START_LINE, 30_000, 'the start line');
 }
 
 /** The key type of the certificate a fresh handshake gets ('ec' or 'rsa'). */
@@ -132,8 +85,7 @@ describe('baton cluster --config and baton reload (end to end)', () => {
 
   afterEach(async () => {
     for (const c of clients.splice(0)) await c.stop(2_000).catch(() => {});
-    for (const child of running) child.kill('SIGKILL');
-    running.clear();
+    killAll();
   });
 
   afterAll(async () => {
@@ -292,10 +244,7 @@ describe('POST /config and baton reload against a stub cluster (a relay refusal,
     base = `http://127.0.0.1:${port}`;
   });
 
-  afterEach(() => {
-    for (const child of running) child.kill('SIGKILL');
-    running.clear();
-  });
+  afterEach(killAll);
 
   afterAll(async () => {
     await api?.close();
