@@ -16,7 +16,7 @@ import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { Command } from 'commander';
 import { describeReason, type SupervisorEvent } from '../actors/index.js';
-import { AdminApi, isLoopback, type ReloadResult } from '../cluster/admin-api.js';
+import { AdminApi, type ReloadResult } from '../cluster/admin-api.js';
 import { ConfigFileError, loadConfigFile, type ClusterFileConfig } from '../cluster/config-file.js';
 import { ClusterMetrics } from '../cluster/metrics.js';
 import { DEFAULT_ADMIN, TokenFileError, defaultTokenFile, newAdminToken, writeTokenFile } from '../cluster/token.js';
@@ -24,6 +24,7 @@ import { Cluster, type ClusterOptions } from '../relay/cluster.js';
 import type { HostPort } from '../relay/gateway.js';
 import { DEFAULT_REPLICATION, type RelayCertificate, type TlsSettings } from '../relay/settings.js';
 import { TlsConfigError, loadCertifiedKey } from '../tls/index.js';
+import { isLoopback, parseHostPort as parseHostPortValue } from '../util/host-port.js';
 import { LOG_LEVELS, createLogger, type LogFields, type LogLevel, type Logger } from '../util/log.js';
 import { CliError, EXIT_FAILURE, parseWholeNumber } from './errors.js';
 import { makeSelfSigned } from './self-signed.js';
@@ -211,40 +212,21 @@ function parseLogLevel(value: string): LogLevel {
   return level;
 }
 
-const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
-
 /**
- * Parses HOST:PORT (IPv6 in brackets: [::1]:8443). Port 0 (any free port) only
- * where `allowPortZero`.
+ * Parses HOST:PORT (IPv6 in brackets: [::1]:8443) with util/host-port.ts, its
+ * reason prefixed with the flag and the value, and an example for the flag where
+ * one helps. Port 0 (any free port) only where `allowPortZero`.
  */
 export function parseHostPort(flag: string, value: string, opts: { allowPortZero: boolean }): HostPort {
+  const parsed = parseHostPortValue(value, opts);
+  if (typeof parsed !== 'string') return parsed;
   const example = flag === '--backend' ? '127.0.0.1:9000' : '127.0.0.1:8443';
-  let host: string;
-  let portText: string;
-  const bracketed = /^\[([^\]]*)\]:(.*)$/.exec(value);
-  if (bracketed) {
-    host = bracketed[1]!;
-    portText = bracketed[2]!;
-    if (isIP(host) !== 6) throw new CliError(`${flag} "${value}": "${host}" in brackets is not an IPv6 address`);
-  } else {
-    const colon = value.lastIndexOf(':');
-    if (colon < 0) throw new CliError(`${flag} "${value}": expected HOST:PORT, e.g. ${example}`);
-    host = value.slice(0, colon);
-    portText = value.slice(colon + 1);
-    if (host.includes(':')) throw new CliError(`${flag} "${value}": put an IPv6 address in brackets, e.g. [::1]:${portText || '8443'}`);
-    if (host.length === 0) throw new CliError(`${flag} "${value}": the host is missing (e.g. ${example}${flag === '--listen' ? '; 0.0.0.0 for every interface' : ''})`);
-    if (/^[\d.]+$/.test(host)) {
-      if (isIP(host) !== 4) throw new CliError(`${flag} "${value}": "${host}" is not a valid IPv4 address`);
-    } else if (!HOSTNAME.test(host)) {
-      throw new CliError(`${flag} "${value}": "${host}" is not a valid host name or IP address`);
-    }
-  }
-  if (!/^\d{1,5}$/.test(portText)) throw new CliError(`${flag} "${value}": the port must be a number from ${opts.allowPortZero ? 0 : 1} to 65535`);
-  const port = Number(portText);
-  if (port > 65535 || (port === 0 && !opts.allowPortZero)) {
-    throw new CliError(`${flag} "${value}": port ${port} is out of range (${opts.allowPortZero ? 0 : 1}-65535)`);
-  }
-  return { host, port };
+  const reason = parsed.startsWith('expected HOST:PORT')
+    ? `expected HOST:PORT, e.g. ${example}`
+    : parsed === 'the host is missing'
+      ? `the host is missing (e.g. ${example}${flag === '--listen' ? '; 0.0.0.0 for every interface' : ''})`
+      : parsed;
+  throw new CliError(`${flag} "${value}": ${reason}`);
 }
 
 /** The certificate the cluster serves, and what to print about it (public facts only). */

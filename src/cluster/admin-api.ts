@@ -19,13 +19,14 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
-import net, { isIP } from 'node:net';
+import net from 'node:net';
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { FAULT_KINDS, type FaultKind } from '../actors/index.js';
 import type { Cluster } from '../relay/cluster.js';
 import type { HostPort } from '../relay/gateway.js';
 import { RELAY_FAULT_POINTS } from '../relay/relay-actor.js';
+import { isLoopback } from '../util/host-port.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { quantile, replicationLag, type ClusterMetrics, type RelayHistory } from './metrics.js';
 
@@ -34,13 +35,7 @@ export const STATUS_CONNECTIONS_MAX = 1000;
 const BODY_MAX_BYTES = 16 * 1024;
 
 /** Whether `host` is a loopback address (or `localhost`): the admin API binds nowhere else. */
-export function isLoopback(host: string): boolean {
-  if (host === 'localhost') return true;
-  const family = isIP(host);
-  if (family === 4) return host.startsWith('127.');
-  if (family === 6) return host === '::1' || /^::ffff:127\./i.test(host);
-  return false;
-}
+export { isLoopback };
 
 /** `POST /crash` body. */
 export const CrashRequest = z

@@ -40,7 +40,11 @@ export function parseHostPort(value: string, opts: { allowPortZero: boolean }): 
   return { host, port };
 }
 
-/** True for 127.0.0.0/8, ::1 and localhost. */
+/** True for 127.0.0.0/8, ::1, IPv4-mapped ::ffff:127.x.x.x, and localhost. */
 export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+  if (host === 'localhost') return true;
+  const family = isIP(host);
+  if (family === 4) return host.startsWith('127.');
+  if (family === 6) return host === '::1' || /^::ffff:127\./i.test(host);
+  return false;
 }
