@@ -435,6 +435,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
     ...(tls.cipherSuites ? { cipherSuites: tls.cipherSuites } : {}),
     ...(tls.groups ? { groups: tls.groups } : {}),
     ...(rotationSeconds !== undefined ? { ticketRotationMs: rotationSeconds * 1000 } : {}),
+    ...(flags.config?.ticketKeys ? { ticketKeys: flags.config.ticketKeys } : {}),
     ...(flags.watchdogMs !== undefined ? { watchdogMs: flags.watchdogMs } : {}),
     onEvent: (e) => {
       metrics.supervisorEvent(e);
@@ -478,10 +479,12 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
         warnings.push(`tickets.rotationSeconds: stopping the rotation requires a restart; kept ${rotationSeconds}`);
       }
       for (const w of warnings) log('warn', w, { event: 'config.restartRequired', configFile: target });
-      // Ticket keys belong to the cluster (and rotate on their own), never to the file.
+      // Ticket keys belong to the cluster (and rotate on their own) unless the file names a
+      // key file shared with other processes: then rewriting that file rotates them.
       const { certificates: _c, alpn: _a, cipherSuites: _s, groups: _g, ...kept } = cluster.activeTls;
       const nextCertificates = next.files ? certificates : next.config!.tls.certificates;
-      const result = await cluster.reconfigure({ ...kept, ...tlsOf(next, nextCertificates) });
+      const ticketKeys = next.config?.ticketKeys ?? kept.ticketKeys;
+      const result = await cluster.reconfigure({ ...kept, ticketKeys, ...tlsOf(next, nextCertificates) });
       if (!result.ok) {
         log('error', `configuration refused, still on version ${result.version}: ${result.reason}`, {
           event: 'config.refused',
