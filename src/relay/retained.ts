@@ -1,7 +1,7 @@
 /**
  * The gateway's retained input for one connection: every input handed to the
  * owner relay, numbered, kept until the replica acknowledges a state that
- * covers it, and replayed in order after a takeover.
+ * covers it, and replayed in order (by number) after a takeover.
  */
 
 /** Client ciphertext, backend plaintext, the backend's end of stream, or its failure. */
@@ -56,14 +56,7 @@ export class RetainedQueue {
   /** The retained input numbered `seq`, if it is still held. */
   at(seq: number): RetainedInput | undefined {
     const first = this.items[this.head];
-    if (!first) return undefined;
+    if (!first || seq < first.seq) return undefined;
     return this.items[this.head + (seq - first.seq)];
-  }
-
-  /** The inputs numbered above `after`, in order, for replay. */
-  since(after: number): RetainedInput[] {
-    const out: RetainedInput[] = [];
-    for (let i = this.head; i < this.items.length; i++) if (this.items[i]!.seq > after) out.push(this.items[i]!);
-    return out;
   }
 }
