@@ -7,7 +7,7 @@
  * traffic by decoding only the header and forwarding the same bytes, so a record batch
  * is encoded once by its sender and decoded once by its receiver.
  */
-import { Packr } from 'msgpackr';
+import { Packr, RESERVE_START_SPACE } from 'msgpackr';
 import type { MessagePort, Worker } from 'node:worker_threads';
 import { ActorError } from './errors.js';
 import type { FaultKind } from './faults.js';
@@ -177,12 +177,79 @@ export function decodeValue<T = unknown>(bytes: Uint8Array): T {
 }
 
 /**
+ * Payloads estimated at least this large are packed straight into a fresh buffer owned
+ * by the frame (one copy of their binary fields); smaller ones go through msgpackr's
+ * scratch buffer and are copied into an exact-sized frame.
+ */
+const DIRECT_MIN_BYTES = TRANSFER_MIN_BYTES;
+/** msgpackr's own buffer, as a Buffer (see {@link encodeDirect}). */
+let lastTarget: Buffer | null = null;
+
+/**
+ * Buffers whose every byte belongs to one frame (made here, or received from another
+ * thread): they can be transferred even when the frame does not fill them.
+ */
+const owned = new WeakSet<ArrayBufferLike>();
+
+/** Marks a frame that arrived from another thread as owned by this one (see {@link postFrame}). */
+export function adoptFrame(frame: Uint8Array): void {
+  if (frame.byteOffset === 0) owned.add(frame.buffer);
+}
+
+/**
+ * An upper bound of the msgpackr size of `v` (records written as plain maps, strings
+ * at 3 bytes per UTF-16 unit), walking at most `depth` levels; -1 when unsure.
+ */
+function sizeBound(v: unknown, depth: number): number {
+  switch (typeof v) {
+    case 'string':
+      return 5 + v.length * 3;
+    case 'number':
+      return 9;
+    case 'boolean':
+    case 'undefined':
+      return 1;
+    case 'bigint':
+      return 24;
+    case 'object': {
+      if (v === null) return 1;
+      if (v instanceof Uint8Array) return 5 + v.byteLength;
+      if (depth === 0) return -1;
+      let n = 8;
+      if (Array.isArray(v)) {
+        for (const x of v) {
+          const m = sizeBound(x, depth - 1);
+          if (m < 0) return -1;
+          n += m;
+        }
+        return n;
+      }
+      if (Object.getPrototypeOf(v) !== Object.prototype) return -1;
+      for (const k in v) {
+        const m = sizeBound((v as Record<string, unknown>)[k], depth - 1);
+        if (m < 0) return -1;
+        n += 8 + k.length * 3 + m;
+      }
+      return n;
+    }
+    default:
+      return -1;
+  }
+}
+
+/**
  * Builds a frame: the header, then the payload if one is given. `payload` may be
  * pre-encoded bytes (`rawPayload`) so a forwarded or bounced payload is not re-encoded.
+ * A large payload is packed directly after the header in the frame's own buffer, so its
+ * binary fields are copied once.
  */
 export function encodeFrame(header: Frame, payload: unknown = NO_PAYLOAD, rawPayload?: Uint8Array): Uint8Array {
   try {
     const h = packr.pack(header);
+    if (rawPayload === undefined && payload !== NO_PAYLOAD && h.length < 256) {
+      const bound = sizeBound(payload, 8);
+      if (bound >= DIRECT_MIN_BYTES) return encodeDirect(h, payload, bound);
+    }
     // Packr keeps earlier results intact while packing the next value, so `h` is still
     // valid here; the copy below gives the frame its own transferable buffer.
     const p = rawPayload ?? (payload === NO_PAYLOAD ? undefined : packr.pack(payload));
@@ -193,6 +260,38 @@ export function encodeFrame(header: Frame, payload: unknown = NO_PAYLOAD, rawPay
   } catch (e) {
     throw new ActorError('BATON_ERR_CODEC', `cannot encode message: ${(e as Error).message}`, { cause: e });
   }
+}
+
+/**
+ * Packs `payload` into a fresh buffer after room for the header `h`, just packed.
+ *
+ * msgpackr's output buffer and position are module state shared by every Packr in this
+ * thread (the snapshot codec's results live there too, until they are packed into a
+ * frame), so msgpackr is put back exactly where it was: the buffer `h` lies in, right
+ * after `h`.
+ */
+function encodeDirect(h: Uint8Array, payload: unknown, bound: number): Uint8Array {
+  const buf = Buffer.allocUnsafeSlow(h.length + bound + 16);
+  let target = lastTarget;
+  if (target === null || target.buffer !== h.buffer) target = lastTarget = Buffer.from(h.buffer, 0, h.buffer.byteLength);
+  const resumeAt = h.byteOffset + h.length;
+  let frame: Uint8Array;
+  try {
+    packr.useBuffer(buf);
+    // The first h.length bytes are left free for the header; msgpackr may still move to
+    // a larger buffer of its own if the bound was wrong (the frame then lives there).
+    frame = packr.pack(payload, RESERVE_START_SPACE | h.length);
+  } finally {
+    packr.useBuffer(target);
+    packr.position = resumeAt;
+  }
+  frame.set(h, 0);
+  // No stale bytes of this thread's heap travel with the frame.
+  const whole = new Uint8Array(frame.buffer, 0, frame.buffer.byteLength);
+  whole.fill(0, frame.byteOffset + frame.length);
+  if (frame.byteOffset === 0) owned.add(frame.buffer);
+  else whole.fill(0, 0, frame.byteOffset);
+  return frame;
 }
 
 /** A decoded header and where its payload starts (== frame length when there is none). */
@@ -233,17 +332,20 @@ export function rawPayload(frame: Uint8Array, payloadAt: number): Uint8Array | u
 export type FramePort = Pick<Worker, 'postMessage'> | Pick<MessagePort, 'postMessage'>;
 
 /**
- * Posts a frame, transferring its buffer when large. Frames are always exact-sized and
- * owned (see {@link encodeFrame}); anything else is cloned so a shared buffer never moves.
+ * Posts a frame, transferring its buffer when large. Frames are owned (see
+ * {@link encodeFrame}, {@link adoptFrame}) or exact-sized; anything else is cloned so a
+ * shared buffer never moves.
  */
 export function postFrame(port: FramePort, frame: Uint8Array): void {
+  const buffer = frame.buffer;
   if (
     frame.byteLength >= TRANSFER_MIN_BYTES &&
     frame.byteOffset === 0 &&
-    frame.byteLength === frame.buffer.byteLength &&
-    frame.buffer instanceof ArrayBuffer
+    buffer instanceof ArrayBuffer &&
+    (frame.byteLength === buffer.byteLength || owned.has(buffer))
   ) {
-    port.postMessage(frame, [frame.buffer]);
+    owned.delete(buffer);
+    port.postMessage(frame, [buffer]);
   } else {
     port.postMessage(frame);
   }

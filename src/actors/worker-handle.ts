@@ -10,7 +10,7 @@ import type { Clock } from '../util/clock.js';
 import type { Crash, CrashReason } from './crash.js';
 import { ActorError, type ActorErrorCode } from './errors.js';
 import type { ArmOptions, FaultKind } from './faults.js';
-import { decodeHeader, encodeFrame, encodeValue, postFrame, type FromWorker, type WorkerBoot } from './protocol.js';
+import { adoptFrame, decodeHeader, encodeFrame, encodeValue, postFrame, type FromWorker, type WorkerBoot } from './protocol.js';
 import { refOf, type ActorRef } from './ref.js';
 import { heartbeatCell, heartbeatInterval, Watchdog, type WatchdogOptions } from './watchdog.js';
 
@@ -185,7 +185,10 @@ export class WorkerHandle {
     timer.unref();
     this.state = { kind: 'starting', worker, timer };
     worker.on('message', (frame: Uint8Array) => {
-      if (this.liveWorker() === worker) this.onFrame(frame);
+      if (this.liveWorker() === worker) {
+        adoptFrame(frame);
+        this.onFrame(frame);
+      }
     });
     worker.on('error', (err: Error & { code?: string }) => {
       if (this.liveWorker() !== worker || this.state.kind === 'stopping') return;

@@ -14,6 +14,7 @@ import { arm, exhaustMemory, hit, INJECTED_EXIT_CODE, spin, type ArmedTable, typ
 import { Mailbox } from './mailbox.js';
 import { BEAT_BUSY_MS, BEAT_COUNT } from './watchdog.js';
 import {
+  adoptFrame,
   decodeHeader,
   decodePayload,
   decodeValue,
@@ -228,6 +229,7 @@ async function main(): Promise<void> {
   };
 
   port.on('message', (frame: Uint8Array) => {
+    adoptFrame(frame);
     const { header, payloadAt } = decodeHeader<ToWorker>(frame);
     switch (header.t) {
       case 'Deliver':
