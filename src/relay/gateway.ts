@@ -42,6 +42,12 @@ const LINGER_MS = 5_000;
 
 export const DEFAULT_GATEWAY = { retainedLimitBytes: 4 << 20, poisonCrashes: 2, maxInFlight: 4 } as const;
 
+/** The part of `piece` (which starts at stream offset `at`) past `written`, as a Buffer view. */
+function skipTo(piece: Uint8Array, at: number, written: number): Buffer {
+  const skip = written > at ? written - at : 0;
+  return Buffer.from(piece.buffer, piece.byteOffset + skip, piece.byteLength - skip);
+}
+
 /** A relay as the gateway sees it. */
 interface RelaySlot {
   readonly name: string;
@@ -509,26 +515,36 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   /** Writes an output, skipping what an earlier owner already produced. */
   private apply(c: Conn, out: Output): void {
     if (out.toClient) {
-      const bytes = Buffer.from(out.toClient.buffer, out.toClient.byteOffset, out.toClient.byteLength);
-      const skip = c.clientWritten - out.clientOffset;
-      if (skip < 0) this.stats.outputGaps += -skip;
-      if (skip < bytes.length) {
-        const fresh = skip > 0 ? bytes.subarray(skip) : bytes;
-        c.clientWritten = out.clientOffset + bytes.length;
-        this.stats.bytesToClients += fresh.length;
-        if (!c.client.destroyed && !c.client.write(fresh)) {
+      const written = c.clientWritten;
+      const end = this.take(out.toClient, out.clientOffset, written);
+      if (end > written) {
+        c.clientWritten = end;
+        this.stats.bytesToClients += end - Math.max(written, out.clientOffset);
+        if (!c.client.destroyed && !this.writePieces(c.client, out.toClient, out.clientOffset, written)) {
           c.clientFull = true;
           this.flow(c);
         }
       }
     }
     if (out.toBackend) {
-      const bytes = Buffer.from(out.toBackend.buffer, out.toBackend.byteOffset, out.toBackend.byteLength);
-      const skip = c.backendWritten - out.backendOffset;
-      if (skip < 0) this.stats.outputGaps += -skip;
-      if (skip < bytes.length) {
-        c.backendWritten = out.backendOffset + bytes.length;
-        this.writeBackend(c, skip > 0 ? bytes.subarray(skip) : bytes);
+      const written = c.backendWritten;
+      const end = this.take(out.toBackend, out.backendOffset, written);
+      if (end > written) {
+        c.backendWritten = end;
+        if (c.backendConnected) {
+          this.stats.bytesToBackends += end - Math.max(written, out.backendOffset);
+          if (!this.writePieces(c.backend!, out.toBackend, out.backendOffset, written)) {
+            c.backendFull = true;
+            this.flow(c);
+          }
+        } else {
+          let at = out.backendOffset;
+          for (const piece of out.toBackend) {
+            const next = at + piece.length;
+            if (next > written) this.writeBackend(c, skipTo(piece, at, written));
+            at = next;
+          }
+        }
       }
     }
     for (const e of out.events) {
@@ -557,6 +573,29 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       }
     }
     this.maybeFinish(c);
+  }
+
+  /** The end offset of `pieces` starting at `offset`; counts a gap past `written` (must not happen). */
+  private take(pieces: readonly Uint8Array[], offset: number, written: number): number {
+    let end = offset;
+    for (const p of pieces) end += p.length;
+    if (offset > written) this.stats.outputGaps += offset - written;
+    return end;
+  }
+
+  /** Writes the pieces past `written` in one writev; false when the socket wants a drain. */
+  private writePieces(socket: net.Socket, pieces: readonly Uint8Array[], offset: number, written: number): boolean {
+    const many = pieces.length > 1;
+    if (many) socket.cork();
+    let ok = true;
+    let at = offset;
+    for (const piece of pieces) {
+      const next = at + piece.length;
+      if (next > written) ok = socket.write(skipTo(piece, at, written));
+      at = next;
+    }
+    if (many) socket.uncork();
+    return ok;
   }
 
   /**

@@ -83,9 +83,11 @@ export type GatewayMsg =
       readonly epoch: number;
       readonly seq: number;
       readonly clientOffset: number;
-      readonly toClient: Uint8Array | null;
+      /** Bytes for the client, as consecutive pieces (no record boundaries implied); null when none. */
+      readonly toClient: readonly Uint8Array[] | null;
       readonly backendOffset: number;
-      readonly toBackend: Uint8Array | null;
+      /** Plaintext for the backend, as consecutive pieces; null when none. */
+      readonly toBackend: readonly Uint8Array[] | null;
       readonly events: readonly ConnectionEvent[];
       /** Hold until the replica acknowledges a state covering `seq` (handshake clustering). */
       readonly gated: boolean;

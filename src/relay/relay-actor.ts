@@ -16,7 +16,6 @@ import {
   type TlsOutput,
   type TlsServerConfig,
 } from '../tls/index.js';
-import { concat } from '../util/bytes.js';
 import { systemClock } from '../util/clock.js';
 import { seededRandom, systemRandom } from '../util/random.js';
 import type { ConnectionEvent, GatewayMsg, RelayMsg } from './protocol.js';
@@ -100,7 +99,10 @@ function engineDeps(settings: RelaySettings): (conn: string) => TlsDeps {
   return (conn) => ({ random: seededRandom(`${r.seed}/${conn}`), clock: { now: () => r.clockMs } });
 }
 
-function gatewayEvents(events: readonly TlsEvent[]): ConnectionEvent[] {
+const NO_EVENTS: readonly ConnectionEvent[] = Object.freeze([]);
+
+function gatewayEvents(events: readonly TlsEvent[]): readonly ConnectionEvent[] {
+  if (events.length === 0) return NO_EVENTS;
   const out: ConnectionEvent[] = [];
   for (const e of events) {
     switch (e.type) {
@@ -124,12 +126,11 @@ function gatewayEvents(events: readonly TlsEvent[]): ConnectionEvent[] {
         break;
     }
   }
-  return out;
+  return out.length ? out : NO_EVENTS;
 }
 
-function joined(parts: readonly Uint8Array[]): Uint8Array | null {
-  return parts.length === 0 ? null : concat(parts);
-}
+/** The engine's pieces go out as they are: the frame encoder copies each once. */
+const pieces = (parts: readonly Uint8Array[]): readonly Uint8Array[] | null => (parts.length === 0 ? null : parts);
 
 /** Posts the engine's output for input `seq` to the gateway. */
 function post(s: RelayState, ctx: ActorContext, conn: string, o: Owned, seq: number, before: { client: number; backend: number }, out: TlsOutput, gated: boolean): void {
@@ -140,9 +141,9 @@ function post(s: RelayState, ctx: ActorContext, conn: string, o: Owned, seq: num
     epoch: o.epoch,
     seq,
     clientOffset: before.client,
-    toClient: joined(out.toClient),
+    toClient: pieces(out.toClient),
     backendOffset: before.backend,
-    toBackend: joined(out.plaintext),
+    toBackend: pieces(out.plaintext),
     events,
     gated,
   });
