@@ -13,6 +13,11 @@ export interface KeyShare {
   /** Secret. */
   readonly privateKey: Uint8Array;
   readonly publicKey: Uint8Array;
+  /**
+   * The private key already imported (x25519), so the shared secret does not import it
+   * again. A cache of `privateKey`: the raw bytes stay the truth (snapshots, determinism).
+   */
+  readonly keyObject?: KeyObject;
 }
 
 
@@ -35,8 +40,9 @@ export function groupName(id: number): GroupName | undefined {
 export function generateKeyShare(group: GroupName, random: RandomSource): KeyShare {
   if (group === 'x25519') {
     const privateKey = random.bytes(32);
-    const jwk = createPublicKey(x25519Private(privateKey)).export({ format: 'jwk' });
-    return { group, privateKey, publicKey: new Uint8Array(Buffer.from(jwk.x!, 'base64url')) };
+    const keyObject = x25519Private(privateKey);
+    const jwk = createPublicKey(keyObject).export({ format: 'jwk' });
+    return { group, privateKey, publicKey: new Uint8Array(Buffer.from(jwk.x!, 'base64url')), keyObject };
   }
   const [curve, len] = CURVES[group];
   // A scalar outside [1, n-1] is rejected by setPrivateKey; draw again (vanishingly rare).
@@ -63,7 +69,7 @@ export function sharedSecret(share: KeyShare, peerPublic: Uint8Array): Uint8Arra
     let out: Buffer;
     try {
       out = diffieHellman({
-        privateKey: x25519Private(share.privateKey),
+        privateKey: share.keyObject ?? x25519Private(share.privateKey),
         publicKey: createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: b64u(peerPublic) }, format: 'jwk' }),
       });
     } catch {
