@@ -40,7 +40,7 @@ export interface GatewayOptions {
 /** How long an ended client socket may wait for the peer's end of stream. */
 const LINGER_MS = 5_000;
 
-export const DEFAULT_GATEWAY = { retainedLimitBytes: 4 << 20, poisonCrashes: 2, maxInFlight: 4 } as const;
+export const DEFAULT_GATEWAY = { retainedLimitBytes: 4 << 20, poisonCrashes: 2, maxInFlight: 16 } as const;
 
 /** The part of `piece` (which starts at stream offset `at`) past `written`, as a Buffer view. */
 function skipTo(piece: Uint8Array, at: number, written: number): Buffer {
