@@ -53,6 +53,9 @@ interface RelaySlot {
   readonly name: string;
   ref: ActorRef<RelayMsg>;
   up: boolean;
+  /** Connections it owns and holds replicas of, for placement. */
+  owned: number;
+  replicas: number;
   /** Messages of this event-loop turn, sent as one batch when the turn ends. */
   outbox: RelayMsg[];
   /** Batches waiting for room in the relay's mailbox, in order: nothing is dropped or reordered. */
@@ -194,7 +197,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       slot.ref = ref;
       slot.up = true;
     } else {
-      this.relays.set(name, { name, ref, up: true, outbox: [], backlog: [], draining: false });
+      this.relays.set(name, { name, ref, up: true, owned: 0, replicas: 0, outbox: [], backlog: [], draining: false });
     }
     const up = this.relays.get(name)!;
     // Connections left without a replica get this relay.
@@ -218,13 +221,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   /** Connections per relay as owner and as replica. */
   placement(): Map<string, { owned: number; replicas: number; up: boolean }> {
-    const m = new Map<string, { owned: number; replicas: number; up: boolean }>();
-    for (const r of this.relays.values()) m.set(r.name, { owned: 0, replicas: 0, up: r.up });
-    for (const c of this.conns.values()) {
-      m.get(c.owner.name)!.owned++;
-      if (c.replica) m.get(c.replica.name)!.replicas++;
-    }
-    return m;
+    return new Map([...this.relays.values()].map((r) => [r.name, { owned: r.owned, replicas: r.replicas, up: r.up }]));
   }
 
   /** Every live connection's placement and progress (public facts only). */
@@ -250,15 +247,37 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     return [...this.relays.values()].filter((r) => r.up);
   }
 
-  private pickReplica(owner: RelaySlot): RelaySlot | null {
-    if (!this.opts.replication) return null;
-    const up = this.upRelays();
-    const i = up.indexOf(owner);
-    for (let k = 1; k <= up.length; k++) {
-      const r = up[(i + k) % up.length]!;
-      if (r !== owner) return r;
+  /**
+   * The up relay with the least `load`, ties broken in turn: a restarted relay, which
+   * owns nothing, gets new connections first, so load evens out again after takeovers.
+   */
+  private leastLoaded(load: (r: RelaySlot) => number, except: RelaySlot | null): RelaySlot | null {
+    const up = this.upRelays().filter((r) => r !== except);
+    let best: RelaySlot | null = null;
+    const start = this.nextOwner++;
+    for (let k = 0; k < up.length; k++) {
+      const r = up[(start + k) % up.length]!;
+      if (best === null || load(r) < load(best)) best = r;
     }
-    return null;
+    return best;
+  }
+
+  private pickReplica(owner: RelaySlot): RelaySlot | null {
+    return this.opts.replication ? this.leastLoaded((r) => r.replicas, owner) : null;
+  }
+
+  /** Moves a connection's ownership and replica, keeping the relays' counts. */
+  private place(c: Conn, owner: RelaySlot, replica: RelaySlot | null): void {
+    if (c.owner !== owner) {
+      c.owner.owned--;
+      owner.owned++;
+      c.owner = owner;
+    }
+    if (c.replica !== replica) {
+      if (c.replica) c.replica.replicas--;
+      if (replica) replica.replicas++;
+      c.replica = replica;
+    }
   }
 
   private accept(client: net.Socket): void {
@@ -269,12 +288,15 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       client.destroy();
       return;
     }
-    const owner = up[this.nextOwner++ % up.length]!;
+    const owner = this.leastLoaded((r) => r.owned, null)!;
+    const replica = this.pickReplica(owner);
+    owner.owned++;
+    if (replica) replica.replicas++;
     const c: Conn = {
       id: this.opts.connectionId?.(this.stats.connectionsOpened) ?? newId('c_'),
       epoch: 1,
       owner,
-      replica: this.pickReplica(owner),
+      replica,
       client,
       backend: null,
       backendConnected: false,
@@ -620,6 +642,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     if (c.done) return;
     c.done = true;
     this.stats.connectionsActive--;
+    c.owner.owned--;
+    if (c.replica) c.replica.replicas--;
     this.emit('connectionClosed', { conn: c.id });
     if (!c.engineClosed) c.client.destroy();
     // A peer that never closes its side does not hold the socket forever.
@@ -648,7 +672,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   /** A new replica holds nothing until it acknowledges the state the owner sends it now. */
   private setReplica(c: Conn, replica: RelaySlot | null): void {
-    c.replica = replica;
+    this.place(c, c.owner, replica);
     c.replicatedUpTo = 0;
     this.tell(c.owner, { t: 'SetReplica', conn: c.id, epoch: c.epoch, replica: replica?.ref ?? null });
   }
@@ -671,8 +695,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const quarantineAfter = c.strikes >= this.opts.poisonCrashes ? c.outputUpTo : null;
     c.quarantineAfter = quarantineAfter;
     c.epoch++;
-    c.owner = next;
-    c.replica = this.pickReplica(next);
+    this.place(c, next, c.replica);
+    this.place(c, next, this.pickReplica(next));
     c.recoverUntil = c.sentUpTo;
     c.sentUpTo = c.replicatedUpTo;
     c.replicatedUpTo = 0;

@@ -90,10 +90,13 @@ describe('chaos: crashes under load never reach a client', () => {
       await sleep(150);
       // Takeovers gather connections on the relays that survived, and a restarted relay
       // owns nothing until new connections arrive: aim mid-stream faults at relays that
-      // own connections (handshake faults get fresh connections below).
+      // own connections.
       const handshakePoint = step.how === 'relay.afterClientHelloReplicated' || step.how === 'relay.beforeClientFinished';
       const owners = [...cluster.gateway.placement()].filter(([, p]) => p.owned > 0).map(([name]) => name);
-      const candidates = handshakePoint || owners.length === 0 ? cluster.relayNames : owners;
+      // New connections go to the relay that owns the fewest: aim handshake faults there.
+      const placement = cluster.gateway.placement();
+      const leastLoaded = [...placement].sort(([, a], [, b]) => a.owned - b.owned).map(([name]) => name);
+      const candidates = handshakePoint ? leastLoaded.slice(0, 1) : owners.length === 0 ? cluster.relayNames : owners;
       const victim = candidates[victimIndex++ % candidates.length]!;
       const before = crashed();
       const restartsBefore = restarted();
@@ -102,7 +105,7 @@ describe('chaos: crashes under load never reach a client', () => {
       } else {
         await cluster.arm(victim, step.how, step.kind);
         if (handshakePoint) {
-          // Handshake points need new connections; round-robin placement reaches the victim within three.
+          // Handshake points need new connections; the least-loaded victim gets the next one.
           for (let k = 0; k < 3 && crashed() === before && clients.length < CLIENTS; k++) await connectClient();
         }
       }
@@ -124,6 +127,12 @@ describe('chaos: crashes under load never reach a client', () => {
       expect(c.handshakes).toBe(1);
       expect(c.bytesVerified).toBe(c.bytesSent);
       expect(c.bytesSent).toBeGreaterThan(0);
+    }
+    // The relays' placement counts agree with the connections themselves.
+    const conns = cluster.gateway.connections();
+    for (const [name, p] of cluster.gateway.placement()) {
+      expect(p.owned).toBe(conns.filter((c) => c.owner === name).length);
+      expect(p.replicas).toBe(conns.filter((c) => c.replica === name).length);
     }
     const stats = cluster.gateway.stats;
     expect(stats.connectionsLost).toBe(0);

@@ -31,7 +31,7 @@ afterAll(async () => {
 
 const visitOnce = (session?: Buffer) => visit(cluster, session);
 
-/** Visits until every relay has served one connection (round-robin placement); bounded. */
+/** Visits until every relay has served one connection (equal loads take turns); bounded. */
 async function visitEveryRelay(session?: Buffer): Promise<Awaited<ReturnType<typeof visitOnce>>[]> {
   const seen = new Map<string, Awaited<ReturnType<typeof visitOnce>>>();
   for (let i = 0; i < 9 && seen.size < cluster.relayNames.length; i++) {

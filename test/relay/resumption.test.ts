@@ -24,7 +24,7 @@ it('a ticket from one relay resumes on each of the others', async () => {
   const first = await visitOnce();
   expect(first.reused).toBe(false);
   const owners = new Set([first.owner]);
-  // Round-robin placement moves each new connection to the next relay.
+  // With equal loads, placement takes turns: each new connection goes to the next relay.
   for (let i = 0; i < 3; i++) {
     const again = await visitOnce(first.session);
     expect(again.reused).toBe(true);
