@@ -6,7 +6,7 @@
  * with byte-identical output.
  */
 import { createHmac } from 'node:crypto';
-import { concat, copyBytes, toHex } from '../util/bytes.js';
+import { concat, copyBytes, empty, toHex } from '../util/bytes.js';
 import { Reader } from '../util/reader.js';
 import { Writer } from '../util/writer.js';
 import { pickCertificate, signCertificateVerify } from './certificates.js';
@@ -219,7 +219,7 @@ export class TlsServerEngine {
         buf = buf.subarray(RECORD_HEADER_LEN + length);
         this.onRecord(header, body, out);
       }
-      s.pendingRecord = this.s.handshake.kind === 'closed' ? new Uint8Array(0) : copyBytes(buf);
+      s.pendingRecord = this.s.handshake.kind === 'closed' || buf.length === 0 ? empty() : copyBytes(buf);
     } catch (err) {
       this.fail(err, out);
     }
@@ -389,7 +389,7 @@ export class TlsServerEngine {
       if (keysChange && buf.length) throw new TlsError('unexpected_message', 'handshake data across a key change');
       if (this.s.handshake.kind === 'closed') return;
     }
-    s.pendingHandshake = copyBytes(buf);
+    s.pendingHandshake = buf.length === 0 ? empty() : copyBytes(buf);
   }
 
   /** Handles one whole handshake message; returns true when the read key changed after it. */
@@ -618,7 +618,6 @@ export class TlsServerEngine {
       issuedAtMs: s.handshakeTimeMs,
       lifetimeSeconds: this.settings.ticketLifetime,
       ageAdd,
-      alpn: s.negotiated!.alpn,
       serverName: s.negotiated!.serverName,
     });
     const ticket = sealTicket(keys.current, derived.subarray(4, 16), contents);

@@ -15,11 +15,11 @@ export interface TicketContents {
   readonly issuedAtMs: number;
   readonly lifetimeSeconds: number;
   readonly ageAdd: number;
-  readonly alpn: string | null;
   readonly serverName: string | null;
 }
 
-const FORMAT = 1;
+// Format 2 dropped the ALPN protocol: resumption negotiates it afresh (no 0-RTT).
+const FORMAT = 2;
 
 function optString(w: Writer, s: string | null): void {
   w.u8(s === null ? 0 : 1).vecBytes(1, Buffer.from(s ?? '', 'latin1'));
@@ -36,7 +36,6 @@ export function encodeTicketContents(t: TicketContents): Uint8Array {
   w.u8(FORMAT).u16(t.cipherSuite).vecBytes(1, t.psk);
   w.u32(Math.floor(t.issuedAtMs / 0x1_0000_0000)).u32(t.issuedAtMs >>> 0);
   w.u32(t.lifetimeSeconds).u32(t.ageAdd);
-  optString(w, t.alpn);
   optString(w, t.serverName);
   return w.finish();
 }
@@ -53,10 +52,9 @@ export function readTicket(keys: TicketKeys, ticket: Uint8Array): TicketContents
     const issuedAtMs = r.u32() * 0x1_0000_0000 + r.u32();
     const lifetimeSeconds = r.u32();
     const ageAdd = r.u32();
-    const alpn = readOptString(r);
     const serverName = readOptString(r);
     r.end('ticket');
-    return { cipherSuite, psk, issuedAtMs, lifetimeSeconds, ageAdd, alpn, serverName };
+    return { cipherSuite, psk, issuedAtMs, lifetimeSeconds, ageAdd, serverName };
   } catch {
     return null;
   }
