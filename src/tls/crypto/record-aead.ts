@@ -1,0 +1,129 @@
+/**
+ * Whole-record AEAD for TLS 1.3 (RFC 8446 section 5.2-5.3): one object per traffic
+ * key and direction, sealing or opening one record per call into memory the caller
+ * gives. The nonce is the static IV XOR the 64-bit record sequence number.
+ *
+ * Two implementations produce identical bytes: the native addon (one reused OpenSSL
+ * cipher context per direction, no allocation per record; see native/) and this
+ * module's `node:crypto` fallback (a cipher object per record, as Node requires).
+ */
+import { createCipheriv, createDecipheriv, createSecretKey, type CipherGCMTypes, type KeyObject } from 'node:crypto';
+import { ContentType, RECORD_HEADER_LEN } from '../wire/constants.js';
+
+export type AeadName = 'aes-128-gcm' | 'aes-256-gcm' | 'chacha20-poly1305';
+
+export const TAG_LEN = 16;
+const TWO_32 = 0x1_0000_0000;
+
+/** Seals or opens the records of one direction under one traffic key. */
+export interface RecordAead {
+  /**
+   * Seals one TLSCiphertext: writes the header (application_data, 0x0303, length),
+   * then AEAD(content || type || `padding` zero bytes) with the header as additional
+   * data, then the tag, into `out` at `at`. Returns the bytes written
+   * (5 + content.length + 1 + padding + 16). `out` may be a view of shared memory.
+   */
+  sealRecord(seq: number, type: number, content: Uint8Array, padding: number, out: Uint8Array, at: number): number;
+  /**
+   * Opens one TLSCiphertext given as `record` (its 5-byte header, then the body):
+   * writes the TLSInnerPlaintext (content || type || padding) into `out` at `at` and
+   * returns its length, or -1 when the record does not authenticate (nothing is
+   * promised about `out` then). The body must be at least the tag long.
+   */
+  openRecord(seq: number, record: Uint8Array, out: Uint8Array, at: number): number;
+  /** Releases the key and cipher state now (the object must not be used after). Idempotent. */
+  free(): void;
+}
+
+/** The per-record nonce (section 5.3): the IV XOR the sequence number, left-padded to 12 bytes. */
+export function recordNonce(iv: Uint8Array, seq: number, into: Uint8Array): Uint8Array {
+  into.set(iv);
+  const hi = Math.floor(seq / TWO_32);
+  const lo = seq >>> 0;
+  into[4]! ^= hi >>> 24;
+  into[5]! ^= (hi >>> 16) & 0xff;
+  into[6]! ^= (hi >>> 8) & 0xff;
+  into[7]! ^= hi & 0xff;
+  into[8]! ^= lo >>> 24;
+  into[9]! ^= (lo >>> 16) & 0xff;
+  into[10]! ^= (lo >>> 8) & 0xff;
+  into[11]! ^= lo & 0xff;
+  return into;
+}
+
+/** Writes a TLSCiphertext header for a body of `length` bytes at `at`. */
+export function writeRecordHeader(out: Uint8Array, at: number, length: number): void {
+  out[at] = ContentType.application_data;
+  out[at + 1] = 3;
+  out[at + 2] = 3;
+  out[at + 3] = length >>> 8;
+  out[at + 4] = length & 0xff;
+}
+
+/** The `node:crypto` implementation: a cipher object per record, output copied into place. */
+class NodeCryptoAead implements RecordAead {
+  private key: KeyObject | null;
+  private readonly iv: Uint8Array;
+  private readonly nonce = Buffer.alloc(12);
+  /** TLSInnerPlaintext is assembled here so each record takes one `update()` call. */
+  private scratch: Buffer = Buffer.alloc(0);
+
+  constructor(
+    private readonly aead: AeadName,
+    key: Uint8Array,
+    iv: Uint8Array,
+  ) {
+    this.key = createSecretKey(key);
+    this.iv = Uint8Array.from(iv);
+  }
+
+  sealRecord(seq: number, type: number, content: Uint8Array, padding: number, out: Uint8Array, at: number): number {
+    const innerLen = content.length + 1 + padding;
+    const bodyLen = innerLen + TAG_LEN;
+    writeRecordHeader(out, at, bodyLen);
+    if (this.scratch.length < innerLen) this.scratch = Buffer.allocUnsafeSlow(Math.max(innerLen, 1 << 14 | 256));
+    const inner = this.scratch;
+    inner.set(content, 0);
+    inner[content.length] = type;
+    if (padding) inner.fill(0, content.length + 1, innerLen);
+    const cipher = createCipheriv(this.aead as CipherGCMTypes, this.liveKey(), recordNonce(this.iv, seq, this.nonce), { authTagLength: TAG_LEN });
+    cipher.setAAD(out.subarray(at, at + RECORD_HEADER_LEN));
+    const body = cipher.update(inner.subarray(0, innerLen));
+    cipher.final();
+    out.set(body, at + RECORD_HEADER_LEN);
+    out.set(cipher.getAuthTag(), at + RECORD_HEADER_LEN + innerLen);
+    return RECORD_HEADER_LEN + bodyLen;
+  }
+
+  openRecord(seq: number, record: Uint8Array, out: Uint8Array, at: number): number {
+    const bodyLen = record.length - RECORD_HEADER_LEN;
+    if (bodyLen < TAG_LEN) return -1;
+    const decipher = createDecipheriv(this.aead as CipherGCMTypes, this.liveKey(), recordNonce(this.iv, seq, this.nonce), { authTagLength: TAG_LEN });
+    decipher.setAAD(record.subarray(0, RECORD_HEADER_LEN));
+    decipher.setAuthTag(record.subarray(record.length - TAG_LEN));
+    try {
+      const plain = decipher.update(record.subarray(RECORD_HEADER_LEN, record.length - TAG_LEN));
+      const last = decipher.final();
+      out.set(plain, at);
+      if (last.length) out.set(last, at + plain.length);
+      return plain.length + last.length;
+    } catch {
+      return -1;
+    }
+  }
+
+  free(): void {
+    this.key = null;
+    this.scratch = Buffer.alloc(0);
+  }
+
+  private liveKey(): KeyObject {
+    if (this.key === null) throw new TypeError('record AEAD used after free()');
+    return this.key;
+  }
+}
+
+/** A `node:crypto` RecordAead (the fallback; also the reference the native one is tested against). */
+export function nodeCryptoAead(aead: AeadName, key: Uint8Array, iv: Uint8Array): RecordAead {
+  return new NodeCryptoAead(aead, key, iv);
+}
