@@ -127,3 +127,12 @@ class NodeCryptoAead implements RecordAead {
 export function nodeCryptoAead(aead: AeadName, key: Uint8Array, iv: Uint8Array): RecordAead {
   return new NodeCryptoAead(aead, key, iv);
 }
+
+/**
+ * The RecordAead for one direction's traffic key. (The native addon's implementation
+ * is chosen here when it is built and loads; until then, and with BATON_NATIVE=0, the
+ * `node:crypto` one.)
+ */
+export function recordAead(aead: AeadName, key: Uint8Array, iv: Uint8Array): RecordAead {
+  return nodeCryptoAead(aead, key, iv);
+}
