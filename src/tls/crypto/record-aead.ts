@@ -9,11 +9,14 @@
  */
 import { createCipheriv, createDecipheriv, createSecretKey, type CipherGCMTypes, type KeyObject } from 'node:crypto';
 import { ContentType, RECORD_HEADER_LEN } from '../wire/constants.js';
+import { aeadBackend, nativeAead } from './native-aead.js';
 
 export type AeadName = 'aes-128-gcm' | 'aes-256-gcm' | 'chacha20-poly1305';
 
 export const TAG_LEN = 16;
 const TWO_32 = 0x1_0000_0000;
+/** A TLSCiphertext header's 16-bit length field bounds the body. */
+const MAX_BODY_LEN = 0xffff;
 
 /** Seals or opens the records of one direction under one traffic key. */
 export interface RecordAead {
@@ -22,13 +25,17 @@ export interface RecordAead {
    * then AEAD(content || type || `padding` zero bytes) with the header as additional
    * data, then the tag, into `out` at `at`. Returns the bytes written
    * (5 + content.length + 1 + padding + 16). `out` may be a view of shared memory.
+   * Throws (TypeError, RangeError) before writing anything when an argument is out of
+   * range: seq not an integer in [0, 2^53), type not a byte, the body over 65535 bytes,
+   * or `out` too short at `at`.
    */
   sealRecord(seq: number, type: number, content: Uint8Array, padding: number, out: Uint8Array, at: number): number;
   /**
    * Opens one TLSCiphertext given as `record` (its 5-byte header, then the body):
    * writes the TLSInnerPlaintext (content || type || padding) into `out` at `at` and
    * returns its length, or -1 when the record does not authenticate (nothing is
-   * promised about `out` then). The body must be at least the tag long.
+   * promised about `out` then). A body shorter than the tag gives -1; `out` too short
+   * at `at` for the plaintext, or a record over 5 + 65535 bytes, throws a RangeError.
    */
   openRecord(seq: number, record: Uint8Array, out: Uint8Array, at: number): number;
   /** Releases the key and cipher state now (the object must not be used after). Idempotent. */
@@ -60,6 +67,15 @@ export function writeRecordHeader(out: Uint8Array, at: number, length: number): 
   out[at + 4] = length & 0xff;
 }
 
+/**
+ * The argument checks both implementations make, with the same errors (the native one in
+ * C): a number that is an integer from 0 to `max`.
+ */
+function checkIndex(v: number, what: string, max: number): void {
+  if (typeof v !== 'number') throw new TypeError(`${what} must be a number`);
+  if (!(v >= 0 && v <= max) || !Number.isInteger(v)) throw new RangeError(`${what} must be an integer from 0 to ${max}`);
+}
+
 /** The `node:crypto` implementation: a cipher object per record, output copied into place. */
 class NodeCryptoAead implements RecordAead {
   private key: KeyObject | null;
@@ -78,15 +94,24 @@ class NodeCryptoAead implements RecordAead {
   }
 
   sealRecord(seq: number, type: number, content: Uint8Array, padding: number, out: Uint8Array, at: number): number {
+    const key = this.liveKey();
+    checkIndex(seq, 'seq', Number.MAX_SAFE_INTEGER);
+    checkIndex(type, 'type', 255);
+    checkIndex(padding, 'padding', MAX_BODY_LEN);
+    checkIndex(at, 'at', Number.MAX_SAFE_INTEGER);
     const innerLen = content.length + 1 + padding;
     const bodyLen = innerLen + TAG_LEN;
+    if (bodyLen > MAX_BODY_LEN) throw new RangeError('record too long: content + 1 + padding + 16 must be at most 65535 bytes');
+    if (at > out.length || out.length - at < RECORD_HEADER_LEN + bodyLen) {
+      throw new RangeError('out is too small for the sealed record at this offset');
+    }
     writeRecordHeader(out, at, bodyLen);
     if (this.scratch.length < innerLen) this.scratch = Buffer.allocUnsafeSlow(Math.max(innerLen, 1 << 14 | 256));
     const inner = this.scratch;
     inner.set(content, 0);
     inner[content.length] = type;
     if (padding) inner.fill(0, content.length + 1, innerLen);
-    const cipher = createCipheriv(this.aead as CipherGCMTypes, this.liveKey(), recordNonce(this.iv, seq, this.nonce), { authTagLength: TAG_LEN });
+    const cipher = createCipheriv(this.aead as CipherGCMTypes, key, recordNonce(this.iv, seq, this.nonce), { authTagLength: TAG_LEN });
     cipher.setAAD(out.subarray(at, at + RECORD_HEADER_LEN));
     const body = cipher.update(inner.subarray(0, innerLen));
     cipher.final();
@@ -96,9 +121,16 @@ class NodeCryptoAead implements RecordAead {
   }
 
   openRecord(seq: number, record: Uint8Array, out: Uint8Array, at: number): number {
+    const key = this.liveKey();
+    checkIndex(seq, 'seq', Number.MAX_SAFE_INTEGER);
+    checkIndex(at, 'at', Number.MAX_SAFE_INTEGER);
+    if (record.length > RECORD_HEADER_LEN + MAX_BODY_LEN) throw new RangeError('record longer than a TLS record can be (5 + 65535 bytes)');
     const bodyLen = record.length - RECORD_HEADER_LEN;
     if (bodyLen < TAG_LEN) return -1;
-    const decipher = createDecipheriv(this.aead as CipherGCMTypes, this.liveKey(), recordNonce(this.iv, seq, this.nonce), { authTagLength: TAG_LEN });
+    if (at > out.length || out.length - at < bodyLen - TAG_LEN) {
+      throw new RangeError('out is too small for the opened record at this offset');
+    }
+    const decipher = createDecipheriv(this.aead as CipherGCMTypes, key, recordNonce(this.iv, seq, this.nonce), { authTagLength: TAG_LEN });
     decipher.setAAD(record.subarray(0, RECORD_HEADER_LEN));
     decipher.setAuthTag(record.subarray(record.length - TAG_LEN));
     try {
@@ -129,10 +161,13 @@ export function nodeCryptoAead(aead: AeadName, key: Uint8Array, iv: Uint8Array):
 }
 
 /**
- * The RecordAead for one direction's traffic key. (The native addon's implementation
- * is chosen here when it is built and loads; until then, and with BATON_NATIVE=0, the
- * `node:crypto` one.)
+ * The RecordAead for one direction's traffic key: the native addon's when it is built
+ * and loads (see aeadBackend()), else, and always with BATON_NATIVE=0, the
+ * `node:crypto` one. `direction` is the way it will be used (the native one prepares
+ * that cipher context now; either way both methods work).
  */
-export function recordAead(aead: AeadName, key: Uint8Array, iv: Uint8Array): RecordAead {
-  return nodeCryptoAead(aead, key, iv);
+export function recordAead(aead: AeadName, key: Uint8Array, iv: Uint8Array, direction: 'seal' | 'open' = 'seal'): RecordAead {
+  return aeadBackend().mode === 'native' ? nativeAead(aead, key, iv, direction) : nodeCryptoAead(aead, key, iv);
 }
+
+export { aeadBackend, nativeAead, type AeadBackend } from './native-aead.js';
