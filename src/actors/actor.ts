@@ -13,6 +13,7 @@
  * });
  * ```
  */
+import type { ChannelEnd } from './data-channel.js';
 import type { ActorErrorCode } from './errors.js';
 import type { ArmOptions, FaultKind } from './faults.js';
 import type { ActorRef } from './ref.js';
@@ -56,6 +57,14 @@ export interface ActorContext {
   faultPoint(name: string): void;
   /** The shared piscina pool for CPU-bound work off this actor's event loop. */
   readonly pool: PoolClient;
+  /**
+   * This incarnation's ends of its data channel with the main thread (it writes to main
+   * on `writer`, reads from main on `reader`); undefined on main-thread actors and on
+   * worker actors spawned without `channel`.
+   */
+  readonly channel: ChannelEnd | undefined;
+  /** The shared memory a worker actor was started with (WorkerActorOptions.shared); undefined on main. */
+  readonly shared: unknown;
 }
 
 /** An actor behaviour: `Msg` it receives, `State` it keeps, `Args` it starts from. */

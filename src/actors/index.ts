@@ -1,12 +1,15 @@
 /**
  * The actor runtime (DESIGN.md, layer 2): actor system, location-transparent refs,
  * bounded mailboxes, worker hosting, OTP-style supervisors, heartbeat watchdog, fault
- * injection, and the shared piscina pool. Independent of TLS.
+ * injection, data channels for bulk bytes between threads, and the shared piscina pool.
+ * Independent of TLS.
  */
 export { defineActor } from './actor.js';
 export type { ActorBehaviour, ActorContext, PoolClient, PoolTask, Replier } from './actor.js';
 export { describeReason } from './crash.js';
 export type { Crash, CrashReason } from './crash.js';
+export { createDataChannel, createRing, mainEnd, maxEntryFor, ringCapacity, RingReader, RingWriter, workerEnd } from './data-channel.js';
+export type { ChannelEnd, DataChannelBuffers } from './data-channel.js';
 export { ActorError, isActorError } from './errors.js';
 export type { ActorErrorCode } from './errors.js';
 export { FAULT_KINDS, INJECTED_EXIT_CODE } from './faults.js';

@@ -88,6 +88,9 @@ export class LocalCell {
         throw new ActorError('BATON_ERR_FAULT_INJECTED', `injected ${kind} at ${name}`);
       },
       pool: host.pool,
+      // Bulk bytes between threads only: a main-thread actor shares the gateway's memory.
+      channel: undefined,
+      shared: undefined,
     };
   }
 

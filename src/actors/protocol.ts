@@ -9,6 +9,7 @@
  */
 import { Packr, RESERVE_START_SPACE } from 'msgpackr';
 import type { MessagePort, Worker } from 'node:worker_threads';
+import type { DataChannelBuffers } from './data-channel.js';
 import { ActorError } from './errors.js';
 import type { FaultKind } from './faults.js';
 
@@ -30,6 +31,10 @@ export interface WorkerBoot {
   readonly ackEvery: number;
   /** Busy-wait budget for a `terminate` fault point while the main thread kills us. */
   readonly terminateWaitMs: number;
+  /** This incarnation's data channel (fresh for every start), when the actor has one. */
+  readonly channel?: DataChannelBuffers;
+  /** Shared memory the actor is started with (WorkerActorOptions.shared), structured-cloned. */
+  readonly shared?: unknown;
 }
 
 /** An ask's failure as it crosses threads: a code and a message, never a stack from afar. */

@@ -11,6 +11,7 @@
 import { systemClock, type Clock } from '../util/clock.js';
 import type { ActorBehaviour, PoolTask } from './actor.js';
 import type { Crash } from './crash.js';
+import type { ChannelEnd } from './data-channel.js';
 import { ActorError, type ActorErrorCode } from './errors.js';
 import type { ArmOptions, FaultKind } from './faults.js';
 import { LocalCell, type LocalEnvelope, type ReplyTo } from './local-cell.js';
@@ -222,6 +223,17 @@ export class ActorSystem {
   /** The thread the actor runs on now (0 = main), undefined while it is down. */
   threadIdOf(ref: ActorRef): number | undefined {
     return this.cells.get(ref.id)?.threadId;
+  }
+
+  /**
+   * The main thread's end of `ref`'s data channel for its live incarnation (see
+   * {@link WorkerActorOptions.channel}); undefined for actors without one, for actors
+   * that are down, and for unknown refs. Take it again after a restart: every
+   * incarnation has its own.
+   */
+  channelOf(ref: ActorRef): ChannelEnd | undefined {
+    const c = this.cells.get(ref.id);
+    return c instanceof WorkerHandle ? c.channel : undefined;
   }
 
   /** Stops one actor gracefully. Idempotent. */

@@ -8,6 +8,7 @@
 import { Worker, type ResourceLimits } from 'node:worker_threads';
 import type { Clock } from '../util/clock.js';
 import type { Crash, CrashReason } from './crash.js';
+import { createDataChannel, mainEnd, ringCapacity, type ChannelEnd } from './data-channel.js';
 import { ActorError, type ActorErrorCode } from './errors.js';
 import type { ArmOptions, FaultKind } from './faults.js';
 import { adoptFrame, decodeHeader, encodeFrame, encodeValue, postFrame, type FromWorker, type WorkerBoot } from './protocol.js';
@@ -20,8 +21,11 @@ export interface WorkerActorOptions {
   readonly module: string | URL;
   /** Which export is the behaviour; `default` when omitted. */
   readonly exportName?: string;
-  /** Init args, msgpackr-encodable. */
-  readonly args?: unknown;
+  /**
+   * Init args, msgpackr-encodable; or a function giving them, called at every start so a
+   * restarted actor boots on current settings.
+   */
+  readonly args?: unknown | (() => unknown);
   /** Mailbox capacity (messages sent but not yet taken by the actor). Default 1024. */
   readonly capacity?: number;
   /** Heartbeat watchdog settings, or `false` to disable it. */
@@ -32,6 +36,18 @@ export interface WorkerActorOptions {
   readonly startTimeoutMs?: number;
   /** Graceful stop budget before terminate(). Default 2000. */
   readonly shutdownMs?: number;
+  /**
+   * A data channel for bulk bytes with the main thread: two rings of `bytes` each (see
+   * data-channel.ts). Every incarnation gets a fresh one, so a zombie of a dead
+   * incarnation can never write into its successor's.
+   */
+  readonly channel?: { readonly bytes: number };
+  /**
+   * Shared memory (SharedArrayBuffers, in any structured-cloneable value) every
+   * incarnation is started with, as `ctx.shared`; msgpackr-encoded args cannot carry it.
+   * It is the same memory for every incarnation: what one wrote, the next one sees.
+   */
+  readonly shared?: unknown;
 }
 
 /** What a handle needs from the system that owns it. */
@@ -110,7 +126,10 @@ export class WorkerHandle {
   /** This incarnation's shared heartbeat cell (a fresh one per start). */
   private heartbeat: Int32Array = heartbeatCell();
   private readonly moduleUrl: string;
-  private readonly bootArgs: Uint8Array;
+  /** The encoded args when they are a value (encoded once); undefined when they are a function. */
+  private readonly bootArgs: Uint8Array | undefined;
+  /** The main end of the live incarnation's data channel. */
+  private liveChannel: ChannelEnd | undefined;
   private inflight = 0;
   private buffered: Uint8Array[] = [];
   private drainWaiters: Array<{ resolve(): void; reject(e: Error): void }> = [];
@@ -128,7 +147,18 @@ export class WorkerHandle {
     this.ref = refOf(id);
     this.capacity = opts.capacity ?? DEFAULT_CAPACITY;
     this.moduleUrl = opts.module instanceof URL ? opts.module.href : opts.module.startsWith('file:') ? opts.module : `file://${opts.module}`;
-    this.bootArgs = encodeValue(opts.args ?? null);
+    if (opts.channel !== undefined) ringCapacity(opts.channel.bytes); // a bad size fails at spawn, not at every start
+    this.bootArgs = typeof opts.args === 'function' ? undefined : encodeValue(opts.args ?? null);
+  }
+
+  /**
+   * The main thread's end of the live incarnation's data channel (it writes to the
+   * worker on `writer`, reads from it on `reader`); undefined when the actor has no
+   * channel or no live incarnation. A restart brings a new one; an end kept from a dead
+   * incarnation stays readable (its rings are closed, their published entries remain).
+   */
+  get channel(): ChannelEnd | undefined {
+    return this.liveChannel;
   }
 
   /** Current lifecycle state, for diagnostics and tests. */
@@ -151,18 +181,28 @@ export class WorkerHandle {
     const p = new Promise<number>((resolve, reject) => this.startWaiters.push({ resolve, reject }));
     if (s.kind === 'starting') return p;
     this.lastFault = undefined;
+    let args: Uint8Array;
+    try {
+      args = this.bootArgs ?? encodeValue((this.opts.args as () => unknown)() ?? null);
+    } catch (e) {
+      this.startFailed(e);
+      return p;
+    }
     this.heartbeat = heartbeatCell();
+    const channel = this.opts.channel === undefined ? undefined : createDataChannel(this.opts.channel.bytes);
     const wd = this.opts.watchdog;
     const boot: WorkerBoot = {
       actorId: this.id,
       module: this.moduleUrl,
       exportName: this.opts.exportName ?? 'default',
-      args: this.bootArgs,
+      args,
       heartbeatMs: heartbeatInterval(wd === false ? 1_000 : (wd?.deadlineMs ?? 1_000)),
       heartbeat: this.heartbeat,
       capacity: this.capacity,
       ackEvery: Math.max(1, Math.floor(this.capacity / 4)),
       terminateWaitMs: 10_000,
+      ...(channel === undefined ? {} : { channel }),
+      ...(this.opts.shared === undefined ? {} : { shared: this.opts.shared }),
     };
     let worker: Worker;
     try {
@@ -184,6 +224,7 @@ export class WorkerHandle {
     }, startTimeoutMs);
     timer.unref();
     this.state = { kind: 'starting', worker, timer };
+    this.liveChannel = channel === undefined ? undefined : mainEnd(channel);
     worker.on('message', (frame: Uint8Array) => {
       if (this.liveWorker() === worker) {
         adoptFrame(frame);
@@ -203,6 +244,7 @@ export class WorkerHandle {
       if (this.state.kind === 'stopping') {
         const final = this.state.final;
         this.state = final ? { kind: 'stopped' } : { kind: 'idle' };
+        this.endChannel();
         this.inflight = 0;
         this.host.halted(this);
         if (final) this.failBuffered('BATON_ERR_ACTOR_DEAD');
@@ -358,11 +400,45 @@ export class WorkerHandle {
       ...(this.lastFault ? { fault: this.lastFault } : {}),
     };
     this.state = { kind: 'down', crash };
+    this.endChannel();
     // Whatever the dead worker had taken or queued is gone; buffered frames wait for the next incarnation.
     this.inflight = 0;
     const err = new ActorError('BATON_ERR_START_FAILED', `${this.id} died while starting`);
     this.startWaiters.splice(0).forEach((w) => w.reject(err));
     this.wakeDrainWaiters();
+    this.host.crashed(this, crash);
+  }
+
+  /**
+   * The live incarnation is over: its channel is closed (waiters on either side wake and
+   * see `closed`; published entries stay readable for whoever kept the end) and no
+   * longer offered.
+   */
+  private endChannel(): void {
+    const c = this.liveChannel;
+    if (c === undefined) return;
+    this.liveChannel = undefined;
+    c.writer.close();
+    c.reader.close();
+  }
+
+  /** A start that failed before a worker existed (its args could not be made): a start crash. */
+  private startFailed(e: unknown): void {
+    const err = e as { message?: unknown; code?: unknown };
+    const crash: Crash = {
+      ref: this.ref,
+      reason: {
+        kind: 'throw',
+        message: `init args of ${this.id}: ${typeof err?.message === 'string' ? err.message : String(e)}`,
+        code: typeof err?.code === 'string' ? err.code : 'BATON_ERR_START_FAILED',
+      },
+      detectedAt: this.host.clock.now(),
+      threadId: this.lastThreadId,
+      phase: 'start',
+    };
+    this.state = { kind: 'down', crash };
+    const failure = new ActorError('BATON_ERR_START_FAILED', crash.reason.kind === 'throw' ? crash.reason.message : this.id, { cause: e });
+    this.startWaiters.splice(0).forEach((w) => w.reject(failure));
     this.host.crashed(this, crash);
   }
 

@@ -9,6 +9,7 @@
  */
 import { parentPort, threadId, workerData } from 'node:worker_threads';
 import type { ActorBehaviour, ActorContext, PoolTask, Replier } from './actor.js';
+import { workerEnd } from './data-channel.js';
 import { ActorError, type ActorErrorCode } from './errors.js';
 import { arm, exhaustMemory, hit, INJECTED_EXIT_CODE, spin, type ArmedTable, type FaultKind } from './faults.js';
 import { Mailbox } from './mailbox.js';
@@ -168,6 +169,8 @@ async function main(): Promise<void> {
         return p;
       },
     },
+    channel: boot.channel === undefined ? undefined : workerEnd(boot.channel),
+    shared: boot.shared,
   };
 
   const mod = (await import(boot.module)) as Record<string, unknown>;
