@@ -1,7 +1,7 @@
 /**
  * TLS micro-benchmarks: record protection (the relay's hot path) against raw
- * `node:crypto` AEAD calls, `send()` end to end, server handshake cost, and
- * engine snapshot/restore.
+ * `node:crypto` AEAD calls, `send()` and `sendInto()` (a preallocated sink) end to
+ * end, server handshake cost, and engine snapshot/restore.
  *
  *   npx tsx bench/tls.bench.ts            (or: npm run bench:micro)
  *
@@ -21,7 +21,8 @@ import { readFileSync } from 'node:fs';
 import { Duplex } from 'node:stream';
 import tls, { type ConnectionOptions } from 'node:tls';
 import { Bench, type Task } from 'tinybench';
-import { RecordOpener, RecordSealer } from '../src/tls/crypto/record-protection.js';
+import { aeadBackend } from '../src/tls/crypto/record-aead.js';
+import { RecordOpener, RecordSealer, sealedRecordLength } from '../src/tls/crypto/record-protection.js';
 import { SUITES, suiteByName, type Suite } from '../src/tls/crypto/suites.js';
 import {
   TlsServerEngine,
@@ -30,7 +31,7 @@ import {
   loadCertifiedKey,
   signCertificateVerify,
 } from '../src/tls/index.js';
-import type { CertifiedKey, GroupName, SignRequest, TlsDeps, TlsServerConfig } from '../src/tls/types.js';
+import type { CertifiedKey, GroupName, SignRequest, TlsDeps, TlsEvent, TlsServerConfig, TlsSink } from '../src/tls/types.js';
 import { manualClock } from '../src/util/clock.js';
 import { seededRandom } from '../src/util/random.js';
 
@@ -217,7 +218,7 @@ let sink = 0;
 const POOL = 128;
 
 async function benchRecords(): Promise<void> {
-  const title = 'record seal/open: RecordSealer/RecordOpener vs raw createCipheriv/createDecipheriv';
+  const title = `record seal/open (${aeadBackend().mode}): RecordSealer.sealInto/RecordOpener.openInto into preallocated memory vs raw createCipheriv/createDecipheriv`;
   if (!wanted('records')) return;
   const bench = newBench();
   const rows: Row[] = [];
@@ -231,11 +232,12 @@ async function benchRecords(): Promise<void> {
 
       // seal
       const sealer = new RecordSealer(suite, secret, 0);
+      const sealed = new Uint8Array(sealedRecordLength(size));
       const raw = new RawAead(suite);
       const bSeal = `seal ${tag} baton`;
       const rSeal = `seal ${tag} raw`;
       bench.add(bSeal, () => {
-        sink += sealer.seal(APPLICATION_DATA, plain)[1].length;
+        sink += sealer.sealInto(APPLICATION_DATA, plain, sealed, 0);
       });
       bench.add(rSeal, () => {
         sink += raw.sealOp(plain);
@@ -245,10 +247,8 @@ async function benchRecords(): Promise<void> {
 
       // open: a pool of valid records from seq 0, opened in order; the opener is recreated on wrap.
       const poolSealer = new RecordSealer(suite, secret, 0);
-      const records = Array.from({ length: POOL }, () => {
-        const rec = Buffer.concat(poolSealer.seal(APPLICATION_DATA, plain));
-        return { header: rec.subarray(0, 5), body: rec.subarray(5) };
-      });
+      const records = Array.from({ length: POOL }, () => poolSealer.seal(APPLICATION_DATA, plain));
+      const opened = new Uint8Array(size + TAG_LEN + 1);
       let opener = new RecordOpener(suite, secret, 0);
       let i = 0;
       const rawPool = Array.from({ length: POOL }, () => raw.seal(plain));
@@ -257,11 +257,11 @@ async function benchRecords(): Promise<void> {
       const rOpen = `open ${tag} raw`;
       bench.add(bOpen, () => {
         if (i === POOL) {
+          opener.free();
           opener = new RecordOpener(suite, secret, 0);
           i = 0;
         }
-        const rec = records[i++]!;
-        sink += opener.open(rec.header, rec.body).content.length;
+        sink += opener.openInto(records[i++]!, opened, 0);
       });
       bench.add(rOpen, () => {
         if (j === POOL) j = 0;
@@ -271,8 +271,8 @@ async function benchRecords(): Promise<void> {
       pairs.push({ suite, size, op: 'open', baton: bOpen, raw: rOpen });
 
       // sanity: both openers see the plaintext
-      const check = new RecordOpener(suite, secret, 0).open(records[0]!.header, records[0]!.body);
-      if (check.type !== APPLICATION_DATA || !check.content.equals(plain)) throw new Error(`${tag}: open mismatch`);
+      const check = new RecordOpener(suite, secret, 0).open(records[0]!.subarray(0, 5), records[0]!.subarray(5));
+      if (check.type !== APPLICATION_DATA || Buffer.compare(check.content, plain) !== 0) throw new Error(`${tag}: open mismatch`);
     }
   }
 
@@ -521,8 +521,34 @@ async function benchHandshakes(): Promise<{ config: TlsServerConfig; rec: Record
 // ---------------------------------------------------------------------------
 // 3. send() end to end
 
+/** A sink over one preallocated buffer (what the relay's ring is): every reserve() returns it, nothing is allocated. */
+class PreallocatedSink implements TlsSink {
+  private readonly buf: Uint8Array;
+  /** Bytes committed so far (to the client or the application). */
+  bytes = 0;
+
+  constructor(size: number) {
+    this.buf = new Uint8Array(size);
+  }
+
+  reserve(n: number): Uint8Array {
+    if (n > this.buf.length) throw new RangeError(`reserve(${n}) beyond the preallocated ${this.buf.length} bytes`);
+    return this.buf;
+  }
+
+  toClient(n: number): void {
+    this.bytes += n;
+  }
+
+  toApplication(n: number): void {
+    this.bytes += n;
+  }
+
+  event(_e: TlsEvent): void {}
+}
+
 async function benchSend(config: TlsServerConfig, rec: Recording): Promise<void> {
-  const title = 'engine send() on an established engine (AES_128_GCM_SHA256) vs raw createCipheriv';
+  const title = `engine send() and sendInto() on an established engine (AES_128_GCM_SHA256, ${aeadBackend().mode}) vs raw createCipheriv`;
   if (!wanted('send')) return;
   const engine = replay(config, rec);
   if (engine.phase !== 'established') throw new Error('send bench: engine not established');
@@ -538,10 +564,16 @@ async function benchSend(config: TlsServerConfig, rec: Recording): Promise<void>
     { name: 'raw seal 4x16KiB', bytes: 64 * KIB },
     { name: 'send(1KiB) -> 1 record', bytes: 1 * KIB },
     { name: 'raw seal 1KiB', bytes: 1 * KIB },
+    { name: 'sendInto(16KiB) preallocated sink', bytes: 16 * KIB },
+    { name: 'sendInto(1KiB) preallocated sink', bytes: 1 * KIB },
   ];
   const check = engine.send(p64);
-  // Each sealed record arrives as three pieces: header, ciphertext, tag.
-  if (check.toClient.length !== 12) throw new Error(`send(64KiB) gave ${check.toClient.length / 3} records`);
+  // One entry per sealed record.
+  if (check.toClient.length !== 4) throw new Error(`send(64KiB) gave ${check.toClient.length} records`);
+  // What the relay's ring does: one preallocated buffer, every record sealed straight into it.
+  const ring = new PreallocatedSink(64 * KIB);
+  engine.sendInto(p16, ring);
+  if (ring.bytes !== sealedRecordLength(16 * KIB)) throw new Error(`sendInto(16KiB) wrote ${ring.bytes} bytes`);
   bench
     .add(rows[0]!.name, () => {
       sink += engine.send(p16).toClient.length;
@@ -560,6 +592,12 @@ async function benchSend(config: TlsServerConfig, rec: Recording): Promise<void>
     })
     .add(rows[5]!.name, () => {
       sink += raw.sealOp(p1);
+    })
+    .add(rows[6]!.name, () => {
+      engine.sendInto(p16, ring);
+    })
+    .add(rows[7]!.name, () => {
+      engine.sendInto(p1, ring);
     });
   await bench.run();
   table(title, bench, rows);
@@ -569,6 +607,11 @@ async function benchSend(config: TlsServerConfig, rec: Recording): Promise<void>
     `send/raw throughput: 16KiB ${r(rows[0]!.name, rows[1]!.name)}, 64KiB ${r(rows[2]!.name, rows[3]!.name)}, ` +
       `1KiB ${r(rows[4]!.name, rows[5]!.name)}`,
   );
+  console.log(
+    `sendInto(preallocated)/send() throughput: 16KiB ${r(rows[6]!.name, rows[0]!.name)}, 1KiB ${r(rows[7]!.name, rows[4]!.name)}; ` +
+      `sendInto/raw: 16KiB ${r(rows[6]!.name, rows[1]!.name)}, 1KiB ${r(rows[7]!.name, rows[5]!.name)}`,
+  );
+  sink += ring.bytes;
 }
 
 // ---------------------------------------------------------------------------

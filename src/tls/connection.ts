@@ -5,7 +5,7 @@
  * can be exported at any call boundary and an engine restored from it continues
  * with byte-identical output.
  */
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac, type Hash } from 'node:crypto';
 import { concat, copyBytes, empty, toHex } from '../util/bytes.js';
 import { Reader } from '../util/reader.js';
 import { Writer } from '../util/writer.js';
@@ -25,7 +25,7 @@ import {
   ticketPsk,
   type MasterSecret,
 } from './crypto/key-schedule.js';
-import { RecordOpener, RecordSealer } from './crypto/record-protection.js';
+import { RecordOpener, RecordSealer, sealedRecordLength } from './crypto/record-protection.js';
 import { sealTicket } from './crypto/ticket-aead.js';
 import { suiteById, suiteByName, type Suite } from './crypto/suites.js';
 import { AlertDescription, alertFor, alertName, SnapshotError, TlsError, type AlertName } from './errors.js';
@@ -36,13 +36,14 @@ import {
   badSnapshotField,
   SNAPSHOT_FORMAT,
   SNAPSHOT_VERSION,
+  writeRecordState,
   type EngineState,
   type HandshakeState,
   type Negotiated,
   type TlsSnapshot,
   type TrafficState,
 } from './state.js';
-import type { TlsCounters, TlsDeps, TlsEvent, TlsOutput, TlsServerConfig } from './types.js';
+import type { TlsCounters, TlsDeps, TlsEvent, TlsOutput, TlsServerConfig, TlsSink } from './types.js';
 import { parseClientHello, type ClientHello } from './wire/client-hello.js';
 import {
   ContentType,
@@ -75,11 +76,37 @@ const CERTIFICATE_VERIFY_CONTEXT = concat([
 
 type Phase = 'handshaking' | 'established' | 'closed';
 
-/** Collects what one call produces. */
-class Output implements TlsOutput {
-  readonly toClient: Uint8Array[] = [];
-  readonly plaintext: Uint8Array[] = [];
-  readonly events: TlsEvent[] = [];
+/**
+ * The sink behind `receive()`, `send()`... : a fresh array per piece, so the
+ * `TlsOutput` it collects owns its memory (one entry per record).
+ */
+class Collector implements TlsSink {
+  readonly out: TlsOutput = { toClient: [], plaintext: [], events: [] };
+  private view: Uint8Array = empty();
+
+  reserve(n: number): Uint8Array {
+    this.view = new Uint8Array(n);
+    return this.view;
+  }
+
+  toClient(n: number): void {
+    this.out.toClient.push(n === this.view.length ? this.view : this.view.subarray(0, n));
+    this.view = empty();
+  }
+
+  toApplication(n: number): void {
+    this.out.plaintext.push(n === this.view.length ? this.view : this.view.subarray(0, n));
+    this.view = empty();
+  }
+
+  event(e: TlsEvent): void {
+    this.out.events.push(e);
+  }
+}
+
+/** The digest of what `h` has taken so far (`h` goes on). */
+function digestSoFar(h: Hash): Uint8Array {
+  return new Uint8Array(h.copy().digest());
 }
 
 /** Settings resolved once from the configuration. */
@@ -107,6 +134,7 @@ function resolve(config: TlsServerConfig): Settings {
 
 function freshState(): EngineState {
   return {
+    revision: 0,
     handshake: { kind: 'expectClientHello' },
     negotiated: null,
     read: null,
@@ -115,8 +143,8 @@ function freshState(): EngineState {
     resumptionMasterSecret: null,
     ticketsIssued: 0,
     handshakeTimeMs: 0,
-    pendingRecord: new Uint8Array(0),
-    pendingHandshake: new Uint8Array(0),
+    pendingRecord: empty(),
+    pendingHandshake: empty(),
     earlyDataBudget: 0,
     pendingSend: [],
     readClosed: false,
@@ -179,6 +207,25 @@ export class TlsServerEngine {
     return structuredClone({ format: SNAPSHOT_FORMAT, version: SNAPSHOT_VERSION, ...state });
   }
 
+  /**
+   * Changes whenever the state changes in anything but its record state (see
+   * {@link recordState}): while it stays put, `applyRecordState(base, recordState())`
+   * on a snapshot of the same revision is the whole state. Ordinary established
+   * traffic (whole records in, application data both ways) leaves it alone.
+   */
+  get revision(): number {
+    return this.s.revision;
+  }
+
+  /**
+   * Writes the record state (sequence numbers, counters, early-data budget, close
+   * flags; layout `RecordStateIndex`, `RECORD_STATE_LENGTH` entries) into `into`.
+   * Allocates nothing.
+   */
+  recordState(into: Float64Array): void {
+    writeRecordState(this.s, this.opener ? this.opener.seq : -1, this.sealer ? this.sealer.seq : -1, into);
+  }
+
   get phase(): Phase {
     switch (this.s.handshake.kind) {
       case 'expectClientHello':
@@ -196,6 +243,16 @@ export class TlsServerEngine {
     return { ...this.s.counters };
   }
 
+  /** Record bytes produced for the client so far (`counters.bytesToClient`), without a copy. */
+  get clientOffset(): number {
+    return this.s.counters.bytesToClient;
+  }
+
+  /** Application bytes delivered from the client so far (`counters.plaintextReceived`), without a copy. */
+  get applicationOffset(): number {
+    return this.s.counters.plaintextReceived;
+  }
+
   /** What the handshake settled, once the ServerHello is chosen. */
   get negotiated(): Readonly<Negotiated> | null {
     return this.s.negotiated;
@@ -203,71 +260,30 @@ export class TlsServerEngine {
 
   /** Takes bytes from the client, in any chunking. Never throws: failures become a fatal alert. */
   receive(bytes: Uint8Array): TlsOutput {
-    const out = new Output();
-    const s = this.s;
-    if (s.handshake.kind === 'closed') return out;
-    s.counters.bytesFromClient += bytes.length;
-    let buf = s.pendingRecord.length ? concat([s.pendingRecord, bytes]) : bytes;
-    try {
-      while (buf.length >= RECORD_HEADER_LEN && this.s.handshake.kind !== 'closed') {
-        const length = (buf[3]! << 8) | buf[4]!;
-        // Section 5.2: a record longer than 2^14 + 256 is record_overflow.
-        if (length > MAX_CIPHERTEXT) throw new TlsError('record_overflow', 'record longer than 2^14 + 256 bytes');
-        if (buf.length < RECORD_HEADER_LEN + length) break;
-        const header = buf.subarray(0, RECORD_HEADER_LEN);
-        const body = buf.subarray(RECORD_HEADER_LEN, RECORD_HEADER_LEN + length);
-        buf = buf.subarray(RECORD_HEADER_LEN + length);
-        this.onRecord(header, body, out);
-      }
-      s.pendingRecord = this.s.handshake.kind === 'closed' || buf.length === 0 ? empty() : copyBytes(buf);
-    } catch (err) {
-      this.fail(err, out);
-    }
-    return out;
+    const c = new Collector();
+    this.receiveInto(bytes, c);
+    return c.out;
   }
 
   /** Queues application data for the client; sealed at once when established, else after the handshake. */
   send(plaintext: Uint8Array): TlsOutput {
-    const out = new Output();
-    const s = this.s;
-    if (s.writeClosed || s.handshake.kind === 'closed' || plaintext.length === 0) return out;
-    try {
-      if (s.handshake.kind !== 'established') {
-        s.pendingSend.push(copyBytes(plaintext));
-        return out;
-      }
-      this.sealApplicationData(plaintext, out);
-    } catch (err) {
-      this.fail(err, out);
-    }
-    return out;
+    const c = new Collector();
+    this.sendInto(plaintext, c);
+    return c.out;
   }
 
   /** Sends close_notify (section 6.1); the client may still send until it closes too. */
   close(): TlsOutput {
-    const out = new Output();
-    const s = this.s;
-    if (s.writeClosed || s.handshake.kind === 'closed') return out;
-    try {
-      this.sendAlert(out, 'close_notify', 1);
-      s.writeClosed = true;
-      if (s.readClosed || s.handshake.kind !== 'established') this.finish(out, false);
-    } catch (err) {
-      this.fail(err, out);
-    }
-    return out;
+    const c = new Collector();
+    this.closeInto(c);
+    return c.out;
   }
 
   /** Starts a KeyUpdate (section 4.6.3), optionally asking the client to update too. */
   keyUpdate(requestPeer = false): TlsOutput {
-    const out = new Output();
-    if (this.s.handshake.kind !== 'established' || this.s.writeClosed) return out;
-    try {
-      this.updateWriteKey(requestPeer, out);
-    } catch (err) {
-      this.fail(err, out);
-    }
-    return out;
+    const c = new Collector();
+    this.keyUpdateInto(requestPeer, c);
+    return c.out;
   }
 
   /**
@@ -275,25 +291,104 @@ export class TlsServerEngine {
    * reason outside the protocol: a quarantined connection, a backend failure.
    */
   abort(alert: AlertName = 'internal_error', reason = 'aborted by the application'): TlsOutput {
-    const out = new Output();
-    this.fail(new TlsError(alert, reason), out);
-    return out;
+    const c = new Collector();
+    this.abortInto(alert, reason, c);
+    return c.out;
+  }
+
+  /**
+   * {@link receive} into `sink`: application data is opened straight into the
+   * sink's views. `bytes` may be reused by the caller once this returns (nothing
+   * keeps a reference to it), but must not overlap a view the sink hands out.
+   */
+  receiveInto(bytes: Uint8Array, sink: TlsSink): void {
+    const s = this.s;
+    if (s.handshake.kind === 'closed') return;
+    s.counters.bytesFromClient += bytes.length;
+    const buf = s.pendingRecord.length ? concat([s.pendingRecord, bytes]) : bytes;
+    let at = 0;
+    try {
+      while (buf.length - at >= RECORD_HEADER_LEN && this.s.handshake.kind !== 'closed') {
+        const length = (buf[at + 3]! << 8) | buf[at + 4]!;
+        // Section 5.2: a record longer than 2^14 + 256 is record_overflow.
+        if (length > MAX_CIPHERTEXT) throw new TlsError('record_overflow', 'record longer than 2^14 + 256 bytes');
+        const end = at + RECORD_HEADER_LEN + length;
+        if (buf.length < end) break;
+        // One whole record per call (what the gateway's framing delivers) takes no view.
+        this.onRecord(at === 0 && end === buf.length ? buf : buf.subarray(at, end), sink);
+        at = end;
+      }
+      this.setPendingRecord(this.s.handshake.kind === 'closed' || at === buf.length ? empty() : copyBytes(buf.subarray(at)));
+    } catch (err) {
+      this.fail(err, sink);
+    }
+  }
+
+  /**
+   * {@link send} into `sink`: each record is sealed straight into a
+   * `reserve(5 + length + 1 + 16)` view. `plaintext` must not overlap a view the
+   * sink hands out; it is copied when held for the end of the handshake.
+   */
+  sendInto(plaintext: Uint8Array, sink: TlsSink): void {
+    const s = this.s;
+    if (s.writeClosed || s.handshake.kind === 'closed' || plaintext.length === 0) return;
+    try {
+      if (s.handshake.kind !== 'established') {
+        s.pendingSend.push(copyBytes(plaintext));
+        this.touch();
+        return;
+      }
+      this.sealApplicationData(plaintext, sink);
+    } catch (err) {
+      this.fail(err, sink);
+    }
+  }
+
+  /** {@link close} into `sink`. */
+  closeInto(sink: TlsSink): void {
+    const s = this.s;
+    if (s.writeClosed || s.handshake.kind === 'closed') return;
+    try {
+      this.sendAlert(sink, 'close_notify', 1);
+      s.writeClosed = true;
+      if (s.readClosed || s.handshake.kind !== 'established') this.finish(sink, false);
+    } catch (err) {
+      this.fail(err, sink);
+    }
+  }
+
+  /** {@link keyUpdate} into `sink`. */
+  keyUpdateInto(requestPeer: boolean, sink: TlsSink): void {
+    if (this.s.handshake.kind !== 'established' || this.s.writeClosed) return;
+    try {
+      this.updateWriteKey(requestPeer, sink);
+    } catch (err) {
+      this.fail(err, sink);
+    }
+  }
+
+  /** {@link abort} into `sink`. */
+  abortInto(alert: AlertName, reason: string, sink: TlsSink): void {
+    this.fail(new TlsError(alert, reason), sink);
   }
 
   // ---- records in ----
 
-  private onRecord(header: Uint8Array, body: Uint8Array, out: Output): void {
-    const type = header[0]!;
+  /** One whole record (header and body); `record` is the caller's memory, never kept. */
+  private onRecord(record: Uint8Array, sink: TlsSink): void {
+    const type = record[0]!;
     const s = this.s;
-    if (type === ContentType.change_cipher_spec) return this.onChangeCipherSpec(body);
-    if (this.opener === null) {
+    if (type === ContentType.change_cipher_spec) return this.onChangeCipherSpec(record);
+    const opener = this.opener;
+    if (opener === null) {
+      const body = record.subarray(RECORD_HEADER_LEN);
       // Section 5.1: unprotected records hold at most 2^14 bytes.
       if (body.length > MAX_PLAINTEXT) throw new TlsError('record_overflow', 'plaintext record longer than 2^14');
       switch (type) {
         case ContentType.handshake:
-          return this.onHandshakeFragment(body, out);
+          return this.onHandshakeFragment(body, sink);
         case ContentType.alert:
-          return this.onAlert(body, out);
+          return this.onAlert(body, sink);
         case ContentType.application_data:
           // Section 4.1.4/4.2.10: after a HelloRetryRequest, 0-RTT records may arrive before ClientHello2.
           if (s.handshake.kind === 'expectRetriedClientHello' && s.earlyDataBudget >= body.length) {
@@ -307,75 +402,83 @@ export class TlsServerEngine {
     }
     if (type === ContentType.alert && s.handshake.kind !== 'established') {
       // A client that could not process our ServerHello alerts without protection.
-      return this.onAlert(body, out);
+      return this.onAlert(record.subarray(RECORD_HEADER_LEN), sink);
     }
     if (type !== ContentType.application_data) {
       throw new TlsError('unexpected_message', `unprotected record of type ${type} after keys changed`);
     }
-    let record;
+    const bodyLength = record.length - RECORD_HEADER_LEN;
+    // Opened in place in the sink's memory: application data stays there.
+    const view = sink.reserve(bodyLength);
+    let n: number;
     try {
-      record = this.opener.open(header, body);
+      n = opener.openInto(record, view, 0);
     } catch (err) {
       // Section 4.2.10: skip rejected early data that fails to deprotect, up to a limit.
-      if (err instanceof TlsError && err.alert === 'bad_record_mac' && s.earlyDataBudget >= body.length) {
-        s.earlyDataBudget -= body.length;
+      if (err instanceof TlsError && err.alert === 'bad_record_mac' && s.earlyDataBudget >= bodyLength) {
+        s.earlyDataBudget -= bodyLength;
         return;
       }
       throw err;
     }
     s.earlyDataBudget = 0;
-    switch (record.type) {
-      case ContentType.handshake:
-        if (record.content.length === 0) throw new TlsError('unexpected_message', 'empty handshake record');
-        this.onHandshakeFragment(record.content, out);
-        break;
-      case ContentType.alert:
-        this.onAlert(record.content, out);
-        break;
-      case ContentType.application_data:
-        if (s.handshake.kind !== 'established') {
-          throw new TlsError('unexpected_message', 'application data before the client Finished');
-        }
-        if (s.pendingHandshake.length) throw new TlsError('unexpected_message', 'application data inside a handshake message');
-        // Section 6.1: data after close_notify MUST be ignored.
-        if (!s.readClosed && record.content.length) {
-          s.counters.plaintextReceived += record.content.length;
-          out.plaintext.push(record.content);
-        }
-        break;
-      default:
-        throw new TlsError('unexpected_message', `unknown inner content type ${record.type}`);
+    const inner = opener.contentType;
+    if (inner === ContentType.application_data) {
+      if (s.handshake.kind !== 'established') {
+        throw new TlsError('unexpected_message', 'application data before the client Finished');
+      }
+      if (s.pendingHandshake.length) throw new TlsError('unexpected_message', 'application data inside a handshake message');
+      // Section 6.1: data after close_notify MUST be ignored.
+      if (!s.readClosed && n) {
+        sink.toApplication(n);
+        s.counters.plaintextReceived += n;
+      }
+    } else {
+      // Not application data: copied out before parsing, since the next reserve() reuses the view.
+      const content = copyBytes(view.subarray(0, n));
+      switch (inner) {
+        case ContentType.handshake:
+          if (content.length === 0) throw new TlsError('unexpected_message', 'empty handshake record');
+          this.onHandshakeFragment(content, sink);
+          break;
+        case ContentType.alert:
+          this.onAlert(content, sink);
+          break;
+        default:
+          throw new TlsError('unexpected_message', `unknown inner content type ${inner}`);
+      }
     }
     if (this.opener && this.opener.seq >= this.settings.keyUpdateAfter && !s.awaitingPeerKeyUpdate) {
-      if (s.handshake.kind === 'established' && !s.writeClosed) this.updateWriteKey(true, out);
+      if (s.handshake.kind === 'established' && !s.writeClosed) this.updateWriteKey(true, sink);
     }
   }
 
   /** Appendix D.4: one dummy change_cipher_spec is dropped during the handshake; otherwise unexpected. */
-  private onChangeCipherSpec(body: Uint8Array): void {
+  private onChangeCipherSpec(record: Uint8Array): void {
     const k = this.s.handshake.kind;
-    if ((k === 'expectRetriedClientHello' || k === 'expectFinished') && body.length === 1 && body[0] === 1) return;
+    const dummy = record.length === RECORD_HEADER_LEN + 1 && record[RECORD_HEADER_LEN] === 1;
+    if ((k === 'expectRetriedClientHello' || k === 'expectFinished') && dummy) return;
     throw new TlsError('unexpected_message', 'change_cipher_spec outside the handshake');
   }
 
-  private onAlert(body: Uint8Array, out: Output): void {
+  private onAlert(body: Uint8Array, sink: TlsSink): void {
     if (body.length !== 2) throw new TlsError('decode_error', 'alert record is not two bytes');
     const description = body[1]!;
     const s = this.s;
     if (description === AlertDescription.close_notify) {
       if (s.readClosed) return;
       s.readClosed = true;
-      out.events.push({ type: 'peerClosed' });
-      if (s.writeClosed || s.handshake.kind !== 'established') this.finish(out, s.handshake.kind !== 'established');
+      sink.event({ type: 'peerClosed' });
+      if (s.writeClosed || s.handshake.kind !== 'established') this.finish(sink, s.handshake.kind !== 'established');
       return;
     }
-    out.events.push({ type: 'alertReceived', alert: alertName(description) });
+    sink.event({ type: 'alertReceived', alert: alertName(description) });
     // Section 6: user_canceled is followed by close_notify; every other alert is fatal.
     if (description === AlertDescription.user_canceled) return;
-    this.finish(out, true);
+    this.finish(sink, true);
   }
 
-  private onHandshakeFragment(fragment: Uint8Array, out: Output): void {
+  private onHandshakeFragment(fragment: Uint8Array, sink: TlsSink): void {
     const s = this.s;
     let buf = s.pendingHandshake.length ? concat([s.pendingHandshake, fragment]) : fragment;
     while (buf.length >= 4) {
@@ -384,34 +487,34 @@ export class TlsServerEngine {
       if (buf.length < 4 + length) break;
       const message = buf.subarray(0, 4 + length);
       buf = buf.subarray(4 + length);
-      const keysChange = this.onHandshakeMessage(message, out);
+      const keysChange = this.onHandshakeMessage(message, sink);
       // Section 5.1: handshake messages MUST NOT span a key change.
       if (keysChange && buf.length) throw new TlsError('unexpected_message', 'handshake data across a key change');
       if (this.s.handshake.kind === 'closed') return;
     }
-    s.pendingHandshake = buf.length === 0 ? empty() : copyBytes(buf);
+    this.setPendingHandshake(buf.length === 0 ? empty() : copyBytes(buf));
   }
 
   /** Handles one whole handshake message; returns true when the read key changed after it. */
-  private onHandshakeMessage(message: Uint8Array, out: Output): boolean {
+  private onHandshakeMessage(message: Uint8Array, sink: TlsSink): boolean {
     const type = message[0]!;
     const hs = this.s.handshake;
     switch (hs.kind) {
       case 'expectClientHello':
         if (type !== HandshakeType.client_hello) throw new TlsError('unexpected_message', 'expected ClientHello');
-        return this.onClientHello(parseClientHello(message), null, out);
+        return this.onClientHello(parseClientHello(message), null, sink);
       case 'expectRetriedClientHello':
         if (type !== HandshakeType.client_hello) throw new TlsError('unexpected_message', 'expected ClientHello');
-        return this.onClientHello(parseClientHello(message), hs, out);
+        return this.onClientHello(parseClientHello(message), hs, sink);
       case 'expectFinished':
         if (type !== HandshakeType.finished) throw new TlsError('unexpected_message', 'expected client Finished');
-        this.onClientFinished(message, hs, out);
+        this.onClientFinished(message, hs, sink);
         return true;
       case 'established':
         if (type !== HandshakeType.key_update) {
           throw new TlsError('unexpected_message', `handshake message ${type} after the handshake`);
         }
-        this.onKeyUpdate(message, out);
+        this.onKeyUpdate(message, sink);
         return true;
       case 'closed':
         return false;
@@ -424,7 +527,7 @@ export class TlsServerEngine {
   private onClientHello(
     ch: ClientHello,
     retry: Extract<HandshakeState, { kind: 'expectRetriedClientHello' }> | null,
-    out: Output,
+    sink: TlsSink,
   ): boolean {
     const { settings, config } = this;
     checkVersion(ch);
@@ -445,7 +548,7 @@ export class TlsServerEngine {
     } else {
       suite = pickCipherSuite(settings.suites, ch.cipherSuites);
       const choice = pickGroup(settings.groups, ch);
-      if (choice.kind === 'retry') return this.sendHelloRetryRequest(ch, suite, choice.group, out);
+      if (choice.kind === 'retry') return this.sendHelloRetryRequest(ch, suite, choice.group, sink);
       group = choice.group;
       peerShare = choice.peer;
     }
@@ -483,6 +586,7 @@ export class TlsServerEngine {
       maxRecordPlaintext: Math.min(settings.maxRecord, (ch.recordSizeLimit ?? Infinity) - 1),
     };
     s.negotiated = negotiated;
+    this.touch();
 
     const serverHello = msg.serverHello({
       random: serverRandom,
@@ -491,77 +595,82 @@ export class TlsServerEngine {
       keyShare: { group: NamedGroup[group], publicKey: share.publicKey },
       selectedIdentity: psk ? psk.index : null,
     });
-    let transcript = concat([prefix, ch.raw, serverHello]);
-    this.writeHandshake([serverHello], out);
+    // The transcript is hashed as it grows; nothing of it is kept.
+    const transcript = createHash(suite.hash).update(prefix).update(ch.raw).update(serverHello);
+    this.writeHandshake([serverHello], sink);
     // Appendix D.4: in compatibility mode the server's first flight carries one dummy change_cipher_spec.
-    if (ch.legacySessionId.length > 0 && !retry?.sentChangeCipherSpec) this.emit(CCS_RECORD, out);
+    if (ch.legacySessionId.length > 0 && !retry?.sentChangeCipherSpec) this.emitPlain(CCS_RECORD, sink);
 
     const early = earlySecret(suite.hash, psk ? psk.ticket.psk : null);
     const hsSecret = handshakeSecret(early, ecdhe);
-    const hsTraffic = handshakeTrafficSecrets(hsSecret, hashOf(suite.hash, transcript));
-    this.keyLog(out, 'CLIENT_HANDSHAKE_TRAFFIC_SECRET', hsTraffic.client);
-    this.keyLog(out, 'SERVER_HANDSHAKE_TRAFFIC_SECRET', hsTraffic.server);
+    const hsTraffic = handshakeTrafficSecrets(hsSecret, digestSoFar(transcript));
+    this.keyLog(sink, 'CLIENT_HANDSHAKE_TRAFFIC_SECRET', hsTraffic.client);
+    this.keyLog(sink, 'SERVER_HANDSHAKE_TRAFFIC_SECRET', hsTraffic.server);
     this.setWrite({ secret: hsTraffic.server, seq: 0n, generation: 0, application: false });
 
-    const flight: Uint8Array[] = [
-      msg.encryptedExtensions({
-        groups: config.advertisedGroups ?? [],
-        recordSizeLimit: ch.recordSizeLimit === null ? null : settings.maxRecord + 1,
-        acknowledgeServerName: ch.serverName !== null && !psk,
-        alpn,
-      }),
-    ];
+    const encryptedExtensions = msg.encryptedExtensions({
+      groups: config.advertisedGroups ?? [],
+      recordSizeLimit: ch.recordSizeLimit === null ? null : settings.maxRecord + 1,
+      acknowledgeServerName: ch.serverName !== null && !psk,
+      alpn,
+    });
+    const flight: Uint8Array[] = [encryptedExtensions];
+    transcript.update(encryptedExtensions);
     if (signing) {
       const certificate = msg.certificate(signing.certificate.chain);
       flight.push(certificate);
-      transcript = concat([transcript, flight[0]!, certificate]);
-      const data = concat([CERTIFICATE_VERIFY_CONTEXT, hashOf(suite.hash, transcript)]);
+      transcript.update(certificate);
+      const data = concat([CERTIFICATE_VERIFY_CONTEXT, digestSoFar(transcript)]);
       const sign = this.deps.sign ?? signCertificateVerify;
       const signature = sign({ scheme: signing.scheme, certificate: signing.certificate, data });
       const verify = msg.certificateVerify(SignatureScheme[signing.scheme], signature);
       flight.push(verify);
-      transcript = concat([transcript, verify]);
-    } else {
-      transcript = concat([transcript, flight[0]!]);
+      transcript.update(verify);
     }
-    const serverFinished = msg.finished(finishedVerifyData(suite.hash, hsTraffic.server, hashOf(suite.hash, transcript)));
+    const serverFinished = msg.finished(finishedVerifyData(suite.hash, hsTraffic.server, digestSoFar(transcript)));
     flight.push(serverFinished);
-    transcript = concat([transcript, serverFinished]);
-    this.writeHandshake(flight, out);
+    transcript.update(serverFinished);
+    this.writeHandshake(flight, sink);
 
+    const serverFinishedHash = digestSoFar(transcript);
     const master: MasterSecret = masterSecret(hsSecret);
-    const app = applicationSecrets(master, hashOf(suite.hash, transcript));
-    this.keyLog(out, 'CLIENT_TRAFFIC_SECRET_0', app.client);
-    this.keyLog(out, 'SERVER_TRAFFIC_SECRET_0', app.server);
-    this.keyLog(out, 'EXPORTER_SECRET', app.exporter);
+    const app = applicationSecrets(master, serverFinishedHash);
+    this.keyLog(sink, 'CLIENT_TRAFFIC_SECRET_0', app.client);
+    this.keyLog(sink, 'SERVER_TRAFFIC_SECRET_0', app.server);
+    this.keyLog(sink, 'EXPORTER_SECRET', app.exporter);
+    // Section 4.4.4: what the client's Finished must carry. A Finished that verifies is
+    // exactly this message, so the transcript through it, and the resumption master
+    // secret over that, are known now (section 7.1).
+    const clientVerifyData = finishedVerifyData(suite.hash, hsTraffic.client, serverFinishedHash);
+    transcript.update(msg.finished(clientVerifyData));
+    const resumption = resumptionMasterSecret(master, new Uint8Array(transcript.digest()));
     this.setWrite({ secret: app.server, seq: 0n, generation: 0, application: true });
     this.setRead({ secret: hsTraffic.client, seq: 0n, generation: 0, application: false });
-    s.handshake = {
+    this.setHandshake({
       kind: 'expectFinished',
-      transcript,
-      clientHandshakeSecret: hsTraffic.client,
-      masterSecret: master.secret,
+      clientVerifyData,
       clientApplicationSecret: app.client,
-    };
+      resumptionMasterSecret: resumption,
+    });
     return true;
   }
 
   /** Section 4.1.4: asks for a share of `group`; the transcript restarts with message_hash. */
-  private sendHelloRetryRequest(ch: ClientHello, suite: Suite, group: GroupName, out: Output): boolean {
+  private sendHelloRetryRequest(ch: ClientHello, suite: Suite, group: GroupName, sink: TlsSink): boolean {
     const cookie = this.deps.helloRetryCookie?.() ?? null;
     const hrr = msg.helloRetryRequest(ch.legacySessionId, suite.id, NamedGroup[group], cookie);
-    this.writeHandshake([hrr], out);
+    this.writeHandshake([hrr], sink);
     const compat = ch.legacySessionId.length > 0;
-    if (compat) this.emit(CCS_RECORD, out);
+    if (compat) this.emitPlain(CCS_RECORD, sink);
     this.s.earlyDataBudget = ch.earlyData ? EARLY_DATA_SKIP_LIMIT : 0;
-    this.s.handshake = {
+    this.setHandshake({
       kind: 'expectRetriedClientHello',
       cipherSuite: suite.id,
       group,
       transcript: concat([msg.messageHash(hashOf(suite.hash, ch.raw)), hrr]),
       sentChangeCipherSpec: compat,
       cookie,
-    };
+    });
     return false;
   }
 
@@ -569,24 +678,20 @@ export class TlsServerEngine {
   private onClientFinished(
     message: Uint8Array,
     hs: Extract<HandshakeState, { kind: 'expectFinished' }>,
-    out: Output,
+    sink: TlsSink,
   ): void {
     const suite = this.suite();
-    const expected = finishedVerifyData(suite.hash, hs.clientHandshakeSecret, hashOf(suite.hash, hs.transcript));
+    const expected = hs.clientVerifyData;
     if (message.length - 4 !== expected.length) throw new TlsError('decode_error', 'Finished of the wrong length');
     if (!constantTimeEqual(message.subarray(4), expected)) {
       throw new TlsError('decrypt_error', 'client Finished does not verify');
     }
     const s = this.s;
-    const transcript = concat([hs.transcript, message]);
-    s.resumptionMasterSecret = resumptionMasterSecret(
-      { stage: 'master', hash: suite.hash, secret: hs.masterSecret },
-      hashOf(suite.hash, transcript),
-    );
+    s.resumptionMasterSecret = hs.resumptionMasterSecret;
     this.setRead({ secret: hs.clientApplicationSecret, seq: 0n, generation: 0, application: true });
-    s.handshake = { kind: 'established' };
+    this.setHandshake({ kind: 'established' });
     const n = s.negotiated!;
-    out.events.push({
+    sink.event({
       type: 'handshakeDone',
       cipherSuite: suite.name,
       group: n.group,
@@ -596,12 +701,15 @@ export class TlsServerEngine {
       helloRetry: n.helloRetry,
     });
     if (!s.writeClosed) {
-      for (let i = 0; i < this.settings.ticketCount; i++) this.writeHandshake([this.newSessionTicket()], out);
+      for (let i = 0; i < this.settings.ticketCount; i++) this.writeHandshake([this.newSessionTicket()], sink);
       const pending = s.pendingSend;
-      s.pendingSend = [];
-      for (const data of pending) this.sealApplicationData(data, out);
+      if (pending.length) {
+        s.pendingSend = [];
+        this.touch();
+        for (const data of pending) this.sealApplicationData(data, sink);
+      }
     }
-    if (s.readClosed && s.writeClosed) this.finish(out, false);
+    if (s.readClosed && s.writeClosed) this.finish(sink, false);
   }
 
   /** Section 4.6.1: a ticket whose nonce, age_add and IV derive from the connection seed. */
@@ -609,6 +717,7 @@ export class TlsServerEngine {
     const s = this.s;
     const suite = this.suite();
     const nonce = new Writer(2).u16(s.ticketsIssued++).finish();
+    this.touch();
     const derived = createHmac('sha256', s.seed!).update('ticket').update(nonce).digest();
     const ageAdd = derived.readUInt32BE(0);
     const keys = this.config.ticketKeys!;
@@ -625,7 +734,7 @@ export class TlsServerEngine {
   }
 
   /** Section 4.6.3: the client's KeyUpdate; answered with ours when it asks. */
-  private onKeyUpdate(message: Uint8Array, out: Output): void {
+  private onKeyUpdate(message: Uint8Array, sink: TlsSink): void {
     const r = new Reader(message.subarray(4));
     const request = r.u8('request_update');
     r.end('KeyUpdate');
@@ -639,13 +748,13 @@ export class TlsServerEngine {
       application: true,
     });
     s.awaitingPeerKeyUpdate = false;
-    out.events.push({ type: 'keyUpdated', direction: 'read' });
-    if (request === 1 && !s.writeClosed) this.updateWriteKey(false, out);
+    sink.event({ type: 'keyUpdated', direction: 'read' });
+    if (request === 1 && !s.writeClosed) this.updateWriteKey(false, sink);
   }
 
-  private updateWriteKey(requestPeer: boolean, out: Output): void {
+  private updateWriteKey(requestPeer: boolean, sink: TlsSink): void {
     const s = this.s;
-    this.writeHandshake([msg.keyUpdate(requestPeer)], out);
+    this.writeHandshake([msg.keyUpdate(requestPeer)], sink);
     const write = s.write!;
     this.setWrite({
       secret: nextTrafficSecret(this.suite().hash, write.secret),
@@ -654,82 +763,125 @@ export class TlsServerEngine {
       application: true,
     });
     if (requestPeer) s.awaitingPeerKeyUpdate = true;
-    out.events.push({ type: 'keyUpdated', direction: 'write' });
+    sink.event({ type: 'keyUpdated', direction: 'write' });
   }
 
   // ---- records out ----
 
   /** Fragments `data` into records of at most the configured size (deterministically) and seals them. */
-  private sealApplicationData(data: Uint8Array, out: Output): void {
+  private sealApplicationData(data: Uint8Array, sink: TlsSink): void {
     const max = this.s.negotiated!.maxRecordPlaintext;
-    for (let at = 0; at < data.length; at += max) {
-      if (this.sealer!.seq >= this.settings.keyUpdateAfter) this.updateWriteKey(false, out);
-      const chunk = data.subarray(at, Math.min(at + max, data.length));
-      this.emit(this.sealer!.seal(ContentType.application_data, chunk), out);
+    const length = data.length;
+    if (length <= max) {
+      this.sealApplicationRecord(data, sink);
+    } else {
+      for (let at = 0; at < length; at += max) this.sealApplicationRecord(data.subarray(at, Math.min(at + max, length)), sink);
     }
-    this.s.counters.plaintextSent += data.length;
+    this.s.counters.plaintextSent += length;
+  }
+
+  private sealApplicationRecord(chunk: Uint8Array, sink: TlsSink): void {
+    if (this.sealer!.seq >= this.settings.keyUpdateAfter) this.updateWriteKey(false, sink);
+    this.writeRecord(ContentType.application_data, chunk, sink);
   }
 
   /** Packs handshake messages into as few records as the size limit allows. */
-  private writeHandshake(messages: readonly Uint8Array[], out: Output): void {
+  private writeHandshake(messages: readonly Uint8Array[], sink: TlsSink): void {
     const data = concat(messages);
     const max = this.sealer ? this.s.negotiated!.maxRecordPlaintext : this.settings.maxRecord;
     for (let at = 0; at < data.length; at += max) {
-      this.writeRecord(ContentType.handshake, data.subarray(at, Math.min(at + max, data.length)), out);
+      this.writeRecord(ContentType.handshake, data.subarray(at, Math.min(at + max, data.length)), sink);
     }
   }
 
-  private writeRecord(type: number, content: Uint8Array, out: Output): void {
-    if (this.sealer) {
-      this.emit(this.sealer.seal(type, content), out);
+  /** One record for the client, written straight into a view of the sink. */
+  private writeRecord(type: number, content: Uint8Array, sink: TlsSink): void {
+    const sealer = this.sealer;
+    if (sealer) {
+      const n = sealedRecordLength(content.length);
+      sealer.sealInto(type, content, sink.reserve(n), 0);
+      this.commitToClient(n, sink);
       return;
     }
-    const header = Uint8Array.of(type, 3, 3, content.length >>> 8, content.length & 0xff);
-    this.emit(concat([header, content]), out);
+    const n = RECORD_HEADER_LEN + content.length;
+    const view = sink.reserve(n);
+    view[0] = type;
+    view[1] = 3;
+    view[2] = 3;
+    view[3] = content.length >>> 8;
+    view[4] = content.length & 0xff;
+    view.set(content, RECORD_HEADER_LEN);
+    this.commitToClient(n, sink);
   }
 
-  /** Hands bytes to the client: a whole plaintext record, or the pieces of a sealed one. */
-  private emit(record: Uint8Array | readonly Uint8Array[], out: Output): void {
-    if (record instanceof Uint8Array) {
-      this.s.counters.bytesToClient += record.length;
-      out.toClient.push(record);
-      return;
-    }
-    for (const piece of record) {
-      this.s.counters.bytesToClient += piece.length;
-      out.toClient.push(piece);
-    }
+  /** A whole unprotected record made in advance. */
+  private emitPlain(record: Uint8Array, sink: TlsSink): void {
+    sink.reserve(record.length).set(record, 0);
+    this.commitToClient(record.length, sink);
   }
 
-  private sendAlert(out: Output, alert: AlertName, level: 1 | 2): void {
-    this.writeRecord(ContentType.alert, Uint8Array.of(level, AlertDescription[alert]), out);
+  /** The first `n` bytes of the view last reserved go to the client. */
+  private commitToClient(n: number, sink: TlsSink): void {
+    sink.toClient(n);
+    this.s.counters.bytesToClient += n;
+  }
+
+  private sendAlert(sink: TlsSink, alert: AlertName, level: 1 | 2): void {
+    this.writeRecord(ContentType.alert, Uint8Array.of(level, AlertDescription[alert]), sink);
   }
 
   /** Ends the connection with the fatal alert for `err` (sent at most once). */
-  private fail(err: unknown, out: Output): void {
+  private fail(err: unknown, sink: TlsSink): void {
     if (this.s.handshake.kind === 'closed') return;
     const alert = alertFor(err);
     const reason = err instanceof TlsError ? err.message : err instanceof Error ? `${err.name}: ${err.message}` : 'failure';
     if (!this.s.writeClosed) {
       try {
-        this.sendAlert(out, alert, 2);
+        this.sendAlert(sink, alert, 2);
       } catch {
         // The alert is a courtesy; the connection is over either way.
       }
     }
-    out.events.push({ type: 'alertSent', alert, reason });
-    this.finish(out, true);
+    sink.event({ type: 'alertSent', alert, reason });
+    this.finish(sink, true);
   }
 
-  private finish(out: Output, error: boolean): void {
+  private finish(sink: TlsSink, error: boolean): void {
     const s = this.s;
-    s.handshake = { kind: 'closed', error };
+    this.setHandshake({ kind: 'closed', error });
     s.readClosed = true;
     s.writeClosed = true;
-    s.pendingRecord = new Uint8Array(0);
-    s.pendingHandshake = new Uint8Array(0);
+    s.pendingRecord = empty();
+    s.pendingHandshake = empty();
     s.pendingSend = [];
-    out.events.push({ type: 'closed', error });
+    // Nothing is sealed or opened again; the sequence numbers stay readable for snapshot().
+    this.sealer?.free();
+    this.opener?.free();
+    sink.event({ type: 'closed', error });
+  }
+
+  // ---- state changes beyond the record state ----
+
+  /** Marks a change outside the record state (see {@link revision}). */
+  private touch(): void {
+    this.s.revision++;
+  }
+
+  private setHandshake(h: HandshakeState): void {
+    this.s.handshake = h;
+    this.touch();
+  }
+
+  private setPendingRecord(b: Uint8Array): void {
+    if (b.length === 0 && this.s.pendingRecord.length === 0) return;
+    this.s.pendingRecord = b;
+    this.touch();
+  }
+
+  private setPendingHandshake(b: Uint8Array): void {
+    if (b.length === 0 && this.s.pendingHandshake.length === 0) return;
+    this.s.pendingHandshake = b;
+    this.touch();
   }
 
   // ---- keys ----
@@ -738,19 +890,25 @@ export class TlsServerEngine {
     return suiteById(this.s.negotiated!.cipherSuite)!;
   }
 
+  /** A new write key; the previous one's cipher state is freed. */
   private setWrite(t: TrafficState): void {
     this.s.write = t;
+    this.touch();
+    this.sealer?.free();
     this.sealer = new RecordSealer(this.suite(), t.secret, Number(t.seq));
   }
 
+  /** A new read key; the previous one's cipher state is freed. */
   private setRead(t: TrafficState): void {
     this.s.read = t;
+    this.touch();
+    this.opener?.free();
     this.opener = new RecordOpener(this.suite(), t.secret, Number(t.seq));
   }
 
   /** NSS key-log line (SSLKEYLOGFILE format), only when configured: it exposes traffic secrets. */
-  private keyLog(out: Output, label: string, secret: Uint8Array): void {
+  private keyLog(sink: TlsSink, label: string, secret: Uint8Array): void {
     if (!this.config.keyLog) return;
-    out.events.push({ type: 'keyLog', line: `${label} ${toHex(this.s.negotiated!.clientRandom)} ${toHex(secret)}` });
+    sink.event({ type: 'keyLog', line: `${label} ${toHex(this.s.negotiated!.clientRandom)} ${toHex(secret)}` });
   }
 }

@@ -2,6 +2,14 @@
 export { TlsServerEngine } from './connection.js';
 export { loadCertifiedKey, pickCertificate, signCertificateVerify, signatureSchemesFor } from './certificates.js';
 export { encodeSnapshot, decodeSnapshot } from './snapshot-codec.js';
-export { SNAPSHOT_FORMAT, SNAPSHOT_VERSION, type TlsSnapshot } from './state.js';
+export {
+  applyRecordState,
+  RECORD_STATE_LENGTH,
+  RecordStateFlag,
+  RecordStateIndex,
+  SNAPSHOT_FORMAT,
+  SNAPSHOT_VERSION,
+  type TlsSnapshot,
+} from './state.js';
 export { TlsError, TlsConfigError, SnapshotError, AlertDescription, alertFor, alertName, type AlertName } from './errors.js';
 export type * from './types.js';

@@ -3,6 +3,7 @@
  * `restore()` continues from. Fields marked "secret" must only ever travel on
  * the replication channel: never to logs, errors, metrics or files.
  */
+import { SnapshotError } from './errors.js';
 import type { GroupName } from './wire/constants.js';
 
 /** What the handshake settled; public. */
@@ -33,15 +34,20 @@ export type HandshakeState =
       readonly cookie: Uint8Array | null;
     }
   | {
+      /**
+       * The server flight is out. Only what the client Finished needs is kept (not
+       * the transcript): its expected verify_data, the read key to switch to after it,
+       * and the resumption master secret, whose input Hash(ClientHello..client
+       * Finished) is known once the server flight is built, because a client
+       * Finished that verifies is exactly the expected message.
+       */
       readonly kind: 'expectFinished';
-      /** ClientHello .. server Finished. */
-      readonly transcript: Uint8Array;
-      /** Secret. */
-      readonly clientHandshakeSecret: Uint8Array;
-      /** Secret. */
-      readonly masterSecret: Uint8Array;
+      /** Secret: HMAC(finished_key(client_handshake_traffic_secret), Hash(ClientHello..server Finished)). */
+      readonly clientVerifyData: Uint8Array;
       /** Secret. */
       readonly clientApplicationSecret: Uint8Array;
+      /** Secret: becomes `EngineState.resumptionMasterSecret` when the client Finished verifies. */
+      readonly resumptionMasterSecret: Uint8Array;
     }
   | { readonly kind: 'established' }
   | { readonly kind: 'closed'; readonly error: boolean };
@@ -64,6 +70,12 @@ export interface Counters {
 }
 
 export interface EngineState {
+  /**
+   * Changes whenever any field other than the record state (see
+   * {@link RecordStateIndex}) changes: two states with the same revision differ at
+   * most in their record state.
+   */
+  revision: number;
   handshake: HandshakeState;
   negotiated: Negotiated | null;
   /** Null while the direction is unprotected. */
@@ -92,13 +104,14 @@ export interface EngineState {
 }
 
 export const SNAPSHOT_FORMAT = 'baton.tls13.server';
-export const SNAPSHOT_VERSION = 1;
+/** 2: `revision`; `expectFinished` keeps the client's verify_data instead of the transcript. */
+export const SNAPSHOT_VERSION = 2;
 
 /**
  * A snapshot: `EngineState` tagged with its format and version. Secret fields:
  * `read.secret`, `write.secret`, `seed`, `resumptionMasterSecret`,
- * `handshake.clientHandshakeSecret`, `handshake.masterSecret`,
- * `handshake.clientApplicationSecret`; `pendingSend` holds application plaintext.
+ * `handshake.clientVerifyData`, `handshake.clientApplicationSecret`,
+ * `handshake.resumptionMasterSecret`; `pendingSend` holds application plaintext.
  */
 export interface TlsSnapshot extends EngineState {
   readonly format: typeof SNAPSHOT_FORMAT;
@@ -127,7 +140,7 @@ function handshakeOk(h: unknown): boolean {
     case 'expectRetriedClientHello':
       return isNum(x.cipherSuite) && typeof x.group === 'string' && isBytes(x.transcript) && isBool(x.sentChangeCipherSpec) && (x.cookie === null || isBytes(x.cookie));
     case 'expectFinished':
-      return isBytes(x.transcript) && isBytes(x.clientHandshakeSecret) && isBytes(x.masterSecret) && isBytes(x.clientApplicationSecret);
+      return isBytes(x.clientVerifyData) && isBytes(x.clientApplicationSecret) && isBytes(x.resumptionMasterSecret);
     default:
       return false;
   }
@@ -142,6 +155,7 @@ export function badSnapshotField(s: Record<string, unknown>): string | null {
   const n = s.negotiated as Negotiated | null;
   const c = s.counters as Counters | undefined;
   const checks: [string, boolean][] = [
+    ['revision', isNum(s.revision)],
     ['handshake', handshakeOk(s.handshake)],
     ['negotiated', n === null || (typeof n === 'object' && isNum(n.cipherSuite) && isBytes(n.clientRandom) && isNum(n.maxRecordPlaintext))],
     ['read', trafficOk(s.read) && (s.read === null || n !== null)],
@@ -161,4 +175,99 @@ export function badSnapshotField(s: Record<string, unknown>): string | null {
   ];
   for (const [name, ok] of checks) if (!ok) return name;
   return null;
+}
+
+// ---- the record state: what moves with ordinary traffic ----
+
+/**
+ * The fixed layout of `TlsServerEngine.recordState()`: every part of the state that
+ * ordinary traffic moves without changing `revision`. A delta commit is these
+ * numbers; {@link applyRecordState} puts them back on the full snapshot of the same
+ * revision. Sequence numbers are -1 while that direction has no key.
+ */
+export const RecordStateIndex = {
+  /** The revision these values belong to (`applyRecordState` checks it). */
+  revision: 0,
+  readSeq: 1,
+  writeSeq: 2,
+  bytesFromClient: 3,
+  bytesToClient: 4,
+  plaintextSent: 5,
+  plaintextReceived: 6,
+  earlyDataBudget: 7,
+  /** {@link RecordStateFlag} bits. */
+  flags: 8,
+} as const;
+
+/** Entries of a record state (the length of the `Float64Array` it is written into). */
+export const RECORD_STATE_LENGTH = 9;
+
+/** Bits of `RecordStateIndex.flags`. */
+export const RecordStateFlag = {
+  readClosed: 1,
+  writeClosed: 2,
+  awaitingPeerKeyUpdate: 4,
+} as const;
+
+/** The record state of `s`, with the sequence numbers of its live sealer and opener. */
+export function writeRecordState(s: EngineState, readSeq: number, writeSeq: number, into: Float64Array): void {
+  if (into.length < RECORD_STATE_LENGTH) throw new RangeError(`a record state needs ${RECORD_STATE_LENGTH} entries`);
+  const c = s.counters;
+  into[RecordStateIndex.revision] = s.revision;
+  into[RecordStateIndex.readSeq] = s.read ? readSeq : -1;
+  into[RecordStateIndex.writeSeq] = s.write ? writeSeq : -1;
+  into[RecordStateIndex.bytesFromClient] = c.bytesFromClient;
+  into[RecordStateIndex.bytesToClient] = c.bytesToClient;
+  into[RecordStateIndex.plaintextSent] = c.plaintextSent;
+  into[RecordStateIndex.plaintextReceived] = c.plaintextReceived;
+  into[RecordStateIndex.earlyDataBudget] = s.earlyDataBudget;
+  into[RecordStateIndex.flags] =
+    (s.readClosed ? RecordStateFlag.readClosed : 0) |
+    (s.writeClosed ? RecordStateFlag.writeClosed : 0) |
+    (s.awaitingPeerKeyUpdate ? RecordStateFlag.awaitingPeerKeyUpdate : 0);
+}
+
+const isCount = (v: number | undefined): v is number => v !== undefined && Number.isSafeInteger(v) && v >= 0;
+
+/**
+ * The snapshot `snapshot` with the record state `values` (from `recordState()` of
+ * the same revision) applied: deep-equal to what `snapshot()` returned when the
+ * values were written. Pure: a new object (new `read`, `write` and `counters`), the
+ * input untouched; unchanged fields (byte strings) are shared with the input.
+ * Throws a {@link SnapshotError} for values of another revision or out of shape.
+ */
+export function applyRecordState(snapshot: TlsSnapshot, values: Float64Array): TlsSnapshot {
+  const I = RecordStateIndex;
+  if (values.length < RECORD_STATE_LENGTH) throw new SnapshotError(`a record state has ${RECORD_STATE_LENGTH} entries, not ${values.length}`);
+  if (values[I.revision] !== snapshot.revision) {
+    throw new SnapshotError(`record state of revision ${values[I.revision]} does not apply to a snapshot of revision ${String(snapshot.revision)}`);
+  }
+  const seq = (t: TrafficState | null, v: number | undefined, name: string): TrafficState | null => {
+    if (t === null) {
+      if (v !== -1) throw new SnapshotError(`record state has a ${name} sequence number for a direction without a key`);
+      return null;
+    }
+    if (!isCount(v)) throw new SnapshotError(`record state ${name} sequence number is malformed`);
+    return { ...t, seq: BigInt(v) };
+  };
+  const read = seq(snapshot.read, values[I.readSeq], 'read');
+  const write = seq(snapshot.write, values[I.writeSeq], 'write');
+  const counts = [I.bytesFromClient, I.bytesToClient, I.plaintextSent, I.plaintextReceived, I.earlyDataBudget, I.flags] as const;
+  for (const i of counts) if (!isCount(values[i])) throw new SnapshotError(`record state entry ${i} is malformed`);
+  const flags = values[I.flags]!;
+  return {
+    ...snapshot,
+    read,
+    write,
+    earlyDataBudget: values[I.earlyDataBudget]!,
+    readClosed: (flags & RecordStateFlag.readClosed) !== 0,
+    writeClosed: (flags & RecordStateFlag.writeClosed) !== 0,
+    awaitingPeerKeyUpdate: (flags & RecordStateFlag.awaitingPeerKeyUpdate) !== 0,
+    counters: {
+      bytesFromClient: values[I.bytesFromClient]!,
+      bytesToClient: values[I.bytesToClient]!,
+      plaintextSent: values[I.plaintextSent]!,
+      plaintextReceived: values[I.plaintextReceived]!,
+    },
+  };
 }

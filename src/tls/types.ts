@@ -111,12 +111,34 @@ export type TlsEvent =
   /** The connection is over: after a fatal alert either way, or close_notify both ways. */
   | { readonly type: 'closed'; readonly error: boolean };
 
-/** The result of one call into the engine. */
+/**
+ * Where the engine writes what one call produces, in order, into memory of the
+ * caller's (the relay's shared ring): no allocation per record.
+ *
+ * Per piece the engine calls `reserve(n)`, writes into the view, then commits a
+ * prefix with `toClient` or `toApplication`, or commits nothing (a record that did
+ * not authenticate, or one that is not application data: the engine copies that out
+ * before parsing it). It never touches a view after the next call on the sink or
+ * after the call into the engine returns, and keeps no reference to one. Inside
+ * `toClient(n)` / `toApplication(n)`, `engine.clientOffset` / `engine.applicationOffset`
+ * is the stream offset of the piece's first byte. A sink must not throw.
+ */
+export interface TlsSink {
+  /** A writable view of at least `n` bytes for the next piece; valid until the next call on this sink. */
+  reserve(n: number): Uint8Array;
+  /** The first `n` bytes of the view last reserved are bytes for the client (a record, or part of one). */
+  toClient(n: number): void;
+  /** The first `n` bytes of the view last reserved are application plaintext (the content of a record). */
+  toApplication(n: number): void;
+  /** An event, in order with the pieces. */
+  event(e: TlsEvent): void;
+}
+
+/** The result of one call into the engine (the collecting form of {@link TlsSink}). */
 export interface TlsOutput {
   /**
-   * Bytes for the client, in order; write them all, as they are. A sealed record
-   * comes as consecutive pieces (header, ciphertext, tag), so entries do not
-   * mark record boundaries.
+   * Bytes for the client, in order; write them all, as they are. Each entry is one
+   * whole record today, but entries are not promised to mark record boundaries.
    */
   readonly toClient: Uint8Array[];
   /** Application data from the client, in order. */

@@ -669,7 +669,7 @@ describe('targeted alerts', () => {
     expect(opened.content[0]).toBe(20); // finished
     const tampered = new Uint8Array(opened.content);
     tampered[tampered.length - 1] ^= 0x01;
-    const resealed = Buffer.concat(new RecordSealer(suite, snap.read!.secret, Number(snap.read!.seq)).seal(22, tampered));
+    const resealed = new RecordSealer(suite, snap.read!.secret, Number(snap.read!.seq)).seal(22, tampered);
     expectAlert(engine, resealed, 'decrypt_error');
   });
 
@@ -699,17 +699,17 @@ describe('targeted alerts', () => {
 
   it('a protected record whose inner plaintext is all zeros (no content type) is unexpected_message', () => {
     const { engine, sealer } = established();
-    expectAlert(engine, Buffer.concat(sealer.seal(0, new Uint8Array(0), 3)), 'unexpected_message');
+    expectAlert(engine, sealer.seal(0, new Uint8Array(0), 3), 'unexpected_message');
   });
 
   it('a protected record whose inner plaintext exceeds 2^14 + 1 bytes is record_overflow', () => {
     const { engine, sealer } = established();
-    expectAlert(engine, Buffer.concat(sealer.seal(23, new Uint8Array((1 << 14) + 1))), 'record_overflow');
+    expectAlert(engine, sealer.seal(23, new Uint8Array((1 << 14) + 1)), 'record_overflow');
   });
 
   it('a KeyUpdate with request_update 2 is illegal_parameter', () => {
     const { engine, sealer } = established();
-    expectAlert(engine, Buffer.concat(sealer.seal(22, Uint8Array.of(24, 0, 0, 1, 2))), 'illegal_parameter');
+    expectAlert(engine, sealer.seal(22, Uint8Array.of(24, 0, 0, 1, 2)), 'illegal_parameter');
   });
 
   it('every single-bit flip of the first application-data record is bad_record_mac', SLOW, () => {

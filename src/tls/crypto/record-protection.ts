@@ -1,125 +1,126 @@
 /**
- * Record protection (RFC 8446 section 5.2-5.3): AEAD seal and open of
- * TLSInnerPlaintext with the per-record nonce, the hot path of the relay.
- * One sealer or opener per traffic secret; the sequence number is the only
- * thing that moves, so the output is a pure function of (secret, seq, input).
+ * Record protection (RFC 8446 section 5.2-5.3): seal and open of TLSInnerPlaintext
+ * with the per-record nonce, the hot path of the relay. One sealer or opener per
+ * traffic secret and direction, over one {@link RecordAead} from `recordAead()` (the
+ * native addon or its `node:crypto` fallback), freed when the key is replaced. The
+ * sequence number is the only thing that moves, so the output is a pure function of
+ * (secret, seq, input). Both directions write into memory the caller gives.
  */
-import { createCipheriv, createDecipheriv, createSecretKey, type CipherGCMTypes, type KeyObject } from 'node:crypto';
 import { TlsError } from '../errors.js';
-import { trafficKeys } from './key-schedule.js';
-import type { Suite } from './suites.js';
 import { ContentType, MAX_CIPHERTEXT, MAX_PLAINTEXT, RECORD_HEADER_LEN } from '../wire/constants.js';
+import { trafficKeys } from './key-schedule.js';
+import { recordAead, TAG_LEN, type RecordAead } from './record-aead.js';
+import type { Suite } from './suites.js';
 
-const TAG_LEN = 16;
-// The three AEADs share the GCM-shaped API (setAAD, getAuthTag); the cast only picks that overload.
-const TWO_32 = 0x1_0000_0000;
+export { TAG_LEN };
+
+/** Bytes of the TLSCiphertext that seals `contentLength` bytes with `padding` zero bytes. */
+export function sealedRecordLength(contentLength: number, padding = 0): number {
+  return RECORD_HEADER_LEN + contentLength + 1 + padding + TAG_LEN;
+}
 
 abstract class RecordCipher {
-  protected readonly key: KeyObject;
-  protected readonly iv: Buffer;
-  private readonly nonceBuf = Buffer.alloc(12);
+  protected readonly aead: RecordAead;
   /** Records processed under this key: the next record's sequence number. */
   seq: number;
 
   constructor(
     readonly suite: Suite,
     secret: Uint8Array,
-    seq = 0,
+    seq: number,
+    direction: 'seal' | 'open',
   ) {
     const { key, iv } = trafficKeys(suite.hash, secret, suite.keyLen);
-    this.key = createSecretKey(key);
-    this.iv = Buffer.from(iv);
+    this.aead = recordAead(suite.aead, key, iv, direction);
     this.seq = seq;
   }
 
-  /** The per-record nonce: the IV XOR the 64-bit sequence number, left-padded (section 5.3). */
-  protected nextNonce(): Buffer {
-    const n = this.nonceBuf;
-    this.iv.copy(n);
-    const seq = this.seq;
-    const hi = Math.floor(seq / TWO_32);
-    const lo = seq >>> 0;
-    n.writeUInt32BE((n.readUInt32BE(4) ^ hi) >>> 0, 4);
-    n.writeUInt32BE((n.readUInt32BE(8) ^ lo) >>> 0, 8);
-    this.seq = seq + 1;
-    return n;
+  /** Releases the key and cipher state (the native contexts) now; the object must not seal or open after. */
+  free(): void {
+    this.aead.free();
   }
 }
 
 /** Seals records under one traffic secret. */
 export class RecordSealer extends RecordCipher {
-  /** TLSInnerPlaintext is assembled here so each record takes one `update()` call. */
-  private readonly inner = Buffer.allocUnsafeSlow(MAX_CIPHERTEXT - TAG_LEN);
+  constructor(suite: Suite, secret: Uint8Array, seq = 0) {
+    super(suite, secret, seq, 'seal');
+  }
 
   /**
-   * Seals `content` (at most 2^14 bytes) as one TLSCiphertext record of inner type `type`
-   * with `padding` zero bytes of TLSInnerPlaintext padding. The record comes back as
-   * three consecutive pieces, header, ciphertext and tag, so no copy joins them:
-   * write them in order.
+   * Seals `content` (at most 2^14 bytes) as one TLSCiphertext record of inner type
+   * `type` with `padding` zero bytes of TLSInnerPlaintext padding, written whole
+   * (header, ciphertext, tag) into `out` at `at`, which must hold
+   * {@link sealedRecordLength} bytes. Returns the bytes written. No allocation of
+   * its own (the `node:crypto` fallback allocates inside Node).
    */
-  seal(type: number, content: Uint8Array, padding = 0): [Buffer, Buffer, Buffer] {
+  sealInto(type: number, content: Uint8Array, out: Uint8Array, at = 0, padding = 0): number {
     // Section 5.2: a TLSCiphertext is at most 2^14 + 256 bytes. (The engine keeps the
     // inner plaintext within 2^14 + 1; tests may go beyond to exercise a peer's checks.)
     if (padding < 0 || content.length + 1 + padding + TAG_LEN > MAX_CIPHERTEXT) {
       throw new RangeError('record exceeds 2^14 + 256 bytes');
     }
-    const innerLen = content.length + 1 + padding;
-    const len = innerLen + TAG_LEN;
-    const header = Buffer.allocUnsafe(RECORD_HEADER_LEN);
-    header[0] = ContentType.application_data;
-    header[1] = 3;
-    header[2] = 3;
-    header[3] = len >>> 8;
-    header[4] = len & 0xff;
-    const inner = this.inner;
-    inner.set(content, 0);
-    inner[content.length] = type;
-    if (padding) inner.fill(0, content.length + 1, innerLen);
-    const cipher = createCipheriv(this.suite.aead as CipherGCMTypes, this.key, this.nextNonce(), { authTagLength: TAG_LEN });
-    cipher.setAAD(header);
-    // update() returns fresh memory, so the scratch buffer never escapes.
-    const body = cipher.update(inner.subarray(0, innerLen));
-    cipher.final();
-    return [header, body, cipher.getAuthTag()];
+    const n = this.aead.sealRecord(this.seq, type, content, padding, out, at);
+    this.seq++;
+    return n;
+  }
+
+  /** {@link sealInto} a new array: the whole record (tests and tools; the engine seals into its sink). */
+  seal(type: number, content: Uint8Array, padding = 0): Uint8Array {
+    const out = new Uint8Array(sealedRecordLength(content.length, padding));
+    this.sealInto(type, content, out, 0, padding);
+    return out;
   }
 }
 
-/** What one protected record held. */
+/** What one protected record held (the allocating {@link RecordOpener.open}). */
 export interface OpenedRecord {
   readonly type: number;
-  readonly content: Buffer;
+  readonly content: Uint8Array;
 }
 
 /** Opens records under one traffic secret. */
 export class RecordOpener extends RecordCipher {
+  /** The inner content type of the record last opened by {@link openInto}. */
+  contentType: number = ContentType.invalid;
+
+  constructor(suite: Suite, secret: Uint8Array, seq = 0) {
+    super(suite, secret, seq, 'open');
+  }
+
   /**
-   * Opens one record given its 5-byte header and body. A failed tag is
-   * `bad_record_mac`; an oversized or typeless inner plaintext is the alert RFC 8446 section 5.2/5.4 names.
-   * The sequence number advances only when the record authenticates.
+   * Opens one whole TLSCiphertext (`record`: its 5-byte header, then the body), writing
+   * TLSInnerPlaintext into `out` at `at` (room for the body's length is enough). Returns
+   * the content length: the content is `out[at, at + n)` and its type is
+   * {@link contentType}. A failed tag is `bad_record_mac`; an oversized or typeless
+   * inner plaintext is the alert RFC 8446 section 5.2/5.4 names. The sequence number
+   * advances only when the record authenticates. On a throw nothing is promised about
+   * `out`.
    */
-  open(header: Uint8Array, body: Uint8Array): OpenedRecord {
-    if (body.length < TAG_LEN + 1) {
+  openInto(record: Uint8Array, out: Uint8Array, at = 0): number {
+    if (record.length < RECORD_HEADER_LEN + TAG_LEN + 1) {
       throw new TlsError('bad_record_mac', 'protected record shorter than its tag');
     }
-    const seqBefore = this.seq;
-    const decipher = createDecipheriv(this.suite.aead as CipherGCMTypes, this.key, this.nextNonce(), { authTagLength: TAG_LEN });
-    decipher.setAAD(header);
-    decipher.setAuthTag(body.subarray(body.length - TAG_LEN));
-    let plain: Buffer;
-    try {
-      const a = decipher.update(body.subarray(0, body.length - TAG_LEN));
-      const b = decipher.final();
-      plain = b.length ? Buffer.concat([a, b]) : a;
-    } catch {
-      this.seq = seqBefore;
-      throw new TlsError('bad_record_mac', 'record failed authentication');
-    }
+    const innerLen = this.aead.openRecord(this.seq, record, out, at);
+    if (innerLen < 0) throw new TlsError('bad_record_mac', 'record failed authentication');
+    this.seq++;
     // Section 5.2: the inner plaintext MUST NOT exceed 2^14 + 1 bytes.
-    if (plain.length > MAX_PLAINTEXT + 1) throw new TlsError('record_overflow', 'inner plaintext exceeds 2^14 + 1 bytes');
-    let end = plain.length - 1;
-    while (end >= 0 && plain[end] === 0) end--;
+    if (innerLen > MAX_PLAINTEXT + 1) throw new TlsError('record_overflow', 'inner plaintext exceeds 2^14 + 1 bytes');
+    let end = at + innerLen - 1;
+    while (end >= at && out[end] === 0) end--;
     // Section 5.4: a plaintext of only zeros has no content type.
-    if (end < 0) throw new TlsError('unexpected_message', 'protected record has no content type');
-    return { type: plain[end]!, content: plain.subarray(0, end) };
+    if (end < at) throw new TlsError('unexpected_message', 'protected record has no content type');
+    this.contentType = out[end]!;
+    return end - at;
+  }
+
+  /** {@link openInto} a new array, given the header and body (tests and tools). */
+  open(header: Uint8Array, body: Uint8Array): OpenedRecord {
+    const record = new Uint8Array(header.length + body.length);
+    record.set(header, 0);
+    record.set(body, header.length);
+    const out = new Uint8Array(Math.max(0, body.length));
+    const n = this.openInto(record, out, 0);
+    return { type: this.contentType, content: out.subarray(0, n) };
   }
 }
