@@ -26,7 +26,6 @@ import { fileURLToPath } from 'node:url';
 import type { FaultKind, SupervisorEvent } from '../src/actors/index.js';
 import { Cluster } from '../src/relay/cluster.js';
 import { DEFAULT_GATEWAY } from '../src/relay/gateway.js';
-import type { GatewayMsg } from '../src/relay/protocol.js';
 import { fixture } from '../test/helpers/interop.js';
 import { wall } from './load-client.js';
 
@@ -191,7 +190,6 @@ async function takeoverBench() {
   const results: RoundResult[] = [];
   let steady = { mainElu: Number.NaN, processCores: Number.NaN };
   let reconnects = 0;
-  const missedRestarts: string[] = [];
   let totals: { handshakes: number; bytesVerified: number; errors: string[]; erroredClients: number; clients: number; cpuSeconds: number } | undefined;
   try {
     const { port: backendPort } = await load.next<{ port: number }>('backend', 30_000);
@@ -220,19 +218,8 @@ async function takeoverBench() {
     for (const kind of KINDS) {
       for (let round = 0; round < ROUNDS; round++) {
         await until('all relays up', () => cl.relayNames.every((n) => cl.threadIdOf(n) !== undefined), 20_000);
-        // The supervisor can restart a relay without emitting Restarted (its restart pass is
-        // abandoned when a sibling crashes meanwhile: one generation counter for all children),
-        // so the gateway never marks it up again. Re-announce such relays (bench-side workaround).
-        const gatewayUp = () => [...cl.gateway.placement().values()].every((p) => p.up);
-        if (!(await until('gateway to see every relay up', gatewayUp, 1_000))) {
-          for (const child of cl.supervisor.whichChildren()) {
-            if (cl.gateway.placement().get(child.id)?.up === false && cl.threadIdOf(child.id) !== undefined) {
-              missedRestarts.push(child.id);
-              cl.gateway.relayUp(child.id, child.ref as Parameters<typeof cl.gateway.relayUp>[1]);
-            }
-          }
-        }
-        await sleep(250); // steady state: replicas placed and caught up
+        await until('gateway to see every relay up', () => [...cl.gateway.placement().values()].every((p) => p.up), 20_000);
+        await sleep(250); // steady state
         let conns = cl.gateway.connections();
         if (conns.length !== CLIENTS) {
           // An earlier round lost connections (see crashesInRound): start a fresh set of clients.
@@ -350,7 +337,7 @@ async function takeoverBench() {
       e2eVerdict: pct(e2e, 99) < target ? 'PASS' : 'MISS',
     };
   });
-  return { steady, reconnects, missedRestarts, rounds: results, summary, clients: totals, gatewayStats: stats };
+  return { steady, reconnects, rounds: results, summary, clients: totals, gatewayStats: stats };
 }
 
 // ---------------------------------------------------------------------------------
@@ -367,40 +354,7 @@ interface ChildDone {
   readonly handshakes: number;
 }
 
-/**
- * Bench-side stand-in for a gateway fix, used only when replication is off and the
- * shipped gateway stalls: with no replica nothing ever sends `Replicated`, so nothing
- * releases a connection's retained input, and once it passes retainedLimitBytes
- * (4 MiB) the gateway pauses the client socket for good. This wraps the gateway's
- * `receive` so an `Output` releases the retained input it answers (nothing needs it
- * without a replica). It touches gateway internals; the real fix belongs in
- * src/relay/gateway.ts.
- */
-function releaseRetainedOnOutput(cluster: Cluster): void {
-  interface ConnInternals {
-    retained: { release(upTo: number): void; readonly bytes: number };
-    pausedForRetained: boolean;
-    client: { resume(): void };
-    backend: { resume(): void } | null;
-    done: boolean;
-  }
-  const g = cluster.gateway as unknown as { receive(msg: GatewayMsg): void; conns: Map<string, ConnInternals> };
-  const receive = g.receive.bind(g);
-  g.receive = (msg: GatewayMsg) => {
-    receive(msg);
-    if (msg.t !== 'Output') return;
-    const c = g.conns.get(msg.conn);
-    if (!c || c.done) return;
-    c.retained.release(msg.seq);
-    if (c.pausedForRetained && c.retained.bytes < DEFAULT_GATEWAY.retainedLimitBytes / 2) {
-      c.pausedForRetained = false;
-      c.client.resume();
-      c.backend?.resume();
-    }
-  };
-}
-
-async function throughputRun(relays: number, replication: boolean, shim = false) {
+async function throughputRun(relays: number, replication: boolean) {
   const load = loadClient(['--mode', 'bulk', '--clients', String(TP_CLIENTS), '--chunk', '16384', '--window', String(1 << 20), '--seconds', String(SECONDS), '--warmup', '1']);
   const next = (ev: string, timeoutMs: number) => load.next(ev, timeoutMs);
   let cluster: Cluster | undefined;
@@ -414,7 +368,6 @@ async function throughputRun(relays: number, replication: boolean, shim = false)
       watchdogMs: WATCHDOG_MS,
       replication: replication ? undefined : false,
     });
-    if (shim) releaseRetainedOnOutput(cluster);
     load.send({ port: cluster.address.port });
     await next('measuring', 60_000);
     const cpu0 = processCpu();
@@ -430,7 +383,6 @@ async function throughputRun(relays: number, replication: boolean, shim = false)
     return {
       relays,
       replication,
-      shim,
       /** Connections whose reading the gateway paused for retained input at the end (stalled). */
       stalled,
       clients: TP_CLIENTS,
@@ -467,22 +419,14 @@ async function throughputBench() {
       const r = await throughputRun(relays, repl);
       process.stdout.write(`${r.mbPerSecond.toFixed(1)} MB/s${r.stalled ? `, ${r.stalled}/${TP_CLIENTS} connections STALLED (retained input never released)` : ''}\n`);
       runs.push(r);
-      if (!repl && r.stalled) {
-        process.stdout.write(`  relays ${relays}, replication off + bench shim (retained released on output) ... `);
-        const s = await throughputRun(relays, false, true);
-        process.stdout.write(`${s.mbPerSecond.toFixed(1)} MB/s\n`);
-        runs.push(s);
-      }
     }
   }
   const ratios = TP_RELAYS.map((relays) => {
     const on = runs.find((r) => r.relays === relays && r.replication)!;
-    // The shipped "off" when it ran; the shimmed one when the shipped one stalled.
-    const off = runs.find((r) => r.relays === relays && !r.replication && r.shim) ?? runs.find((r) => r.relays === relays && !r.replication)!;
+    const off = runs.find((r) => r.relays === relays && !r.replication)!;
     const ratio = on.mbPerSecond / off.mbPerSecond;
     return {
       relays,
-      offRun: off.shim ? 'off+shim' : 'off',
       onMBps: on.mbPerSecond,
       offMBps: off.mbPerSecond,
       ratio,
@@ -549,7 +493,7 @@ async function main(): Promise<void> {
           `${c.erroredClients} clients with errors${c.errors.length ? ` (${c.errors.slice(0, 3).join('; ')})` : ''}` : 'no totals'}\n` +
         `  steady state before the rounds: main-thread ELU ${(t.steady.mainElu * 100).toFixed(0)}%, process CPU ${t.steady.processCores.toFixed(2)} cores\n` +
         `  rounds with more than one crash: ${t.rounds.filter((r) => r.crashesInRound.length > 1).length}; ` +
-        `restarts the gateway never heard of (re-announced by the bench): ${t.missedRestarts.length}${t.missedRestarts.length ? ` (${t.missedRestarts.join(', ')})` : ''}\n` +
+        '\n' +
         `  gateway: takeovers ${st.takeovers}, lost ${st.connectionsLost}, quarantined ${st.quarantined}, outputGaps ${st.outputGaps}, ` +
         `missing samples ${t.summary.reduce((a, s) => a + s.missingSamples, 0)}, affected clients with no byte after ${t.summary.reduce((a, s) => a + s.clientsWithoutByteAfter, 0)}`,
     );
@@ -566,7 +510,7 @@ async function main(): Promise<void> {
     table(
       t.runs.map((r) => ({
         relays: r.relays,
-        replication: r.replication ? 'on' : r.shim ? 'off+shim' : 'off',
+        replication: r.replication ? 'on' : 'off',
         stalled: r.stalled,
         'MB/s': r.mbPerSecond.toFixed(1),
         'cpu s': r.processCpuSeconds.toFixed(2),
@@ -583,7 +527,6 @@ async function main(): Promise<void> {
       t.ratios.map((r) => ({
         relays: r.relays,
         'on MB/s': r.onMBps.toFixed(1),
-        'off run': r.offRun,
         'off MB/s': r.offMBps.toFixed(1),
         'on/off': `${(r.ratio * 100).toFixed(1)}%`,
         'on/off per cpu-s': `${(r.perCpuRatio * 100).toFixed(1)}%`,
@@ -594,8 +537,7 @@ async function main(): Promise<void> {
     console.log(
       '\n  cpu s = this process (gateway main thread + relay workers + V8/libuv helpers), process.cpuUsage();\n' +
         '  main thr / other thr split from /proc/self/task (Linux); client cpu s = the load-client child (clients + echo backend)\n' +
-        '  stalled = connections the gateway had paused for retained input at the end of the run; off+shim = replication off with\n' +
-        '  the bench releasing retained input on each Output (stand-in for the gateway fix; see releaseRetainedOnOutput)',
+        '  stalled = connections the gateway had paused for retained input at the end of the run',
     );
   }
 

@@ -580,7 +580,7 @@ function watchGateway(cluster: Cluster, log: Logger): void {
     g.on('connectionClosed', (c) => log.debug('connection closed', { event: 'conn.closed', conn: c.conn }));
   }
   g.on('quarantined', (c) => log.warn('connection quarantined: its input crashed its owner twice', { event: 'conn.quarantined', conn: c.conn }));
-  g.on('connectionLost', (c) => log.warn('connection lost: no replica held its state', { event: 'conn.lost', conn: c.conn }));
+  g.on('connectionLost', (c) => log.warn(`connection lost: ${c.reason}`, { event: 'conn.lost', conn: c.conn }));
 }
 
 interface StartedAdmin {

@@ -108,14 +108,13 @@ function ago(iso: string, now: number): string {
 
 /** The human view: a table of relays and a summary line. */
 export function formatStatus(s: StatusResponse, now: number): string {
-  const header = ['RELAY', 'THREAD', 'UP', 'RESTARTS', 'OWNED', 'REPLICAS', 'LAST CRASH'];
+  const header = ['RELAY', 'THREAD', 'UP', 'RESTARTS', 'OWNED', 'LAST CRASH'];
   const rows = s.relays.map((r) => [
     r.name,
     r.threadId === null ? '-' : String(r.threadId),
     r.up ? 'yes' : 'no',
     String(r.restarts),
     String(r.owned),
-    String(r.replicas),
     r.lastCrash
       ? `${r.lastCrash.reason}${r.lastCrash.fault?.point ? ` at ${r.lastCrash.fault.point}` : ''}, ${ago(r.lastCrash.at, now)}`
       : '-',
@@ -130,6 +129,6 @@ export function formatStatus(s: StatusResponse, now: number): string {
   const summary =
     `connections ${s.connections.active} active (${s.connections.opened} opened); ` +
     `takeovers ${t.count}${t.count > 0 ? ` (p50 ${t.p50Ms} ms, p99 ${t.p99Ms} ms)` : ''}; ` +
-    `quarantined ${s.quarantined}; lost ${s.lost}; replication lag max ${s.replicationLag.max} input${s.replicationLag.max === 1 ? '' : 's'}`;
+    `quarantined ${s.quarantined}; lost ${s.lost}; uncommitted max ${s.replicationLag.max} input${s.replicationLag.max === 1 ? '' : 's'}`;
   return `${[line(header), ...rows.map(line)].join('\n')}\n${summary}\n`;
 }

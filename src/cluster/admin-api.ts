@@ -3,7 +3,7 @@
  * authenticated with `Authorization: Bearer <token>` (compared in constant time).
  *
  *   GET  /status   relays (thread, up, restarts, last crash, placement), connections
- *                  (owner, replica, epoch, replication lag), takeovers (count, p50, p99)
+ *                  (owner, epoch, inputs not yet committed), takeovers (count, p50, p99)
  *   GET  /metrics  Prometheus text (see metrics.ts)
  *   POST /crash    {"relay": "relay-1" | "random", "kind": "throw"|"exit"|"terminate"|"oom"|"hang",
  *                   "at"?: a relay fault point}: crash a relay now, or arm the fault point
@@ -93,7 +93,6 @@ export interface StatusResponse {
     readonly crashes: number;
     readonly lastCrash?: RelayHistory['lastCrash'];
     readonly owned: number;
-    readonly replicas: number;
   }[];
   readonly connections: {
     readonly active: number;
@@ -101,8 +100,8 @@ export interface StatusResponse {
     readonly truncated: boolean;
     readonly list: {
       readonly id: string;
-      readonly owner: string;
-      readonly replica: string | null;
+      /** Null while no relay is up to own it (its state waits in the store). */
+      readonly owner: string | null;
       readonly epoch: number;
       readonly handshakeDone: boolean;
       readonly replicationLag: number;
@@ -145,7 +144,7 @@ export function clusterStatus(cluster: AdminApiOptions['cluster'], metrics: Clus
   const { gateway } = cluster;
   const placement = gateway.placement();
   const relays = cluster.relayNames.map((name) => {
-    const p = placement.get(name) ?? { owned: 0, replicas: 0, up: false };
+    const p = placement.get(name) ?? { owned: 0, up: false };
     const h = metrics.relayHistory(name);
     const threadId = p.up ? (cluster.threadIdOf(name) ?? null) : null;
     return {
@@ -156,7 +155,6 @@ export function clusterStatus(cluster: AdminApiOptions['cluster'], metrics: Clus
       crashes: h.crashes,
       ...(h.lastCrash ? { lastCrash: h.lastCrash } : {}),
       owned: p.owned,
-      replicas: p.replicas,
     };
   });
   const conns = gateway.connections();
@@ -166,7 +164,7 @@ export function clusterStatus(cluster: AdminApiOptions['cluster'], metrics: Clus
     const lag = replicationLag(c);
     max = Math.max(max, lag);
     sum += lag;
-    return { id: c.id, owner: c.owner, replica: c.replica, epoch: c.epoch, handshakeDone: c.handshakeDone, replicationLag: lag };
+    return { id: c.id, owner: c.owner, epoch: c.epoch, handshakeDone: c.handshakeDone, replicationLag: lag };
   });
   const samples = gateway.stats.takeoverSamples.map((s) => s.ms);
   return {

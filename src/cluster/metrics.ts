@@ -33,9 +33,9 @@ export interface RelayHistory {
   };
 }
 
-/** Inputs a connection's owner has been handed that its replica does not cover yet. */
-export function replicationLag(c: Pick<ConnectionInfo, 'inputs' | 'replicatedUpTo'>): number {
-  return Math.max(0, c.inputs - c.replicatedUpTo);
+/** Inputs a connection has received that no committed state covers yet. */
+export function replicationLag(c: Pick<ConnectionInfo, 'inputs' | 'committedUpTo'>): number {
+  return Math.max(0, c.inputs - c.committedUpTo);
 }
 
 /** The `p`-quantile (0..1, nearest rank) of `values`; 0 for none. */
@@ -78,10 +78,10 @@ export class ClusterMetrics {
         },
       });
     mirror('baton_connections_opened_total', 'TLS connections accepted', (s) => s.connectionsOpened);
-    mirror('baton_takeovers_total', 'connections carried on by their replica after their owner relay crashed', (s) => s.takeovers);
+    mirror('baton_takeovers_total', 'connections carried on by another relay, from their committed state, after their owner relay crashed', (s) => s.takeovers);
     mirror('baton_quarantined_connections_total', 'poison connections closed with a fatal alert after crashing owners twice', (s) => s.quarantined);
-    mirror('baton_connections_lost_total', 'connections lost because no replica held their state', (s) => s.connectionsLost);
-    mirror('baton_output_gaps_total', 'relay output past what was written (bytes a client would miss; must stay 0)', (s) => s.outputGaps);
+    mirror('baton_connections_lost_total', 'connections that could not be carried on after a crash (see the log for why)', (s) => s.connectionsLost);
+    mirror('baton_output_gaps_total', 'relay output past what was written (bytes a client would miss; the connection is reset; must stay 0)', (s) => s.outputGaps);
     new Counter<'peer' | 'direction'>({
       name: 'baton_bytes_total',
       help: 'bytes through the gateway: peer client (ciphertext) or backend (plaintext), direction in (read) or out (written)',
@@ -106,18 +106,17 @@ export class ClusterMetrics {
       },
     });
     const self = this;
-    new Gauge<'relay' | 'role'>({
+    new Gauge<'relay'>({
       name: 'baton_relay_connections',
-      help: 'connections per relay, as owner or as replica',
-      labelNames: ['relay', 'role'],
+      help: 'connections each relay owns',
+      labelNames: ['relay'],
       registers,
       collect() {
         this.reset();
         const placement = self.source?.gateway.placement();
         if (!placement) return;
         for (const [relay, p] of placement) {
-          this.set({ relay, role: 'owner' }, p.owned);
-          this.set({ relay, role: 'replica' }, p.replicas);
+          this.set({ relay }, p.owned);
         }
       },
     });
@@ -137,7 +136,7 @@ export class ClusterMetrics {
     let lag = { max: 0, sum: 0, retained: 0 };
     new Gauge({
       name: 'baton_replication_lag_inputs_max',
-      help: 'largest number of inputs a connection owner has been handed that its replica does not cover yet',
+      help: 'largest number of inputs a connection has received that no committed state covers yet',
       registers,
       collect() {
         const conns = self.source?.gateway.connections() ?? [];
@@ -153,7 +152,7 @@ export class ClusterMetrics {
     });
     new Gauge({
       name: 'baton_replication_lag_inputs_sum',
-      help: 'inputs not yet covered by a replica, summed over connections',
+      help: 'inputs not yet covered by a committed state, summed over connections',
       registers,
       collect() {
         this.set(lag.sum);
@@ -161,7 +160,7 @@ export class ClusterMetrics {
     });
     new Gauge({
       name: 'baton_retained_bytes',
-      help: 'input bytes the gateway retains for replay until a replica acknowledges them',
+      help: 'input bytes the gateway retains for replay until a committed state covers them',
       registers,
       collect() {
         this.set(lag.retained);
@@ -178,7 +177,7 @@ export class ClusterMetrics {
     this.handshakes.inc({ resumed: 'true' }, 0);
     this.takeoverLatency = new Histogram({
       name: 'baton_takeover_duration_ms',
-      help: 'takeover latency in milliseconds, from crash detection to the replica taking the connection over, by crash kind',
+      help: 'takeover latency in milliseconds, from crash detection to the new owner having restored the connection, by crash kind',
       labelNames: ['kind'],
       buckets: [...TAKEOVER_BUCKETS_MS],
       registers,

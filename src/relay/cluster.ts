@@ -4,11 +4,11 @@
  * that every relay crash the runtime detects starts a takeover at once.
  */
 import type net from 'node:net';
-import { ActorSystem, defineActor, type ActorRef, type FaultKind, type Supervisor, type SupervisorEvent } from '../actors/index.js';
+import { ActorSystem, type ActorRef, type FaultKind, type Supervisor, type SupervisorEvent } from '../actors/index.js';
 import type { TicketKeys } from '../tls/index.js';
 import { DEFAULT_GATEWAY, Gateway, type HostPort } from './gateway.js';
-import type { GatewayMsg, RelayMsg } from './protocol.js';
-import type { RelayArgs } from './relay-actor.js';
+import type { RelayMsg } from './protocol.js';
+import type { RelayArgs, RelayShared } from './relay-actor.js';
 import { rollOut, type RolloutHost, type RolloutResult } from './rollout.js';
 import {
   configVersion,
@@ -20,6 +20,7 @@ import {
   type RelaySettings,
   type TlsSettings,
 } from './settings.js';
+import { createStore, StateStore } from './state-store.js';
 
 export interface ClusterOptions {
   readonly relays: number;
@@ -43,6 +44,10 @@ export interface ClusterOptions {
   readonly watchdogMs?: number;
   /** V8 old-generation limit per relay worker, in MiB. Default 512. */
   readonly relayHeapMb?: number;
+  /** Connections open at once, at most (each has a slot in the state store). Default 10000. */
+  readonly maxConnections?: number;
+  /** Bytes of each direction of a relay's data channel. Default 2 MiB. */
+  readonly channelBytes?: number;
   /** Restart intensity of the relay supervisor. Default 1000 restarts in 60 s (chaos-friendly). */
   readonly intensity?: { readonly restarts: number; readonly periodMs: number };
   /** Listener for supervisor events (crashes, restarts, escalation), e.g. logs. */
@@ -50,6 +55,8 @@ export interface ClusterOptions {
 }
 
 const RELAY_MODULE = new URL('./relay-actor.ts', import.meta.url);
+const DEFAULT_MAX_CONNECTIONS = 10_000;
+const DEFAULT_CHANNEL_BYTES = 2 << 20;
 
 export class Cluster {
   private closed = false;
@@ -119,22 +126,14 @@ export class Cluster {
     if (!Number.isInteger(opts.relays) || opts.relays < 1) throw new RangeError('relays must be a whole number of at least 1');
     const system = new ActorSystem();
     try {
-      const gateway = new Gateway(system, {
+      const store = opts.replication === false ? null : createStore(opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
+      const gateway = new Gateway({
         ...DEFAULT_GATEWAY,
         listen: opts.listen,
         backend: opts.backend,
-        replication: opts.replication !== false,
+        store: store ? new StateStore(store) : null,
         ...(opts.reproducible ? { connectionId: (n: number) => `c${n}` } : {}),
       });
-      const gatewayRef = await system.spawnLocal<GatewayMsg, null, null>(
-        defineActor<GatewayMsg, null, null>({
-          name: 'gateway',
-          init: () => null,
-          receive: (msg) => gateway.receive(msg),
-        }),
-        null,
-        { id: 'gateway', capacity: 1 << 20 },
-      );
       const tls: TlsSettings = {
         certificates: opts.certificates,
         ticketKeys: opts.ticketKeys ?? freshTicketKeys(),
@@ -145,11 +144,13 @@ export class Cluster {
       };
       const initial = configVersion(1, tls);
       const config = { active: initial };
-      const settings: RelaySettings = {
-        config: initial,
+      // A relay (re)starts on the active version, so it never serves an old one.
+      const settings = (): RelaySettings => ({
+        config: config.active,
         replication: opts.replication || DEFAULT_REPLICATION,
         ...(opts.reproducible ? { reproducible: opts.reproducible } : {}),
-      };
+      });
+      const shared: RelayShared = { store };
       const names = Array.from({ length: opts.relays }, (_, i) => `relay-${i}`);
       const refs = new Map<string, ActorRef<RelayMsg>>();
       const supervisor = await system.supervise({
@@ -165,8 +166,10 @@ export class Cluster {
             kind: 'worker' as const,
             options: {
               module: RELAY_MODULE,
-              args: { name, gateway: gatewayRef, settings } satisfies RelayArgs,
-              capacity: 1 << 16,
+              args: (): RelayArgs => ({ name, settings: settings() }),
+              shared,
+              channel: { bytes: opts.channelBytes ?? DEFAULT_CHANNEL_BYTES },
+              capacity: 1 << 10,
               watchdog: { deadlineMs: opts.watchdogMs ?? 1000 },
               resourceLimits: { maxOldGenerationSizeMb: opts.relayHeapMb ?? 512 },
             },
@@ -176,17 +179,14 @@ export class Cluster {
           if (e.type === 'Crashed') gateway.relayCrashed(e.child, e.crash);
           else if (e.type === 'Restarted') {
             refs.set(e.child, e.ref as ActorRef<RelayMsg>);
-            // A relay restarts on the version it was first started with; bring it to the active
-            // one before the gateway places anything on it (same sender, so it arrives first).
-            if (config.active !== initial) system.tell(e.ref as ActorRef<RelayMsg>, { t: 'Configure', config: config.active });
-            gateway.relayUp(e.child, e.ref as ActorRef<RelayMsg>);
+            gateway.relayUp(e.child, e.ref as ActorRef<RelayMsg>, system.channelOf(e.ref)!);
           }
           opts.onEvent?.(e);
         },
       });
       for (const child of supervisor.whichChildren()) {
         refs.set(child.id, child.ref as ActorRef<RelayMsg>);
-        gateway.relayUp(child.id, child.ref as ActorRef<RelayMsg>);
+        gateway.relayUp(child.id, child.ref as ActorRef<RelayMsg>, system.channelOf(child.ref)!);
       }
       const address = await gateway.listen();
       const cluster = new Cluster(system, gateway, supervisor, address, refs, config);

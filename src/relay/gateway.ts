@@ -3,16 +3,34 @@
  * socket (client side and backend side), frames client bytes into whole TLS
  * records, numbers and retains every input it hands a connection's owner relay,
  * writes what relays return (skipping bytes already written), fences by epoch,
- * and runs takeover when a relay dies. It holds no key material: snapshots pass
- * between relays as opaque bytes through the actor runtime, never through here.
+ * and runs takeover when a relay dies. Records cross to and from relays on their
+ * data channels; committed state lives in the state store, which the gateway copies
+ * from slot to slot at a takeover but never decodes: it holds no key material.
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import { ActorError, type ActorRef, type ActorSystem, type Crash } from '../actors/index.js';
+import type { ActorRef, ChannelEnd, Crash } from '../actors/index.js';
 import { newId } from '../util/ids.js';
 import { RecordFramer } from './framing.js';
-import type { GatewayMsg, RelayMsg } from './protocol.js';
+import { OutputSlab } from './output-slab.js';
+import type { ConnectionEvent, RelayMsg } from './protocol.js';
+import { RelayLink } from './relay-link.js';
 import { RetainedQueue, type InputKind } from './retained.js';
+import { SlotAllocator, StateStore } from './state-store.js';
+import {
+  FromRelay,
+  H_AUX16,
+  H_CONN,
+  H_EPOCH,
+  H_FLAGS,
+  H_OFFSET,
+  H_SEQ,
+  H_TYPE,
+  HEADER_BYTES,
+  Held,
+  decodeFacts,
+  doneEvents,
+} from './wire.js';
 
 export interface HostPort {
   readonly host: string;
@@ -22,15 +40,15 @@ export interface HostPort {
 export interface GatewayOptions {
   readonly listen: HostPort;
   readonly backend: HostPort;
-  /** Retained input per connection above which reading pauses until replication frees it. */
+  /** Retained input per connection above which reading pauses until a commit frees it. */
   readonly retainedLimitBytes: number;
   /**
    * A connection whose input is in flight at this many owner crashes in a row, each
    * while the previous takeover was still replaying it, is poison: quarantined.
    */
   readonly poisonCrashes: number;
-  /** Place a replica for every connection (false: no replication, no takeover). */
-  readonly replication: boolean;
+  /** Where relays commit connection state; null: no replication, no takeover. */
+  readonly store: StateStore | null;
   /** Inputs handed to a connection's owner ahead of its output. */
   readonly maxInFlight: number;
   /** Connection ids; default random (nanoid). Reproducible runs number them. */
@@ -39,37 +57,41 @@ export interface GatewayOptions {
 
 /** How long an ended client socket may wait for the peer's end of stream. */
 const LINGER_MS = 5_000;
+/** Backend reads are handed to relays in inputs of at most this many bytes. */
+const MAX_BACKEND_INPUT = 64 << 10;
 
-export const DEFAULT_GATEWAY = { retainedLimitBytes: 4 << 20, poisonCrashes: 2, maxInFlight: 16 } as const;
-
-/** The part of `piece` (which starts at stream offset `at`) past `written`, as a Buffer view. */
-function skipTo(piece: Uint8Array, at: number, written: number): Buffer {
-  const skip = written > at ? written - at : 0;
-  return Buffer.from(piece.buffer, piece.byteOffset + skip, piece.byteLength - skip);
-}
+export const DEFAULT_GATEWAY = { retainedLimitBytes: 4 << 20, poisonCrashes: 2, maxInFlight: 32 } as const;
 
 /** A relay as the gateway sees it. */
 interface RelaySlot {
   readonly name: string;
   ref: ActorRef<RelayMsg>;
+  /** The data channel of its live incarnation (null while it is down). */
+  link: RelayLink | null;
   up: boolean;
-  /** Connections it owns and holds replicas of, for placement. */
+  /** Connections it owns, for placement. */
   owned: number;
-  replicas: number;
-  /** Messages of this event-loop turn, sent as one batch when the turn ends. */
-  outbox: RelayMsg[];
-  /** Batches waiting for room in the relay's mailbox, in order: nothing is dropped or reordered. */
-  backlog: RelayMsg[];
-  draining: boolean;
+  /** Store slots of its dead incarnation, reusable once it is back (a zombie of it can no longer write). */
+  cooling: number[];
 }
 
-type Output = Extract<GatewayMsg, { t: 'Output' }>;
+/** An output entry of a handshaking connection, kept (copied) until a commit covers it. */
+interface HeldEntry {
+  readonly seq: number;
+  readonly held: boolean;
+  readonly bytes: Uint8Array;
+}
 
 interface Conn {
   readonly id: string;
+  /** The connection's number on the data channel. */
+  readonly num: number;
   epoch: number;
-  owner: RelaySlot;
-  replica: RelaySlot | null;
+  /** Null while no relay is up to own it (its state waits in the store). */
+  owner: RelaySlot | null;
+  /** Where the current owner commits its state (-1: no replication). */
+  slot: number;
+  token: number;
   readonly client: net.Socket;
   backend: net.Socket | null;
   backendConnected: boolean;
@@ -79,24 +101,28 @@ interface Conn {
   readonly retained: RetainedQueue;
   /** The last input handed to the current owner. */
   sentUpTo: number;
-  /** The newest state the current replica acknowledged covers inputs up to here (0: none yet). */
-  replicatedUpTo: number;
-  /** Retained input is freed up to here: what any replica ever acknowledged. */
-  releasedUpTo: number;
-  /** The last input whose output arrived. */
+  /** The newest commit the gateway learned of covers inputs up to here. */
+  committedUpTo: number;
+  /** The last input whose output arrived (held or not). */
+  answeredUpTo: number;
+  /** The last input whose output was acted on (written, its events applied). */
   outputUpTo: number;
   /** Bytes of relay output for the client / backend already taken (and written or queued). */
   clientWritten: number;
   backendWritten: number;
-  /** Outputs waiting for a replica acknowledgement (handshake clustering), in order. */
-  held: Output[];
+  /** Output of this turn, to write when the relay's entries are all read. */
+  toClient: Buffer[];
+  toBackend: Buffer[];
+  touched: boolean;
+  /** Output waiting for a commit (handshake clustering), in order. */
+  held: HeldEntry[];
   handshakeDone: boolean;
   peerClosed: boolean;
   engineClosed: boolean;
   /** TCP end of stream from the client, and the backend's end of stream as input number. */
   clientEnded: boolean;
   backendEndSeq: number;
-  /** Backpressure: too much unacknowledged input, or a socket that stopped accepting writes. */
+  /** Backpressure: too much uncommitted input, or a socket that stopped accepting writes. */
   pausedForRetained: boolean;
   clientFull: boolean;
   backendFull: boolean;
@@ -114,15 +140,14 @@ interface Conn {
 /** What `connections()` tells of one connection. */
 export interface ConnectionInfo {
   readonly id: string;
-  readonly owner: string;
-  readonly replica: string | null;
+  readonly owner: string | null;
   readonly epoch: number;
   readonly handshakeDone: boolean;
-  /** Inputs received so far, handed to the owner, answered by it, covered by the replica. */
+  /** Inputs received so far, handed to the owner, answered by it, covered by a commit. */
   readonly inputs: number;
   readonly sentUpTo: number;
   readonly outputUpTo: number;
-  readonly replicatedUpTo: number;
+  readonly committedUpTo: number;
   readonly retainedBytes: number;
   readonly heldOutputs: number;
 }
@@ -136,6 +161,8 @@ export interface TakeoverSample {
 export interface GatewayStats {
   connectionsOpened: number;
   connectionsActive: number;
+  /** Connections turned away: no relay up, or every state slot taken. */
+  connectionsRefused: number;
   handshakes: number;
   bytesFromClients: number;
   bytesToClients: number;
@@ -144,7 +171,7 @@ export interface GatewayStats {
   takeovers: number;
   connectionsLost: number;
   quarantined: number;
-  /** Output that arrived past what was written: bytes a client would miss (must stay 0). */
+  /** Output that arrived past what was written (bytes a client would miss; the connection is reset; must stay 0). */
   outputGaps: number;
   /** The most recent takeovers (at most {@link MAX_SAMPLES}); every one is also a 'takeover' event. */
   readonly takeoverSamples: TakeoverSample[];
@@ -157,20 +184,28 @@ export interface GatewayEvents {
   takeover: [sample: TakeoverSample & { readonly conn: string }];
   handshake: [info: { readonly conn: string; readonly relay: string; readonly resumed: boolean; readonly cipherSuite: string }];
   quarantined: [info: { readonly conn: string }];
-  connectionLost: [info: { readonly conn: string }];
+  connectionLost: [info: { readonly conn: string; readonly reason: string }];
   connectionClosed: [info: { readonly conn: string }];
 }
 
 export class Gateway extends EventEmitter<GatewayEvents> {
   private server: net.Server | null = null;
   private readonly relays = new Map<string, RelaySlot>();
-  private readonly conns = new Map<string, Conn>();
+  private readonly conns = new Map<number, Conn>();
+  /** Finished connections whose owner has not yet confirmed it forgot them: their slots. */
+  private readonly closing = new Map<number, { readonly epoch: number; readonly slot: number; readonly owner: RelaySlot }>();
+  /** Connections with output of this turn to write. */
+  private readonly touched: Conn[] = [];
   /** Every client socket still open, lingering ones included, for close(). */
   private readonly sockets = new Set<net.Socket>();
+  private readonly slab = new OutputSlab();
+  private readonly slots: SlotAllocator | null;
   private nextOwner = 0;
+  private nextNum = 1;
   readonly stats: GatewayStats = {
     connectionsOpened: 0,
     connectionsActive: 0,
+    connectionsRefused: 0,
     handshakes: 0,
     bytesFromClients: 0,
     bytesToClients: 0,
@@ -183,27 +218,32 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     takeoverSamples: [],
   };
 
-  constructor(
-    private readonly system: ActorSystem,
-    private readonly opts: GatewayOptions,
-  ) {
+  constructor(private readonly opts: GatewayOptions) {
     super();
+    this.slots = opts.store ? new SlotAllocator(opts.store) : null;
   }
 
-  /** Registers a relay (at start, and again with its new ref after a restart). */
-  relayUp(name: string, ref: ActorRef<RelayMsg>): void {
-    const slot = this.relays.get(name);
-    if (slot) {
-      slot.ref = ref;
-      slot.up = true;
-    } else {
-      this.relays.set(name, { name, ref, up: true, owned: 0, replicas: 0, outbox: [], backlog: [], draining: false });
+  /**
+   * Registers a relay incarnation and its data channel (at start, and again after each
+   * restart). Connections waiting for a relay are taken over by it.
+   */
+  relayUp(name: string, ref: ActorRef<RelayMsg>, channel: ChannelEnd): void {
+    let slot = this.relays.get(name);
+    if (!slot) {
+      slot = { name, ref, link: null, up: false, owned: 0, cooling: [] };
+      this.relays.set(name, slot);
     }
-    const up = this.relays.get(name)!;
-    // Connections left without a replica get this relay.
-    for (const c of this.conns.values()) {
-      if (this.opts.replication && c.replica === null && c.owner !== up && !c.done) this.setReplica(c, up);
-    }
+    const relay = slot;
+    relay.ref = ref;
+    relay.link = new RelayLink(
+      channel,
+      (view, bytes, at, length) => this.onEntry(relay, view, bytes, at, length),
+      () => this.flushWrites(),
+    );
+    relay.up = true;
+    for (const s of relay.cooling) this.slots?.release(s);
+    relay.cooling = [];
+    for (const c of this.conns.values()) if (c.owner === null && !c.done) this.promote(c, relay);
   }
 
   async listen(): Promise<net.AddressInfo> {
@@ -219,23 +259,22 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     return server.address() as net.AddressInfo;
   }
 
-  /** Connections per relay as owner and as replica. */
-  placement(): Map<string, { owned: number; replicas: number; up: boolean }> {
-    return new Map([...this.relays.values()].map((r) => [r.name, { owned: r.owned, replicas: r.replicas, up: r.up }]));
+  /** Connections owned per relay. */
+  placement(): Map<string, { owned: number; up: boolean }> {
+    return new Map([...this.relays.values()].map((r) => [r.name, { owned: r.owned, up: r.up }]));
   }
 
   /** Every live connection's placement and progress (public facts only). */
   connections(): ConnectionInfo[] {
     return [...this.conns.values()].map((c) => ({
       id: c.id,
-      owner: c.owner.name,
-      replica: c.replica?.name ?? null,
+      owner: c.owner?.name ?? null,
       epoch: c.epoch,
       handshakeDone: c.handshakeDone,
       inputs: c.retained.next - 1,
       sentUpTo: c.sentUpTo,
       outputUpTo: c.outputUpTo,
-      replicatedUpTo: c.replicatedUpTo,
+      committedUpTo: c.committedUpTo,
       retainedBytes: c.retained.bytes,
       heldOutputs: c.held.length,
     }));
@@ -243,60 +282,46 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   // ---- connections ----
 
-  private upRelays(): RelaySlot[] {
-    return [...this.relays.values()].filter((r) => r.up);
-  }
-
   /**
-   * The up relay with the least `load`, ties broken in turn: a restarted relay, which
-   * owns nothing, gets new connections first, so load evens out again after takeovers.
+   * The up relay owning the fewest connections, ties broken in turn: a restarted relay,
+   * which owns nothing, gets new connections first, so load evens out after takeovers.
    */
-  private leastLoaded(load: (r: RelaySlot) => number, except: RelaySlot | null): RelaySlot | null {
-    const up = this.upRelays().filter((r) => r !== except);
+  private leastLoaded(): RelaySlot | null {
+    const up = [...this.relays.values()].filter((r) => r.up);
     let best: RelaySlot | null = null;
     const start = this.nextOwner++;
     for (let k = 0; k < up.length; k++) {
       const r = up[(start + k) % up.length]!;
-      if (best === null || load(r) < load(best)) best = r;
+      if (best === null || r.owned < best.owned) best = r;
     }
     return best;
   }
 
-  private pickReplica(owner: RelaySlot): RelaySlot | null {
-    return this.opts.replication ? this.leastLoaded((r) => r.replicas, owner) : null;
-  }
-
-  /** Moves a connection's ownership and replica, keeping the relays' counts. */
-  private place(c: Conn, owner: RelaySlot, replica: RelaySlot | null): void {
-    if (c.owner !== owner) {
-      c.owner.owned--;
-      owner.owned++;
-      c.owner = owner;
-    }
-    if (c.replica !== replica) {
-      if (c.replica) c.replica.replicas--;
-      if (replica) replica.replicas++;
-      c.replica = replica;
-    }
+  private setOwner(c: Conn, owner: RelaySlot | null): void {
+    if (c.owner === owner) return;
+    if (c.owner) c.owner.owned--;
+    if (owner) owner.owned++;
+    c.owner = owner;
   }
 
   private accept(client: net.Socket): void {
     this.sockets.add(client);
     client.once('close', () => this.sockets.delete(client));
-    const up = this.upRelays();
-    if (up.length === 0) {
+    const owner = this.leastLoaded();
+    const slot = this.slots ? this.slots.allocate() : { slot: -1, token: 0 };
+    if (owner === null || slot === null) {
+      this.stats.connectionsRefused++;
       client.destroy();
       return;
     }
-    const owner = this.leastLoaded((r) => r.owned, null)!;
-    const replica = this.pickReplica(owner);
-    owner.owned++;
-    if (replica) replica.replicas++;
+    const num = this.nextNum++;
     const c: Conn = {
       id: this.opts.connectionId?.(this.stats.connectionsOpened) ?? newId('c_'),
+      num,
       epoch: 1,
-      owner,
-      replica,
+      owner: null,
+      slot: slot.slot,
+      token: slot.token,
       client,
       backend: null,
       backendConnected: false,
@@ -304,11 +329,14 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       framer: new RecordFramer(),
       retained: new RetainedQueue(),
       sentUpTo: 0,
-      replicatedUpTo: 0,
-      releasedUpTo: 0,
+      committedUpTo: 0,
+      answeredUpTo: 0,
       outputUpTo: 0,
       clientWritten: 0,
       backendWritten: 0,
+      toClient: [],
+      toBackend: [],
+      touched: false,
       held: [],
       handshakeDone: false,
       peerClosed: false,
@@ -324,10 +352,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       takeover: null,
       done: false,
     };
-    this.conns.set(c.id, c);
+    this.setOwner(c, owner);
+    this.conns.set(num, c);
     this.stats.connectionsOpened++;
     this.stats.connectionsActive++;
-    this.tell(owner, { t: 'Open', conn: c.id, epoch: c.epoch, replica: c.replica?.ref ?? null });
+    owner.link!.open(num, c.epoch, c.slot, c.token);
     client.on('data', (chunk: Buffer) => {
       this.stats.bytesFromClients += chunk.length;
       const records = c.framer.push(chunk);
@@ -348,9 +377,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     });
   }
 
-  private input(c: Conn, kind: InputKind, bytes: Buffer | null): void {
+  private input(c: Conn, kind: InputKind, pieces?: readonly Buffer[]): void {
     if (c.done) return;
-    c.retained.push(kind, bytes);
+    c.retained.push(kind, pieces);
     if (c.retained.bytes > this.opts.retainedLimitBytes && !c.pausedForRetained) {
       c.pausedForRetained = true;
       this.flow(c);
@@ -359,67 +388,20 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   }
 
   /**
-   * Hands the owner the retained inputs it has not had yet, at most
-   * `maxInFlight` ahead of its output: relay mailboxes stay short, so a takeover's
-   * Promote is not queued behind seconds of other connections' traffic.
+   * Hands the owner the retained inputs it has not had yet, at most `maxInFlight`
+   * ahead of its output, so a takeover's Promote is not queued behind seconds of
+   * other connections' traffic.
    */
   private pump(c: Conn): void {
+    const owner = c.owner;
+    if (c.done || owner === null || !owner.up) return;
     const last = Math.min(c.retained.next - 1, c.quarantineAfter ?? Infinity);
-    while (!c.done && c.owner.up && c.sentUpTo < last && c.sentUpTo - c.outputUpTo < this.opts.maxInFlight) {
+    while (c.sentUpTo < last && c.sentUpTo - c.answeredUpTo < this.opts.maxInFlight) {
       const item = c.retained.at(c.sentUpTo + 1);
       if (!item) break;
-      this.tell(c.owner, { t: 'Input', conn: c.id, epoch: c.epoch, seq: item.seq, kind: item.kind, bytes: item.bytes });
+      owner.link!.input(c.num, c.epoch, item.seq, item.kind, item.pieces, item.length);
       c.sentUpTo = item.seq;
     }
-  }
-
-  /**
-   * Sends to a relay in order; a full mailbox queues the message until it drains.
-   * (Memory stays bounded: each connection's unacknowledged input is capped by
-   * `retainedLimitBytes`, beyond which its sockets stop being read.)
-   */
-  private tell(slot: RelaySlot, msg: RelayMsg): void {
-    if (!slot.up) return; // a takeover re-sends what matters
-    slot.outbox.push(msg);
-    if (slot.outbox.length === 1) setImmediate(() => this.flush(slot));
-  }
-
-  /** One cross-thread hop per relay per event-loop turn, whatever the number of connections. */
-  private flush(slot: RelaySlot): void {
-    const msgs = slot.outbox;
-    slot.outbox = [];
-    if (!slot.up || msgs.length === 0) return;
-    const msg: RelayMsg = msgs.length === 1 ? msgs[0]! : { t: 'Batch', msgs };
-    if (slot.backlog.length === 0 && this.trySend(slot, msg)) return;
-    slot.backlog.push(msg);
-    this.awaitDrain(slot);
-  }
-
-  private trySend(slot: RelaySlot, msg: RelayMsg): boolean {
-    try {
-      this.system.tell(slot.ref, msg);
-      return true;
-    } catch (e) {
-      if (e instanceof ActorError && e.code === 'BATON_ERR_MAILBOX_FULL') return false;
-      return true; // dead: the crash path takes over from here
-    }
-  }
-
-  private awaitDrain(slot: RelaySlot): void {
-    if (slot.draining) return;
-    slot.draining = true;
-    const ref = slot.ref;
-    this.system.drained(ref).then(
-      () => {
-        slot.draining = false;
-        if (!slot.up || slot.ref !== ref) return;
-        while (slot.backlog.length && this.trySend(slot, slot.backlog[0]!)) slot.backlog.shift();
-        if (slot.backlog.length) this.awaitDrain(slot);
-      },
-      () => {
-        slot.draining = false;
-      },
-    );
   }
 
   private connectBackend(c: Conn): void {
@@ -433,15 +415,17 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     });
     backend.on('data', (chunk: Buffer) => {
       this.stats.bytesFromBackends += chunk.length;
-      this.input(c, 'backend', chunk);
+      for (let at = 0; at < chunk.length; at += MAX_BACKEND_INPUT) {
+        this.input(c, 'backend', [at === 0 && chunk.length <= MAX_BACKEND_INPUT ? chunk : chunk.subarray(at, at + MAX_BACKEND_INPUT)]);
+      }
     });
     backend.on('end', () => {
-      this.input(c, 'backendEnd', null);
+      this.input(c, 'backendEnd');
       c.backendEndSeq = c.retained.next - 1;
     });
     backend.on('error', () => {
       // Refused or reset: the client gets a fatal alert from its relay, never a hang.
-      if (!c.engineClosed) this.input(c, 'backendFailed', null);
+      if (!c.engineClosed) this.input(c, 'backendFailed');
     });
     backend.on('drain', () => {
       c.backendFull = false;
@@ -461,19 +445,45 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
   }
 
-  // ---- messages from relays ----
+  // ---- entries from relays ----
 
-  /** Everything relays tell the gateway arrives here. */
-  receive(msg: GatewayMsg): void {
-    if (msg.t === 'Batch') {
-      for (const m of msg.msgs) this.receive(m);
+  /** One entry from `relay`'s data channel (or a held copy of one), in order. */
+  private onEntry(relay: RelaySlot, view: DataView, bytes: Uint8Array, at: number, length: number): void {
+    const c = this.conns.get(view.getUint32(at + H_CONN, true));
+    const type = view.getUint8(at + H_TYPE);
+    const epoch = view.getUint32(at + H_EPOCH, true);
+    if (type === FromRelay.Forgotten) {
+      const closing = this.closing.get(view.getUint32(at + H_CONN, true));
+      if (closing && closing.epoch === epoch && closing.owner === relay) {
+        this.closing.delete(view.getUint32(at + H_CONN, true));
+        this.slots?.release(closing.slot);
+      }
+      if (c && !c.done && c.epoch === epoch && c.owner === relay) this.lose(c, 'its owner could not restore its state');
       return;
     }
-    const c = this.conns.get(msg.conn);
-    // Fencing: a message of an older epoch comes from a relay that no longer owns the connection.
-    if (!c || c.done || msg.epoch !== c.epoch) return;
-    switch (msg.t) {
-      case 'Promoted':
+    // Fencing: an entry of an older epoch comes from a relay that no longer owns the connection.
+    if (!c || c.done || epoch !== c.epoch || c.owner !== relay) return;
+    const seq = view.getUint32(at + H_SEQ, true);
+    switch (type) {
+      case FromRelay.ToClient:
+      case FromRelay.ToBackend:
+      case FromRelay.Done:
+        if (type === FromRelay.Done && seq > c.answeredUpTo) {
+          c.answeredUpTo = seq;
+          this.pump(c);
+        }
+        if (c.held.length > 0 || (view.getUint8(at + H_FLAGS) & Held && seq > c.committedUpTo)) {
+          c.held.push({ seq, held: (view.getUint8(at + H_FLAGS) & Held) !== 0, bytes: bytes.slice(at, at + length) });
+          return;
+        }
+        this.apply(c, type, view, bytes, at, length, seq);
+        return;
+      case FromRelay.Committed:
+        if (seq > c.committedUpTo) c.committedUpTo = seq;
+        this.release(c, c.committedUpTo);
+        this.releaseHeld(c);
+        return;
+      case FromRelay.Promoted:
         if (c.takeover) {
           const sample = { kind: c.takeover.kind, ms: Date.now() - c.takeover.since };
           this.stats.takeoverSamples.push(sample);
@@ -481,30 +491,115 @@ export class Gateway extends EventEmitter<GatewayEvents> {
           this.emit('takeover', { ...sample, conn: c.id });
           c.takeover = null;
         }
-        // Held output of the dead owner stays valid up to the state the new owner restored;
-        // past it the new owner recomputes it (a flight past it would even differ: new randoms).
-        c.held = c.held.filter((o) => o.epoch === c.epoch || o.seq <= msg.upTo);
-        this.releaseHeld(c);
-        break;
-      case 'Output':
-        c.outputUpTo = Math.max(c.outputUpTo, msg.seq);
-        // Without a replica nothing could replay the input: it is done with once answered.
-        if (!c.replica) {
-          c.releasedUpTo = Math.max(c.releasedUpTo, c.outputUpTo);
-          this.release(c, c.releasedUpTo);
-        }
-        this.pump(c);
-        if ((msg.gated && msg.seq > c.replicatedUpTo) || c.held.length) c.held.push(msg);
-        else this.apply(c, msg);
-        break;
-      case 'Replicated':
-        if (c.replica?.name !== msg.relay) return;
-        if (msg.upTo > c.replicatedUpTo) c.replicatedUpTo = msg.upTo;
-        if (c.replicatedUpTo > c.releasedUpTo) c.releasedUpTo = c.replicatedUpTo;
-        this.release(c, c.releasedUpTo);
-        this.releaseHeld(c);
-        break;
+        return;
     }
+  }
+
+  /** Acts on an output entry that may leave now. */
+  private apply(c: Conn, type: number, view: DataView, bytes: Uint8Array, at: number, length: number, seq: number): void {
+    if (type === FromRelay.Done) {
+      if (seq > c.outputUpTo) c.outputUpTo = seq;
+      // Without a store nothing could replay the input: it is done with once answered.
+      if (this.slots === null) this.release(c, c.outputUpTo);
+      const bits = view.getUint16(at + H_AUX16, true);
+      if (bits !== 0) this.events(c, doneEvents(bits, length > HEADER_BYTES ? decodeFacts(bytes.subarray(at + HEADER_BYTES, at + length)) : null));
+      this.pump(c);
+      this.maybeFinish(c);
+      return;
+    }
+    const toClient = type === FromRelay.ToClient;
+    const offset = view.getFloat64(at + H_OFFSET, true);
+    const n = length - HEADER_BYTES;
+    const written = toClient ? c.clientWritten : c.backendWritten;
+    // Replayed output the dead owner already produced is skipped by its stream offset.
+    if (offset + n <= written) return;
+    if (offset > written) {
+      // Bytes before this piece were never written: the stream would have a hole.
+      this.stats.outputGaps += offset - written;
+      this.lose(c, 'its output would have a gap');
+      return;
+    }
+    const from = at + HEADER_BYTES + (written - offset);
+    if (toClient) {
+      c.clientWritten = offset + n;
+      this.slab.append(c.toClient, bytes, from, at + length);
+    } else {
+      c.backendWritten = offset + n;
+      this.slab.append(c.toBackend, bytes, from, at + length);
+    }
+    this.touch(c);
+  }
+
+  /** Marks a connection for the write pass at the end of this read of relay entries. */
+  private touch(c: Conn): void {
+    if (!c.touched) {
+      c.touched = true;
+      this.touched.push(c);
+    }
+  }
+
+  private events(c: Conn, events: readonly ConnectionEvent[]): void {
+    for (const e of events) {
+      switch (e.type) {
+        case 'handshakeDone':
+          if (!c.handshakeDone) {
+            c.handshakeDone = true;
+            this.stats.handshakes++;
+            this.emit('handshake', { conn: c.id, relay: c.owner?.name ?? '', resumed: e.resumed, cipherSuite: e.cipherSuite });
+            this.connectBackend(c);
+          }
+          break;
+        case 'peerClosed':
+          if (!c.peerClosed) {
+            c.peerClosed = true;
+            if (c.backendConnected) c.backend!.end();
+          }
+          break;
+        case 'closed':
+          // Ended after this turn's output is written (see flushWrites).
+          c.engineClosed = true;
+          this.touch(c);
+          break;
+        case 'alert':
+          break;
+      }
+    }
+  }
+
+  /** Writes every connection's output of this turn: one corked write per socket. */
+  private flushWrites(): void {
+    const touched = this.touched;
+    for (let i = 0; i < touched.length; i++) {
+      const c = touched[i]!;
+      c.touched = false;
+      if (c.toClient.length) {
+        const pieces = c.toClient;
+        c.toClient = [];
+        for (const p of pieces) this.stats.bytesToClients += p.length;
+        if (!c.client.destroyed && !writeAll(c.client, pieces)) {
+          c.clientFull = true;
+          this.flow(c);
+        }
+      }
+      if (c.toBackend.length) {
+        const pieces = c.toBackend;
+        c.toBackend = [];
+        if (c.backendConnected) {
+          for (const p of pieces) this.stats.bytesToBackends += p.length;
+          if (!writeAll(c.backend!, pieces)) {
+            c.backendFull = true;
+            this.flow(c);
+          }
+        } else {
+          for (const p of pieces) this.writeBackend(c, p);
+        }
+      }
+      if (c.engineClosed && !c.done) {
+        c.client.end();
+        this.finish(c);
+      }
+    }
+    touched.length = 0;
   }
 
   /** Frees retained input up to `upTo` and resumes reading once below half the limit. */
@@ -530,94 +625,13 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
   }
 
+  /** Lets held output go, in order, up to the first entry a commit does not cover yet. */
   private releaseHeld(c: Conn): void {
-    while (c.held.length && !(c.held[0]!.gated && c.held[0]!.seq > c.replicatedUpTo)) this.apply(c, c.held.shift()!);
-  }
-
-  /** Writes an output, skipping what an earlier owner already produced. */
-  private apply(c: Conn, out: Output): void {
-    if (out.toClient) {
-      const written = c.clientWritten;
-      const end = this.take(out.toClient, out.clientOffset, written);
-      if (end > written) {
-        c.clientWritten = end;
-        this.stats.bytesToClients += end - Math.max(written, out.clientOffset);
-        if (!c.client.destroyed && !this.writePieces(c.client, out.toClient, out.clientOffset, written)) {
-          c.clientFull = true;
-          this.flow(c);
-        }
-      }
+    while (c.held.length && !(c.held[0]!.held && c.held[0]!.seq > c.committedUpTo) && !c.done) {
+      const e = c.held.shift()!;
+      const view = new DataView(e.bytes.buffer, e.bytes.byteOffset, e.bytes.byteLength);
+      this.apply(c, view.getUint8(H_TYPE), view, e.bytes, 0, e.bytes.length, e.seq);
     }
-    if (out.toBackend) {
-      const written = c.backendWritten;
-      const end = this.take(out.toBackend, out.backendOffset, written);
-      if (end > written) {
-        c.backendWritten = end;
-        if (c.backendConnected) {
-          this.stats.bytesToBackends += end - Math.max(written, out.backendOffset);
-          if (!this.writePieces(c.backend!, out.toBackend, out.backendOffset, written)) {
-            c.backendFull = true;
-            this.flow(c);
-          }
-        } else {
-          let at = out.backendOffset;
-          for (const piece of out.toBackend) {
-            const next = at + piece.length;
-            if (next > written) this.writeBackend(c, skipTo(piece, at, written));
-            at = next;
-          }
-        }
-      }
-    }
-    for (const e of out.events) {
-      switch (e.type) {
-        case 'handshakeDone':
-          if (!c.handshakeDone) {
-            c.handshakeDone = true;
-            this.stats.handshakes++;
-            this.emit('handshake', { conn: c.id, relay: c.owner.name, resumed: e.resumed, cipherSuite: e.cipherSuite });
-            this.connectBackend(c);
-          }
-          break;
-        case 'peerClosed':
-          if (!c.peerClosed) {
-            c.peerClosed = true;
-            if (c.backendConnected) c.backend!.end();
-          }
-          break;
-        case 'closed':
-          c.engineClosed = true;
-          c.client.end();
-          this.finish(c);
-          break;
-        case 'alert':
-          break;
-      }
-    }
-    this.maybeFinish(c);
-  }
-
-  /** The end offset of `pieces` starting at `offset`; counts a gap past `written` (must not happen). */
-  private take(pieces: readonly Uint8Array[], offset: number, written: number): number {
-    let end = offset;
-    for (const p of pieces) end += p.length;
-    if (offset > written) this.stats.outputGaps += offset - written;
-    return end;
-  }
-
-  /** Writes the pieces past `written` in one writev; false when the socket wants a drain. */
-  private writePieces(socket: net.Socket, pieces: readonly Uint8Array[], offset: number, written: number): boolean {
-    const many = pieces.length > 1;
-    if (many) socket.cork();
-    let ok = true;
-    let at = offset;
-    for (const piece of pieces) {
-      const next = at + piece.length;
-      if (next > written) ok = socket.write(skipTo(piece, at, written));
-      at = next;
-    }
-    if (many) socket.uncork();
-    return ok;
   }
 
   /**
@@ -633,80 +647,126 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
     if (c.backendEndSeq === 0) return;
     c.engineClosed = true;
-    c.client.end();
-    this.finish(c);
+    this.flushOne(c);
   }
 
-  /** Ends a connection: sockets closed, relays told to forget it. Idempotent. */
+  /** Writes a connection's pending output now (it is about to end). */
+  private flushOne(c: Conn): void {
+    this.touch(c);
+    this.flushWrites();
+  }
+
+  /** Ends a connection: sockets closed, its owner told to forget it. Idempotent. */
   private finish(c: Conn): void {
     if (c.done) return;
     c.done = true;
     this.stats.connectionsActive--;
-    c.owner.owned--;
-    if (c.replica) c.replica.replicas--;
     this.emit('connectionClosed', { conn: c.id });
     if (!c.engineClosed) c.client.destroy();
     // A peer that never closes its side does not hold the socket forever.
     else setTimeout(() => c.client.destroy(), LINGER_MS).unref();
     c.backend?.destroy();
-    this.conns.delete(c.id);
-    this.tell(c.owner, { t: 'Forget', conn: c.id });
-    if (c.replica) this.tell(c.replica, { t: 'Forget', conn: c.id });
+    this.conns.delete(c.num);
+    const owner = c.owner;
+    this.setOwner(c, null);
+    if (owner?.up) {
+      owner.link!.forget(c.num, c.epoch);
+      if (c.slot >= 0) this.closing.set(c.num, { epoch: c.epoch, slot: c.slot, owner });
+    } else if (c.slot >= 0) {
+      if (owner) owner.cooling.push(c.slot);
+      else this.slots?.release(c.slot);
+    }
+  }
+
+  /** Ends a connection that cannot be carried on, and says why. */
+  private lose(c: Conn, reason: string): void {
+    if (c.done) return;
+    this.stats.connectionsLost++;
+    this.emit('connectionLost', { conn: c.id, reason });
+    this.finish(c);
   }
 
   // ---- takeover ----
 
-  /** A relay died: promote replicas of what it owned, replace it as replica elsewhere. */
+  /**
+   * A relay died. Everything it made visible before dying is taken first (output,
+   * commits), so the takeover starts from exactly what the gateway has; then each of
+   * its connections moves, with its committed state, to another relay (or waits in the
+   * store for the first one back).
+   */
   relayCrashed(name: string, crash: Crash): void {
     const dead = this.relays.get(name);
-    if (!dead) return;
+    if (!dead || !dead.up) return;
     dead.up = false;
-    dead.backlog = [];
-    dead.outbox = [];
-    const now = crash.detectedAt;
-    for (const c of [...this.conns.values()]) {
-      if (c.owner === dead) this.takeOver(c, crash, now);
-      else if (c.replica === dead) this.setReplica(c, this.pickReplica(c.owner));
+    const link = dead.link;
+    dead.link = null;
+    if (link) {
+      link.drain();
+      link.close();
     }
+    for (const [num, closing] of this.closing) {
+      if (closing.owner !== dead) continue;
+      this.closing.delete(num);
+      dead.cooling.push(closing.slot);
+    }
+    for (const c of [...this.conns.values()]) if (c.owner === dead && !c.done) this.takeOver(c, dead, crash);
+    this.flushWrites();
   }
 
-  /** A new replica holds nothing until it acknowledges the state the owner sends it now. */
-  private setReplica(c: Conn, replica: RelaySlot | null): void {
-    this.place(c, c.owner, replica);
-    c.replicatedUpTo = 0;
-    this.tell(c.owner, { t: 'SetReplica', conn: c.id, epoch: c.epoch, replica: replica?.ref ?? null });
-  }
-
-  private takeOver(c: Conn, crash: Crash, now: number): void {
-    const next = c.replica;
-    // The replica must hold a state from which the input still retained can be replayed.
-    if (!next || !next.up || c.replicatedUpTo < c.releasedUpTo) {
-      // Both copies of the state are gone: nothing can carry this connection on.
-      this.stats.connectionsLost++;
-      this.emit('connectionLost', { conn: c.id });
-      this.finish(c);
+  private takeOver(c: Conn, dead: RelaySlot, crash: Crash): void {
+    const store = this.opts.store;
+    if (store === null || this.slots === null) {
+      this.lose(c, 'replication is off');
       return;
     }
+    const committed = store.committedUpTo(c.slot, c.token);
+    // The store never runs ahead of the output the gateway has (the relay makes output
+    // visible before it commits), unless a zombie wrote on after its death: then the
+    // output between is missing and the connection cannot go on.
+    if (committed > c.answeredUpTo || committed < c.committedUpTo) {
+      this.lose(c, 'its committed state does not match the output written');
+      return;
+    }
+    const next = this.slots.allocate();
+    if (next === null) {
+      this.lose(c, 'no free state slot');
+      return;
+    }
+    // Held output up to the commit may leave; past it, the next owner makes it again.
+    c.committedUpTo = committed;
+    this.release(c, committed);
+    this.releaseHeld(c);
+    c.held = [];
+    // What stays answered: what was acted on; the rest the next owner answers again.
+    c.answeredUpTo = Math.max(committed, c.outputUpTo);
     // A connection with input in flight when its owner died is a suspect; if it was
     // still being replayed after the previous takeover, its input crashed two owners.
-    if (c.outputUpTo < c.sentUpTo) c.strikes = c.outputUpTo < c.recoverUntil ? c.strikes + 1 : 1;
+    if (c.answeredUpTo < c.sentUpTo) c.strikes = c.answeredUpTo < c.recoverUntil ? c.strikes + 1 : 1;
     // Poison is quarantined after replaying what was answered before it, so the alert is
     // sealed where the client's record stream stands.
-    const quarantineAfter = c.strikes >= this.opts.poisonCrashes ? c.outputUpTo : null;
-    c.quarantineAfter = quarantineAfter;
-    c.epoch++;
-    this.place(c, next, c.replica);
-    this.place(c, next, this.pickReplica(next));
-    c.recoverUntil = c.sentUpTo;
-    c.sentUpTo = c.replicatedUpTo;
-    c.replicatedUpTo = 0;
-    c.takeover = { since: now, kind: crash.reason.kind };
-    this.stats.takeovers++;
-    if (quarantineAfter !== null) {
+    if (c.strikes >= this.opts.poisonCrashes && c.quarantineAfter === null) {
+      c.quarantineAfter = c.answeredUpTo;
       this.stats.quarantined++;
       this.emit('quarantined', { conn: c.id });
     }
-    this.tell(next, { t: 'Promote', conn: c.id, epoch: c.epoch, replica: c.replica?.ref ?? null, quarantineAfter });
+    if (store.copy(c.slot, c.token, next.slot, next.token) === null) store.clear(next.slot);
+    dead.cooling.push(c.slot);
+    c.slot = next.slot;
+    c.token = next.token;
+    c.epoch++;
+    c.recoverUntil = c.sentUpTo;
+    c.sentUpTo = committed;
+    c.takeover = { since: crash.detectedAt, kind: crash.reason.kind };
+    this.stats.takeovers++;
+    this.setOwner(c, null);
+    const relay = this.leastLoaded();
+    if (relay) this.promote(c, relay);
+  }
+
+  /** Hands a connection whose state is in its slot to `relay`, and replays what is retained. */
+  private promote(c: Conn, relay: RelaySlot): void {
+    this.setOwner(c, relay);
+    relay.link!.promote(c.num, c.epoch, c.slot, c.token, c.quarantineAfter);
     this.pump(c);
   }
 
@@ -714,8 +774,19 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   async close(): Promise<void> {
     for (const c of [...this.conns.values()]) this.finish(c);
     for (const s of this.sockets) s.destroy();
+    for (const r of this.relays.values()) r.link?.close();
     const server = this.server;
     this.server = null;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
+}
+
+/** Writes pieces in order as one writev; false when the socket wants a drain. */
+function writeAll(socket: net.Socket, pieces: readonly Buffer[]): boolean {
+  if (pieces.length === 1) return socket.write(pieces[0]!);
+  socket.cork();
+  let ok = true;
+  for (const p of pieces) ok = socket.write(p);
+  socket.uncork();
+  return ok;
 }

@@ -1,83 +1,80 @@
 /**
- * The relay actor: runs on its own worker thread and owns the TLS engines of
- * the connections placed on it, and holds replicated state for the connections
- * it is the replica of. It never touches a socket: inputs come from the gateway
- * numbered, outputs go back to it with byte offsets, and engine state goes to
- * the replica (DESIGN.md, "Replication and takeover").
+ * The relay actor: runs on its own worker thread and owns the TLS engines of the
+ * connections placed on it. It never touches a socket: numbered inputs arrive from
+ * the gateway on the data channel, outputs go back on it stamped with stream offsets,
+ * and after every batch each connection that moved commits its state into its slot of
+ * the state store, shared memory that outlives this thread (DESIGN.md, "Replication
+ * and takeover"). Configuration comes as actor messages.
  */
-import { defineActor, type ActorContext, type ActorRef } from '../actors/index.js';
+import { defineActor, type ActorContext, type ChannelEnd } from '../actors/index.js';
 import {
-  TlsServerEngine,
+  applyRecordState,
   decodeSnapshot,
   encodeSnapshot,
   loadCertifiedKey,
+  RECORD_STATE_LENGTH,
+  TlsServerEngine,
   type TlsDeps,
-  type TlsEvent,
-  type TlsOutput,
   type TlsServerConfig,
 } from '../tls/index.js';
+import { MAX_CIPHERTEXT, RECORD_HEADER_LEN } from '../tls/wire/constants.js';
 import { systemClock } from '../util/clock.js';
 import { seededRandom, systemRandom } from '../util/random.js';
-import type { ConnectionEvent, GatewayMsg, RelayMsg } from './protocol.js';
+import { OutputSink } from './output-sink.js';
+import type { ConfigReply, RelayMsg } from './protocol.js';
 import { relayTlsConfig, type RelaySettings } from './settings.js';
-import type { ConfigReply } from './protocol.js';
+import { StateStore, type SlotWriter, type StoreBuffers } from './state-store.js';
+import { FromRelay, H_AUX16, H_AUX32, H_AUX32B, H_CONN, H_EPOCH, H_OFFSET, H_SEQ, H_TYPE, HEADER_BYTES, Held, InputCode, ToRelay } from './wire.js';
 
 /** Fault points a test or operator can arm to crash a relay at an exact protocol moment. */
 export const RELAY_FAULT_POINTS = [
-  /** The post-ClientHello state reached the replica; the server flight waits for its ack. */
+  /** The post-ClientHello state is committed; the server flight is held until the gateway learns it. */
   'relay.afterClientHelloReplicated',
   /** The server flight left; the client Finished has arrived and is not yet processed. */
   'relay.beforeClientFinished',
   /** Application data is being relayed (established connection, input received). */
   'relay.midStream',
-  /** A KeyUpdate was just processed or started; its output has not been posted. */
+  /** A KeyUpdate was just processed or started; its output is not yet visible to the gateway. */
   'relay.duringKeyUpdate',
-  /** A snapshot was taken and is about to be sent to the replica. */
+  /** A connection's state is about to be committed into the store. */
   'relay.duringReplication',
 ] as const;
 export type RelayFaultPoint = (typeof RELAY_FAULT_POINTS)[number];
 
 export interface RelayArgs {
-  /** This relay's name in the cluster (for acks and logs). */
+  /** This relay's name in the cluster (for logs). */
   readonly name: string;
-  readonly gateway: ActorRef<GatewayMsg>;
   readonly settings: RelaySettings;
 }
 
+/** What a relay is started with besides its args: shared memory, which msgpackr cannot carry. */
+export interface RelayShared {
+  /** The state store, or null when replication is off (nothing is committed). */
+  readonly store: StoreBuffers | null;
+}
+
 interface Owned {
+  readonly conn: number;
   readonly engine: TlsServerEngine;
   readonly epoch: number;
   /** The last input applied to the engine. */
   lastSeq: number;
-  replica: ActorRef<RelayMsg> | null;
-  /** Quarantined: abort once inputs up to here are replayed (see RelayMsg Promote). */
-  quarantineAfter: number | null;
-  /** Inputs applied since the last replication. */
-  unreplicated: number;
-  timer: NodeJS.Timeout | null;
-}
-
-interface Replica {
-  readonly epoch: number;
-  readonly upTo: number;
-  /** Encoded engine snapshot: secret. */
-  readonly snapshot: Uint8Array;
-}
-
-/**
- * What a relay sends while handling one message, sent together when it is done:
- * one hop per destination. The gateway's batch always leaves first, so it has an
- * input's output before the replica can acknowledge the state after that input.
- */
-interface Outbox {
-  gateway: GatewayMsg[];
-  readonly replicas: Map<string, { readonly ref: ActorRef<RelayMsg>; msgs: RelayMsg[] }>;
+  /** Quarantined: abort once inputs up to here are replayed. */
+  readonly quarantineAfter: number | null;
+  /** Where its state is committed (null: replication off). */
+  readonly slot: SlotWriter | null;
+  /** engine.revision when the slot's base was written (-1: no base yet). */
+  baseRevision: number;
+  /** Output of an input is held until a commit covers it (handshaking). */
+  holdUpTo: number;
+  /** In the dirty list of the current batch. */
+  dirty: boolean;
+  /** A server flight left in this batch (for the afterClientHelloReplicated fault point). */
+  flight: boolean;
 }
 
 interface RelayState {
-  readonly outbox: Outbox;
   readonly name: string;
-  readonly gateway: ActorRef<GatewayMsg>;
   readonly settings: RelaySettings;
   /** The active configuration: new connections (and restored ones) use it. */
   config: TlsServerConfig;
@@ -85,12 +82,21 @@ interface RelayState {
   /** Validated versions waiting for activation. */
   readonly staged: Map<number, { readonly digest: string; readonly config: TlsServerConfig }>;
   /** The engine's injected randomness and clock for one connection. */
-  readonly deps: (conn: string) => TlsDeps;
-  readonly owned: Map<string, Owned>;
-  readonly replicas: Map<string, Replica>;
+  readonly deps: (conn: number) => TlsDeps;
+  readonly owned: Map<number, Owned>;
+  readonly channel: ChannelEnd;
+  readonly sink: OutputSink;
+  readonly store: StateStore | null;
+  /** Connections that took input in the current batch, to commit at its end. */
+  readonly dirty: Owned[];
+  /** Scratch for an engine's record state. */
+  readonly record: Float64Array;
+  /** An input entry left for lack of output room (processed first next time). */
+  pending: number;
+  pendingLength: number;
 }
 
-function engineDeps(settings: RelaySettings): (conn: string) => TlsDeps {
+function engineDeps(settings: RelaySettings): (conn: number) => TlsDeps {
   const r = settings.reproducible;
   if (!r) {
     const deps = { random: systemRandom, clock: systemClock };
@@ -99,285 +105,317 @@ function engineDeps(settings: RelaySettings): (conn: string) => TlsDeps {
   return (conn) => ({ random: seededRandom(`${r.seed}/${conn}`), clock: { now: () => r.clockMs } });
 }
 
-const NO_EVENTS: readonly ConnectionEvent[] = Object.freeze([]);
+/** Entries handled per batch before the relay yields to its event loop (timers, control messages). */
+const BATCH_ENTRIES = 64;
+/** Room for the entries the end of a batch writes, per connection. */
+const NOTICE_ROOM = 2 * (HEADER_BYTES + 16);
+/** Handshake output (the server flight, tickets) of one input, at most. */
+const HANDSHAKE_ROOM = 64 << 10;
 
-function gatewayEvents(events: readonly TlsEvent[]): readonly ConnectionEvent[] {
-  if (events.length === 0) return NO_EVENTS;
-  const out: ConnectionEvent[] = [];
-  for (const e of events) {
-    switch (e.type) {
-      case 'handshakeDone':
-        out.push({ type: 'handshakeDone', alpn: e.alpn, serverName: e.serverName, resumed: e.resumed, cipherSuite: e.cipherSuite });
-        break;
-      case 'peerClosed':
-        out.push({ type: 'peerClosed' });
-        break;
-      case 'alertSent':
-        out.push({ type: 'alert', sent: true, alert: e.alert });
-        break;
-      case 'alertReceived':
-        out.push({ type: 'alert', sent: false, alert: e.alert });
-        break;
-      case 'closed':
-        out.push({ type: 'closed', error: e.error });
-        break;
-      case 'keyLog':
-      case 'keyUpdated':
-        break;
-    }
+/**
+ * The most ring bytes one input's output can take: every record in it may become an
+ * entry of its own, and handshake messages may come out.
+ */
+function outputBound(o: Owned, kind: number, length: number): number {
+  const entry = HEADER_BYTES + 16;
+  const extra = (o.engine.phase === 'established' ? 4 << 10 : HANDSHAKE_ROOM) + 2 * entry;
+  if (kind === InputCode.client) return length + Math.ceil(length / (RECORD_HEADER_LEN + 17)) * entry + extra;
+  if (kind === InputCode.backend) {
+    const max = o.engine.negotiated?.maxRecordPlaintext ?? MAX_CIPHERTEXT;
+    return length + Math.ceil(length / max) * (entry + RECORD_HEADER_LEN + 17) + extra;
   }
-  return out.length ? out : NO_EVENTS;
+  return extra;
 }
 
-/** The engine's pieces go out as they are: the frame encoder copies each once. */
-const pieces = (parts: readonly Uint8Array[]): readonly Uint8Array[] | null => (parts.length === 0 ? null : parts);
-
-/** Posts the engine's output for input `seq` to the gateway. */
-function post(s: RelayState, ctx: ActorContext, conn: string, o: Owned, seq: number, before: { client: number; backend: number }, out: TlsOutput, gated: boolean): void {
-  const events = gatewayEvents(out.events);
-  s.outbox.gateway.push({
-    t: 'Output',
-    conn,
-    epoch: o.epoch,
-    seq,
-    clientOffset: before.client,
-    toClient: pieces(out.toClient),
-    backendOffset: before.backend,
-    toBackend: pieces(out.plaintext),
-    events,
-    gated,
-  });
+function counters(o: Owned): [number, number] {
+  return [o.engine.clientOffset, o.engine.applicationOffset];
 }
 
-function replicate(s: RelayState, ctx: ActorContext, conn: string, o: Owned): void {
-  if (o.timer) {
-    clearTimeout(o.timer);
-    o.timer = null;
-  }
-  o.unreplicated = 0;
-  if (!o.replica) return;
-  const snapshot = encodeSnapshot(o.engine.snapshot());
-  ctx.faultPoint('relay.duringReplication');
-  const to = o.replica;
-  let box = s.outbox.replicas.get(to.id);
-  if (!box) s.outbox.replicas.set(to.id, (box = { ref: to, msgs: [] }));
-  box.msgs.push({ t: 'Replicate', conn, epoch: o.epoch, upTo: o.lastSeq, snapshot });
-}
-
-const one = <M>(msgs: readonly M[]): M | { t: 'Batch'; msgs: readonly M[] } => (msgs.length === 1 ? msgs[0]! : { t: 'Batch', msgs });
-
-/** Sends what the outbox holds: the gateway's share first (see {@link Outbox}). */
-function flush(s: RelayState, ctx: ActorContext): void {
-  const { outbox } = s;
-  if (outbox.gateway.length) {
-    const msgs = outbox.gateway;
-    outbox.gateway = [];
-    ctx.tell(s.gateway, one(msgs) as GatewayMsg);
-  }
-  for (const [id, box] of outbox.replicas) {
-    outbox.replicas.delete(id);
-    ctx.tell(box.ref, one(box.msgs) as RelayMsg);
-  }
-}
-
-/** Batched replication: a count or a short timer, whichever comes first. */
-function scheduleReplication(s: RelayState, ctx: ActorContext, conn: string, o: Owned): void {
-  if (!o.replica) return;
-  o.unreplicated++;
-  if (o.unreplicated >= s.settings.replication.batchInputs) return replicate(s, ctx, conn, o);
-  if (o.timer) return;
-  o.timer = setTimeout(() => {
-    o.timer = null;
-    // The connection may have been forgotten or replaced meanwhile.
-    if (s.owned.get(conn) === o && o.unreplicated > 0) {
-      replicate(s, ctx, conn, o);
-      flush(s, ctx);
-    }
-  }, s.settings.replication.batchDelayMs);
-}
-
-function forget(s: RelayState, conn: string): void {
-  const o = s.owned.get(conn);
-  if (o?.timer) clearTimeout(o.timer);
-  s.owned.delete(conn);
-  s.replicas.delete(conn);
-}
-
-function counters(engine: TlsServerEngine): { client: number; backend: number } {
-  const c = engine.counters;
-  return { client: c.bytesToClient, backend: c.plaintextReceived };
-}
-
-function onInput(s: RelayState, ctx: ActorContext, msg: Extract<RelayMsg, { t: 'Input' }>): void {
-  const o = s.owned.get(msg.conn);
-  // Fencing: inputs of an older epoch, or already covered by a restored state, are dropped.
-  if (!o || o.epoch !== msg.epoch || msg.seq <= o.lastSeq) return;
-  const { engine } = o;
+/** Runs one input through its connection's engine, output straight into the ring. */
+function onInput(s: RelayState, ctx: ActorContext, o: Owned, seq: number, kind: number, bytes: Uint8Array): void {
+  const { engine, sink } = { engine: o.engine, sink: s.sink };
   const phase = engine.phase;
   if (phase === 'handshaking' && engine.negotiated) ctx.faultPoint('relay.beforeClientFinished');
   else if (phase === 'established') ctx.faultPoint('relay.midStream');
   const negotiatedBefore = engine.negotiated !== null;
-  const before = counters(engine);
-  let out: TlsOutput;
-  switch (msg.kind) {
-    case 'client':
-      out = engine.receive(msg.bytes ?? new Uint8Array(0));
+  // Handshake clustering: what a handshaking connection produces leaves only once the
+  // state that produced it is committed (its Committed entry releases it).
+  const held = s.store !== null && phase === 'handshaking';
+  const [client, backend] = counters(o);
+  sink.begin(o.conn, o.epoch, seq, held ? Held : 0, client, backend);
+  switch (kind) {
+    case InputCode.client:
+      engine.receiveInto(bytes, sink);
       break;
-    case 'backend':
-      out = engine.send(msg.bytes ?? new Uint8Array(0));
+    case InputCode.backend:
+      engine.sendInto(bytes, sink);
       break;
-    case 'backendEnd':
-      out = engine.close();
+    case InputCode.backendEnd:
+      engine.closeInto(sink);
       break;
-    case 'backendFailed':
-      out = engine.abort('internal_error', 'backend connection failed');
+    default:
+      engine.abortInto('internal_error', 'backend connection failed', sink);
       break;
   }
-  o.lastSeq = msg.seq;
-  if (out.events.some((e) => e.type === 'keyUpdated')) ctx.faultPoint('relay.duringKeyUpdate');
-  // Handshake clustering: the server flight, and the first output after the client
-  // Finished, leave only once the replica holds the state that produced them.
-  const flight = !negotiatedBefore && engine.negotiated !== null;
-  const established = phase !== 'established' && engine.phase === 'established';
-  const gated = o.replica !== null && (flight || established);
-  post(s, ctx, msg.conn, o, msg.seq, before, out, gated);
-  if (quarantineDue(s, ctx, msg.conn, o)) return;
+  sink.done();
+  o.lastSeq = seq;
+  if (held) o.holdUpTo = seq;
+  if (!negotiatedBefore && engine.negotiated !== null) o.flight = true;
+  if (sink.keyUpdated) ctx.faultPoint('relay.duringKeyUpdate');
+  if (quarantineDue(s, o)) return;
   if (engine.phase === 'closed') {
-    forget(s, msg.conn);
+    end(s, o);
     return;
   }
-  if (gated) {
-    replicate(s, ctx, msg.conn, o);
-    if (flight) {
-      // The point means what it says: the state has left for the replica.
-      flush(s, ctx);
-      ctx.faultPoint('relay.afterClientHelloReplicated');
-    }
-  } else {
-    scheduleReplication(s, ctx, msg.conn, o);
-  }
+  markDirty(s, o);
+}
+
+/**
+ * Drops an ended connection. What it still holds back may leave now: nothing will
+ * replay a connection that is over, so its output needs no commit.
+ */
+function end(s: RelayState, o: Owned): void {
+  s.owned.delete(o.conn);
+  if (o.holdUpTo > 0) s.sink.notice(FromRelay.Committed, o.conn, o.epoch, o.lastSeq);
+}
+
+function markDirty(s: RelayState, o: Owned): void {
+  if (o.slot === null || o.dirty) return;
+  o.dirty = true;
+  s.dirty.push(o);
 }
 
 /**
  * A quarantined connection, once replayed up to its last answered input, ends
  * with a fatal alert sealed at the right sequence number. True when it ended.
  */
-function quarantineDue(s: RelayState, ctx: ActorContext, conn: string, o: Owned): boolean {
+function quarantineDue(s: RelayState, o: Owned): boolean {
   if (o.quarantineAfter === null || o.lastSeq < o.quarantineAfter) return false;
-  const before = counters(o.engine);
-  post(s, ctx, conn, o, o.lastSeq, before, o.engine.abort('internal_error', 'connection quarantined'), false);
-  forget(s, conn);
+  const [client, backend] = counters(o);
+  s.sink.begin(o.conn, o.epoch, o.lastSeq, 0, client, backend);
+  o.engine.abortInto('internal_error', 'connection quarantined', s.sink);
+  s.sink.done();
+  end(s, o);
   return true;
 }
 
-function onPromote(s: RelayState, ctx: ActorContext, msg: Extract<RelayMsg, { t: 'Promote' }>): void {
-  const held = s.replicas.get(msg.conn);
-  s.replicas.delete(msg.conn);
-  const engine = held
-    ? TlsServerEngine.restore(decodeSnapshot(held.snapshot), s.config, s.deps(msg.conn))
-    : TlsServerEngine.create(s.config, s.deps(msg.conn));
-  const o: Owned = { engine, epoch: msg.epoch, lastSeq: held?.upTo ?? 0, replica: msg.replica, quarantineAfter: msg.quarantineAfter, unreplicated: 0, timer: null };
-  s.owned.set(msg.conn, o);
-  s.outbox.gateway.push({ t: 'Promoted', conn: msg.conn, epoch: msg.epoch, upTo: o.lastSeq });
-  if (quarantineDue(s, ctx, msg.conn, o)) return;
-  // The new replica gets the state before any replayed input runs: if that input
-  // kills us too, the state it needs is already on its way.
-  replicate(s, ctx, msg.conn, o);
-  flush(s, ctx);
+/** Commits one connection's state after this batch: a delta, or a new base when more than counters moved. */
+function commit(s: RelayState, ctx: ActorContext, o: Owned): void {
+  o.dirty = false;
+  if (o.slot === null || s.owned.get(o.conn) !== o) return;
+  const rev = o.engine.revision;
+  const snapshot = rev === o.baseRevision && o.slot.hasBase ? null : encodeSnapshot(o.engine.snapshot());
+  o.engine.recordState(s.record);
+  ctx.faultPoint('relay.duringReplication');
+  if (!o.slot.commit(o.lastSeq, snapshot, s.record)) {
+    // A state too large for its slot (a huge handshake message still arriving) stays
+    // uncommitted; the retained input covers it. Held output cannot wait for that.
+    if (o.holdUpTo > 0) {
+      const [client, backend] = counters(o);
+      s.sink.begin(o.conn, o.epoch, o.lastSeq, 0, client, backend);
+      o.engine.abortInto('internal_error', 'handshake state too large to replicate', s.sink);
+      s.sink.done();
+      end(s, o);
+    }
+    return;
+  }
+  if (snapshot !== null) o.baseRevision = rev;
+  o.holdUpTo = 0;
+  s.sink.notice(FromRelay.Committed, o.conn, o.epoch, o.lastSeq);
+}
+
+function onPromote(s: RelayState, o: { conn: number; epoch: number; slot: number; token: number; quarantineAfter: number | null }): void {
+  s.owned.delete(o.conn);
+  const store = s.store;
+  const loaded = store?.load(o.slot, o.token) ?? null;
+  let engine: TlsServerEngine;
+  try {
+    engine = loaded
+      ? TlsServerEngine.restore(applyRecordState(decodeSnapshot(loaded.snapshot), loaded.record), s.config, s.deps(o.conn))
+      : TlsServerEngine.create(s.config, s.deps(o.conn));
+  } catch {
+    // A committed state that does not restore (never expected: commits are checksummed)
+    // ends the connection; the gateway resets it.
+    s.sink.notice(FromRelay.Forgotten, o.conn, o.epoch, 0);
+    return;
+  }
+  const owned: Owned = {
+    conn: o.conn,
+    engine,
+    epoch: o.epoch,
+    lastSeq: loaded?.upTo ?? 0,
+    quarantineAfter: o.quarantineAfter,
+    slot: store ? store.writer(o.slot, o.token) : null,
+    baseRevision: engine.revision,
+    holdUpTo: 0,
+    dirty: false,
+    flight: false,
+  };
+  s.owned.set(o.conn, owned);
+  s.sink.notice(FromRelay.Promoted, o.conn, o.epoch, owned.lastSeq);
+  quarantineDue(s, owned);
+}
+
+function onOpen(s: RelayState, conn: number, epoch: number, slot: number, token: number): void {
+  s.owned.set(conn, {
+    conn,
+    engine: TlsServerEngine.create(s.config, s.deps(conn)),
+    epoch,
+    lastSeq: 0,
+    quarantineAfter: null,
+    slot: s.store ? s.store.writer(slot, token) : null,
+    baseRevision: -1,
+    holdUpTo: 0,
+    dirty: false,
+    flight: false,
+  });
+}
+
+/**
+ * Handles one entry from the gateway. False when an input's output might not fit the
+ * ring now: the entry is left for later.
+ */
+function onEntry(s: RelayState, ctx: ActorContext, at: number, length: number): boolean {
+  const { reader, writer } = s.channel;
+  const v = reader.view;
+  const conn = v.getUint32(at + H_CONN, true);
+  const epoch = v.getUint32(at + H_EPOCH, true);
+  switch (v.getUint8(at + H_TYPE)) {
+    case ToRelay.Input: {
+      const o = s.owned.get(conn);
+      const seq = v.getUint32(at + H_SEQ, true);
+      // Fencing: inputs of an older epoch, or already covered by a restored state, are dropped.
+      if (!o || o.epoch !== epoch || seq <= o.lastSeq) return true;
+      const kind = v.getUint16(at + H_AUX16, true);
+      const n = length - HEADER_BYTES;
+      if (writer.reserve(outputBound(o, kind, n) + NOTICE_ROOM * (s.dirty.length + 1)) < 0) return false;
+      onInput(s, ctx, o, seq, kind, reader.bytes.subarray(at + HEADER_BYTES, at + length));
+      return true;
+    }
+    case ToRelay.Open:
+      onOpen(s, conn, epoch, v.getUint32(at + H_AUX32, true), v.getUint32(at + H_AUX32B, true));
+      return true;
+    case ToRelay.Promote: {
+      if (writer.reserve(NOTICE_ROOM + HANDSHAKE_ROOM) < 0) return false;
+      const q = v.getFloat64(at + H_OFFSET, true);
+      onPromote(s, { conn, epoch, slot: v.getUint32(at + H_AUX32, true), token: v.getUint32(at + H_AUX32B, true), quarantineAfter: q < 0 ? null : q });
+      return true;
+    }
+    case ToRelay.Forget:
+      if (writer.reserve(NOTICE_ROOM) < 0) return false;
+      s.owned.delete(conn);
+      s.sink.notice(FromRelay.Forgotten, conn, epoch, 0);
+      return true;
+    default:
+      return true;
+  }
+}
+
+type BatchEnd = 'empty' | 'more' | 'room';
+
+/**
+ * One batch: handle what the gateway sent (bounded), make the output visible, then
+ * commit every connection that moved and announce the commits. Output always becomes
+ * visible before the commit that covers it, so the state store never runs ahead of
+ * what the gateway can have received.
+ */
+function batch(s: RelayState, ctx: ActorContext): BatchEnd {
+  const { reader, writer } = s.channel;
+  let end: BatchEnd = 'empty';
+  let handled = 0;
+  for (;;) {
+    let at: number;
+    let length: number;
+    if (s.pending >= 0) {
+      at = s.pending;
+      length = s.pendingLength;
+    } else {
+      at = reader.next();
+      if (at < 0) break;
+      length = reader.length;
+    }
+    if (!onEntry(s, ctx, at, length)) {
+      s.pending = at;
+      s.pendingLength = length;
+      end = 'room';
+      break;
+    }
+    s.pending = -1;
+    if (++handled >= BATCH_ENTRIES) {
+      end = 'more';
+      break;
+    }
+  }
+  writer.publish(false);
+  let flight = false;
+  for (const o of s.dirty) {
+    flight ||= o.flight;
+    o.flight = false;
+    commit(s, ctx, o);
+  }
+  s.dirty.length = 0;
+  if (flight) ctx.faultPoint('relay.afterClientHelloReplicated');
+  writer.publish(true);
+  if (s.pending < 0) reader.release();
+  return end;
+}
+
+/** The relay's data loop: batches, yielding to the event loop between them. */
+function run(s: RelayState, ctx: ActorContext): void {
+  // A throw here is the relay's crash: rethrown outside any promise, so it is uncaught.
+  const crash = (e: unknown) =>
+    setImmediate(() => {
+      throw e;
+    });
+  const next = (): void => {
+    const end = batch(s, ctx);
+    if (end === 'more') setImmediate(next);
+    else if (end === 'room') s.channel.writer.waitForRoom().then(next, crash);
+    else s.channel.reader.wait().then(next, crash);
+  };
+  setImmediate(next);
 }
 
 export default defineActor<RelayMsg, RelayState, RelayArgs>({
   name: 'relay',
-  init(args) {
-    return {
+  init(args, ctx) {
+    const channel = ctx.channel;
+    if (!channel) throw new TypeError('a relay needs a data channel');
+    const shared = ctx.shared as RelayShared | undefined;
+    const s: RelayState = {
       name: args.name,
-      gateway: args.gateway,
       settings: args.settings,
       config: relayTlsConfig(args.settings.config.tls, loadCertifiedKey),
       active: { version: args.settings.config.version, digest: args.settings.config.digest },
       staged: new Map(),
       deps: engineDeps(args.settings),
       owned: new Map(),
-      replicas: new Map(),
-      outbox: { gateway: [], replicas: new Map() },
+      channel,
+      sink: new OutputSink(channel.writer),
+      store: shared?.store ? new StateStore(shared.store) : null,
+      dirty: [],
+      record: new Float64Array(RECORD_STATE_LENGTH),
+      pending: -1,
+      pendingLength: 0,
     };
+    run(s, ctx);
+    return s;
   },
   receive(msg, s, ctx) {
-    handle(s, ctx, msg);
-    flush(s, ctx);
-  },
-  undelivered(msg, _to, _code, s, ctx) {
-    // A refused Replicate must be retried: a gated flight waits for its acknowledgement.
-    const refused = (msg as RelayMsg).t === 'Batch' ? (msg as Extract<RelayMsg, { t: 'Batch' }>).msgs : [msg as RelayMsg];
-    for (const m of refused) {
-      if (m.t !== 'Replicate') continue;
-      const o = s.owned.get(m.conn);
-      if (!o || o.epoch !== m.epoch || o.timer) continue;
-      o.timer = setTimeout(() => {
-        o.timer = null;
-        if (s.owned.get(m.conn) !== o) return;
-        replicate(s, ctx, m.conn, o);
-        flush(s, ctx);
-      }, s.settings.replication.batchDelayMs);
-    }
+    // Answer an ask; a plain tell needs no answer.
+    ctx.replier()?.reply(configure(s, msg));
   },
   stop(s) {
-    for (const conn of [...s.owned.keys()]) forget(s, conn);
+    s.owned.clear();
   },
 });
-
-function handle(s: RelayState, ctx: ActorContext, msg: RelayMsg): void {
-  switch (msg.t) {
-    case 'Batch':
-      for (const m of msg.msgs) handle(s, ctx, m);
-      return;
-    case 'Open':
-      s.owned.set(msg.conn, {
-        engine: TlsServerEngine.create(s.config, s.deps(msg.conn)),
-        epoch: msg.epoch,
-        lastSeq: 0,
-        replica: msg.replica,
-        quarantineAfter: null,
-        unreplicated: 0,
-        timer: null,
-      });
-      return;
-    case 'Input':
-      return onInput(s, ctx, msg);
-    case 'Promote':
-      return onPromote(s, ctx, msg);
-    case 'SetReplica': {
-      const o = s.owned.get(msg.conn);
-      if (!o || o.epoch !== msg.epoch) return;
-      o.replica = msg.replica;
-      replicate(s, ctx, msg.conn, o);
-      return;
-    }
-    case 'Replicate': {
-      const held = s.replicas.get(msg.conn);
-      if (held && (held.epoch > msg.epoch || (held.epoch === msg.epoch && held.upTo > msg.upTo))) return;
-      s.replicas.set(msg.conn, { epoch: msg.epoch, upTo: msg.upTo, snapshot: msg.snapshot });
-      s.outbox.gateway.push({ t: 'Replicated', conn: msg.conn, epoch: msg.epoch, upTo: msg.upTo, relay: s.name });
-      return;
-    }
-    case 'Forget':
-      forget(s, msg.conn);
-      return;
-    case 'StageConfig':
-    case 'ActivateConfig':
-    case 'Configure':
-      // Answer an ask; a plain tell (the cluster after a restart) needs no answer.
-      ctx.replier()?.reply(configure(s, msg));
-      return;
-  }
-}
 
 /**
  * Two-phase configuration: a staged version is validated here (every certificate
  * parses and matches its key) before any relay may use it; activation swaps it in
  * for new connections, while existing ones keep what they negotiated.
  */
-function configure(s: RelayState, msg: Extract<RelayMsg, { t: 'StageConfig' | 'ActivateConfig' | 'Configure' }>): ConfigReply {
+function configure(s: RelayState, msg: RelayMsg): ConfigReply {
   if (msg.t === 'ActivateConfig') {
     const staged = s.staged.get(msg.version);
     if (!staged || staged.digest !== msg.digest) return { ok: false, reason: `version ${msg.version} is not staged here` };

@@ -1,7 +1,7 @@
 /**
  * The gateway's retained input for one connection: every input handed to the
- * owner relay, numbered, kept until the replica acknowledges a state that
- * covers it, and replayed in order (by number) after a takeover.
+ * owner relay, numbered, kept until a committed state covers it, and replayed in
+ * order (by number) after a takeover.
  */
 
 /** Client ciphertext, backend plaintext, the backend's end of stream, or its failure. */
@@ -11,8 +11,12 @@ export interface RetainedInput {
   /** 1-based input number within the connection. */
   readonly seq: number;
   readonly kind: InputKind;
-  readonly bytes: Buffer | null;
+  /** The input's bytes as consecutive pieces (views of socket chunks); empty for the end kinds. */
+  readonly pieces: readonly Buffer[];
+  readonly length: number;
 }
+
+const NONE: readonly Buffer[] = Object.freeze([]);
 
 export class RetainedQueue {
   private items: RetainedInput[] = [];
@@ -34,17 +38,19 @@ export class RetainedQueue {
     return this.nextSeq;
   }
 
-  push(kind: InputKind, bytes: Buffer | null): RetainedInput {
-    const item = { seq: this.nextSeq++, kind, bytes };
+  push(kind: InputKind, pieces: readonly Buffer[] = NONE): RetainedInput {
+    let length = 0;
+    for (const p of pieces) length += p.length;
+    const item = { seq: this.nextSeq++, kind, pieces, length };
     this.items.push(item);
-    this.bytesHeld += bytes?.length ?? 0;
+    this.bytesHeld += length;
     return item;
   }
 
-  /** Frees every input numbered `upTo` or less: the replica holds a state covering them. */
+  /** Frees every input numbered `upTo` or less: a committed state covers them. */
   release(upTo: number): void {
     while (this.head < this.items.length && this.items[this.head]!.seq <= upTo) {
-      this.bytesHeld -= this.items[this.head]!.bytes?.length ?? 0;
+      this.bytesHeld -= this.items[this.head]!.length;
       this.head++;
     }
     if (this.head > 64 && this.head * 2 > this.items.length) {

@@ -80,7 +80,7 @@ export async function visit(cluster: Cluster, session?: Buffer): Promise<Visit> 
     s.once('secureConnect', () => resolve());
     s.once('error', reject);
   });
-  const owner = cluster.gateway.connections().at(-1)!.owner;
+  const owner = cluster.gateway.connections().at(-1)!.owner ?? '';
   s.write('x');
   await new Promise((r) => s.once('data', r));
   const result = { fingerprint: s.getPeerX509Certificate()?.fingerprint256 ?? '', reused: s.isSessionReused(), session: ticket, owner };

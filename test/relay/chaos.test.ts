@@ -132,7 +132,6 @@ describe('chaos: crashes under load never reach a client', () => {
     const conns = cluster.gateway.connections();
     for (const [name, p] of cluster.gateway.placement()) {
       expect(p.owned).toBe(conns.filter((c) => c.owner === name).length);
-      expect(p.replicas).toBe(conns.filter((c) => c.replica === name).length);
     }
     const stats = cluster.gateway.stats;
     expect(stats.connectionsLost).toBe(0);

@@ -1,0 +1,162 @@
+/**
+ * The gateway's side of one relay incarnation's data channel: writes Open, Input,
+ * Promote and Forget entries in order (queued in order while the ring is full), wakes
+ * the relay at most once per event-loop turn, and reads the relay's entries when it
+ * announces them, handing each to the gateway in place.
+ */
+import type { ChannelEnd } from '../actors/index.js';
+import { HEADER_BYTES, InputCode, ToRelay, writeHeader, type InputKindName } from './wire.js';
+
+/** Called for every entry from the relay, in order; the bytes are valid during the call only. */
+export type EntryHandler = (view: DataView, bytes: Uint8Array, at: number, length: number) => void;
+
+/** An entry waiting for room in the ring. */
+interface Queued {
+  readonly type: number;
+  readonly aux16: number;
+  readonly conn: number;
+  readonly epoch: number;
+  readonly seq: number;
+  readonly offset: number;
+  readonly aux32: number;
+  readonly aux32b: number;
+  readonly pieces: readonly Uint8Array[];
+  readonly length: number;
+}
+
+const NONE: readonly Uint8Array[] = [];
+
+export class RelayLink {
+  private readonly queue: Queued[] = [];
+  private wakeScheduled = false;
+  private waitingForRoom = false;
+  private closed = false;
+
+  constructor(
+    private readonly end: ChannelEnd,
+    private readonly onEntry: EntryHandler,
+    /** After every read of the relay's entries (the gateway writes sockets then). */
+    private readonly onDrained: () => void,
+  ) {
+    this.listen();
+  }
+
+  /** The largest input a single entry carries. */
+  get maxInput(): number {
+    return this.end.writer.maxEntry - HEADER_BYTES;
+  }
+
+  open(conn: number, epoch: number, slot: number, token: number): void {
+    this.put(ToRelay.Open, 0, conn, epoch, 0, -1, slot, token, NONE, 0);
+  }
+
+  input(conn: number, epoch: number, seq: number, kind: InputKindName, pieces: readonly Uint8Array[], length: number): void {
+    this.put(ToRelay.Input, InputCode[kind], conn, epoch, seq, -1, 0, 0, pieces, length);
+  }
+
+  /** `quarantineAfter`: replay up to it, then end the connection with an alert (null: carry on). */
+  promote(conn: number, epoch: number, slot: number, token: number, quarantineAfter: number | null): void {
+    this.put(ToRelay.Promote, 0, conn, epoch, 0, quarantineAfter ?? -1, slot, token, NONE, 0);
+  }
+
+  forget(conn: number, epoch: number): void {
+    this.put(ToRelay.Forget, 0, conn, epoch, 0, -1, 0, 0, NONE, 0);
+  }
+
+  /** Reads every entry the relay published (also after it died: its last words count). */
+  drain(): void {
+    const { reader } = this.end;
+    let at: number;
+    while ((at = reader.next()) >= 0) this.onEntry(reader.view, reader.bytes, at, reader.length);
+    reader.release();
+    this.onDrained();
+  }
+
+  /** Stops listening and writing (the incarnation is gone). Idempotent. */
+  close(): void {
+    this.closed = true;
+    this.queue.length = 0;
+  }
+
+  private listen(): void {
+    if (this.closed) return;
+    this.end.reader.wait().then(() => {
+      if (this.closed) return;
+      this.drain();
+      // A closed ring (the incarnation ended) has nothing more to say.
+      if (!this.end.reader.closed) this.listen();
+    });
+  }
+
+  private put(
+    type: number,
+    aux16: number,
+    conn: number,
+    epoch: number,
+    seq: number,
+    offset: number,
+    aux32: number,
+    aux32b: number,
+    pieces: readonly Uint8Array[],
+    length: number,
+  ): void {
+    if (this.closed) return;
+    if (HEADER_BYTES + length > this.end.writer.maxEntry) throw new RangeError(`input of ${length} bytes is larger than a data channel entry`);
+    if (this.queue.length === 0 && this.write(type, aux16, conn, epoch, seq, offset, aux32, aux32b, pieces, length)) return;
+    this.queue.push({ type, aux16, conn, epoch, seq, offset, aux32, aux32b, pieces, length });
+    this.awaitRoom();
+  }
+
+  /** Writes one entry and publishes it (without waking: see {@link scheduleWake}). */
+  private write(
+    type: number,
+    aux16: number,
+    conn: number,
+    epoch: number,
+    seq: number,
+    offset: number,
+    aux32: number,
+    aux32b: number,
+    pieces: readonly Uint8Array[],
+    length: number,
+  ): boolean {
+    const w = this.end.writer;
+    const at = w.reserve(HEADER_BYTES + length);
+    if (at < 0) return false;
+    writeHeader(w.view, at, type, 0, aux16, conn, epoch, seq, offset, aux32, aux32b);
+    let to = at + HEADER_BYTES;
+    for (const p of pieces) {
+      w.bytes.set(p, to);
+      to += p.length;
+    }
+    w.commit(HEADER_BYTES + length);
+    // Visible at once to a relay that is awake; a sleeping one is woken once per turn.
+    w.publish(false);
+    this.scheduleWake();
+    return true;
+  }
+
+  private scheduleWake(): void {
+    if (this.wakeScheduled) return;
+    this.wakeScheduled = true;
+    setImmediate(() => {
+      this.wakeScheduled = false;
+      if (!this.closed) this.end.writer.publish(true);
+    });
+  }
+
+  private awaitRoom(): void {
+    if (this.waitingForRoom || this.closed) return;
+    this.waitingForRoom = true;
+    this.end.writer.waitForRoom().then(() => {
+      this.waitingForRoom = false;
+      if (this.closed) return;
+      while (this.queue.length) {
+        const q = this.queue[0]!;
+        if (!this.write(q.type, q.aux16, q.conn, q.epoch, q.seq, q.offset, q.aux32, q.aux32b, q.pieces, q.length)) break;
+        this.queue.shift();
+      }
+      if (this.queue.length) this.awaitRoom();
+    });
+  }
+}
