@@ -6,6 +6,8 @@
  */
 export { defineActor } from './actor.js';
 export type { ActorBehaviour, ActorContext, PoolClient, PoolTask, Replier } from './actor.js';
+export { Arena, createArena } from './arena.js';
+export type { ArenaBuffers } from './arena.js';
 export { describeReason } from './crash.js';
 export type { Crash, CrashReason } from './crash.js';
 export { createDataChannel, createRing, mainEnd, maxEntryFor, ringCapacity, RingReader, RingWriter, workerEnd } from './data-channel.js';

@@ -4,7 +4,7 @@
  * that every relay crash the runtime detects starts a takeover at once.
  */
 import type net from 'node:net';
-import { ActorSystem, type ActorRef, type FaultKind, type Supervisor, type SupervisorEvent } from '../actors/index.js';
+import { ActorSystem, Arena, createArena, type ActorRef, type FaultKind, type Supervisor, type SupervisorEvent } from '../actors/index.js';
 import type { TicketKeys } from '../tls/index.js';
 import { DEFAULT_GATEWAY, Gateway, type HostPort } from './gateway.js';
 import type { RelayMsg } from './protocol.js';
@@ -46,8 +46,10 @@ export interface ClusterOptions {
   readonly relayHeapMb?: number;
   /** Connections open at once, at most (each has a slot in the state store). Default 10000. */
   readonly maxConnections?: number;
-  /** Bytes of each direction of a relay's data channel. Default 2 MiB. */
+  /** Bytes of each direction of a relay's data channel. Default 1 MiB. */
   readonly channelBytes?: number;
+  /** Chunks of 128 KiB in the arena all socket and relay bytes pass through. Default 4096 (512 MiB, taken as used). */
+  readonly arenaChunks?: number;
   /** Restart intensity of the relay supervisor. Default 1000 restarts in 60 s (chaos-friendly). */
   readonly intensity?: { readonly restarts: number; readonly periodMs: number };
   /** Listener for supervisor events (crashes, restarts, escalation), e.g. logs. */
@@ -56,7 +58,9 @@ export interface ClusterOptions {
 
 const RELAY_MODULE = new URL('./relay-actor.ts', import.meta.url);
 const DEFAULT_MAX_CONNECTIONS = 10_000;
-const DEFAULT_CHANNEL_BYTES = 2 << 20;
+const DEFAULT_CHANNEL_BYTES = 1 << 20;
+const DEFAULT_ARENA_CHUNKS = 4096;
+const ARENA_CHUNK_BYTES = 128 << 10;
 
 export class Cluster {
   private closed = false;
@@ -127,11 +131,13 @@ export class Cluster {
     const system = new ActorSystem();
     try {
       const store = opts.replication === false ? null : createStore(opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
+      const arena = createArena(opts.arenaChunks ?? DEFAULT_ARENA_CHUNKS, ARENA_CHUNK_BYTES);
       const gateway = new Gateway({
         ...DEFAULT_GATEWAY,
         listen: opts.listen,
         backend: opts.backend,
         store: store ? new StateStore(store) : null,
+        arena: new Arena(arena),
         ...(opts.reproducible ? { connectionId: (n: number) => `c${n}` } : {}),
       });
       const tls: TlsSettings = {
@@ -150,7 +156,15 @@ export class Cluster {
         replication: opts.replication || DEFAULT_REPLICATION,
         ...(opts.reproducible ? { reproducible: opts.reproducible } : {}),
       });
-      const shared: RelayShared = { store };
+      const shared: RelayShared = { store, arena };
+      // Every relay incarnation takes arena chunks under a name of its own (the main thread is 1).
+      let nextArenaOwner = 2;
+      const arenaOwners = new Map<string, number>();
+      const relayArgs = (name: string): RelayArgs => {
+        const arenaOwner = nextArenaOwner++;
+        arenaOwners.set(name, arenaOwner);
+        return { name, arenaOwner, settings: settings() };
+      };
       const names = Array.from({ length: opts.relays }, (_, i) => `relay-${i}`);
       const refs = new Map<string, ActorRef<RelayMsg>>();
       const supervisor = await system.supervise({
@@ -166,7 +180,7 @@ export class Cluster {
             kind: 'worker' as const,
             options: {
               module: RELAY_MODULE,
-              args: (): RelayArgs => ({ name, settings: settings() }),
+              args: () => relayArgs(name),
               shared,
               channel: { bytes: opts.channelBytes ?? DEFAULT_CHANNEL_BYTES },
               capacity: 1 << 10,
@@ -179,14 +193,14 @@ export class Cluster {
           if (e.type === 'Crashed') gateway.relayCrashed(e.child, e.crash);
           else if (e.type === 'Restarted') {
             refs.set(e.child, e.ref as ActorRef<RelayMsg>);
-            gateway.relayUp(e.child, e.ref as ActorRef<RelayMsg>, system.channelOf(e.ref)!);
+            gateway.relayUp(e.child, e.ref as ActorRef<RelayMsg>, system.channelOf(e.ref)!, arenaOwners.get(e.child)!);
           }
           opts.onEvent?.(e);
         },
       });
       for (const child of supervisor.whichChildren()) {
         refs.set(child.id, child.ref as ActorRef<RelayMsg>);
-        gateway.relayUp(child.id, child.ref as ActorRef<RelayMsg>, system.channelOf(child.ref)!);
+        gateway.relayUp(child.id, child.ref as ActorRef<RelayMsg>, system.channelOf(child.ref)!, arenaOwners.get(child.id)!);
       }
       const address = await gateway.listen();
       const cluster = new Cluster(system, gateway, supervisor, address, refs, config);

@@ -9,20 +9,24 @@
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import type { ActorRef, ChannelEnd, Crash } from '../actors/index.js';
+import type { Arena, ActorRef, ChannelEnd, Crash } from '../actors/index.js';
 import { newId } from '../util/ids.js';
-import { RecordFramer } from './framing.js';
-import { OutputSlab } from './output-slab.js';
+import { ChunkLedger, SmallAllocator } from './chunk-ledger.js';
 import type { ConnectionEvent, RelayMsg } from './protocol.js';
 import { RelayLink } from './relay-link.js';
 import { RetainedQueue, type InputKind } from './retained.js';
+import { SocketInput, withOnread } from './socket-input.js';
+import { SocketOutput } from './socket-output.js';
 import { SlotAllocator, StateStore } from './state-store.js';
 import {
   FromRelay,
   H_AUX16,
   H_CONN,
   H_EPOCH,
+  H_AUX32,
+  H_AUX32B,
   H_FLAGS,
+  H_LENGTH,
   H_OFFSET,
   H_SEQ,
   H_TYPE,
@@ -49,6 +53,8 @@ export interface GatewayOptions {
   readonly poisonCrashes: number;
   /** Where relays commit connection state; null: no replication, no takeover. */
   readonly store: StateStore | null;
+  /** Where input and output bytes lie, shared with the relays. */
+  readonly arena: Arena;
   /** Inputs handed to a connection's owner ahead of its output. */
   readonly maxInFlight: number;
   /** Connection ids; default random (nanoid). Reproducible runs number them. */
@@ -57,10 +63,10 @@ export interface GatewayOptions {
 
 /** How long an ended client socket may wait for the peer's end of stream. */
 const LINGER_MS = 5_000;
-/** Backend reads are handed to relays in inputs of at most this many bytes. */
-const MAX_BACKEND_INPUT = 64 << 10;
+/** The socket reads that share a buffer (see socket-input.ts) read into this one. */
+const SCRATCH_BYTES = 64 << 10;
 
-export const DEFAULT_GATEWAY = { retainedLimitBytes: 4 << 20, poisonCrashes: 2, maxInFlight: 32 } as const;
+export const DEFAULT_GATEWAY = { retainedLimitBytes: 1 << 20, poisonCrashes: 2, maxInFlight: 32 } as const;
 
 /** A relay as the gateway sees it. */
 interface RelaySlot {
@@ -71,15 +77,21 @@ interface RelaySlot {
   up: boolean;
   /** Connections it owns, for placement. */
   owned: number;
+  /** Its live incarnation's name in the arena's owner table (0: none). */
+  arenaOwner: number;
+  /** Its dead incarnation's, whose arena chunks are reclaimed once it is back. */
+  deadArenaOwner: number;
   /** Store slots of its dead incarnation, reusable once it is back (a zombie of it can no longer write). */
   cooling: number[];
 }
 
-/** An output entry of a handshaking connection, kept (copied) until a commit covers it. */
+/** An output entry of a handshaking connection, kept (its header copied, its chunk held) until a commit covers it. */
 interface HeldEntry {
   readonly seq: number;
   readonly held: boolean;
-  readonly bytes: Uint8Array;
+  readonly entry: Uint8Array;
+  /** The arena chunk it names (-1: none). */
+  readonly chunk: number;
 }
 
 interface Conn {
@@ -92,12 +104,11 @@ interface Conn {
   /** Where the current owner commits its state (-1: no replication). */
   slot: number;
   token: number;
-  readonly client: net.Socket;
+  client: net.Socket;
   backend: net.Socket | null;
   backendConnected: boolean;
-  /** Plaintext for the backend that arrived before it connected. */
-  backendPending: Buffer[];
-  readonly framer: RecordFramer;
+  readonly clientIn: SocketInput;
+  backendIn: SocketInput | null;
   readonly retained: RetainedQueue;
   /** The last input handed to the current owner. */
   sentUpTo: number;
@@ -110,9 +121,9 @@ interface Conn {
   /** Bytes of relay output for the client / backend already taken (and written or queued). */
   clientWritten: number;
   backendWritten: number;
-  /** Output of this turn, to write when the relay's entries are all read. */
-  toClient: Buffer[];
-  toBackend: Buffer[];
+  /** Output to write when the relay's entries are all read (the backend's waits for it to connect). */
+  readonly toClient: SocketOutput;
+  readonly toBackend: SocketOutput;
   touched: boolean;
   /** Output waiting for a commit (handshake clustering), in order. */
   held: HeldEntry[];
@@ -198,7 +209,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   private readonly touched: Conn[] = [];
   /** Every client socket still open, lingering ones included, for close(). */
   private readonly sockets = new Set<net.Socket>();
-  private readonly slab = new OutputSlab();
+  private readonly ledger: ChunkLedger;
+  private readonly small: SmallAllocator;
+  private readonly scratch = Buffer.allocUnsafeSlow(SCRATCH_BYTES);
+  /** Connections whose reading stopped for lack of arena chunks. */
+  private readonly starved = new Set<Conn>();
   private readonly slots: SlotAllocator | null;
   private nextOwner = 0;
   private nextNum = 1;
@@ -221,20 +236,26 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   constructor(private readonly opts: GatewayOptions) {
     super();
     this.slots = opts.store ? new SlotAllocator(opts.store) : null;
+    this.ledger = new ChunkLedger(opts.arena);
+    this.small = new SmallAllocator(this.ledger);
   }
 
   /**
    * Registers a relay incarnation and its data channel (at start, and again after each
    * restart). Connections waiting for a relay are taken over by it.
    */
-  relayUp(name: string, ref: ActorRef<RelayMsg>, channel: ChannelEnd): void {
+  relayUp(name: string, ref: ActorRef<RelayMsg>, channel: ChannelEnd, arenaOwner: number): void {
     let slot = this.relays.get(name);
     if (!slot) {
-      slot = { name, ref, link: null, up: false, owned: 0, cooling: [] };
+      slot = { name, ref, link: null, up: false, owned: 0, arenaOwner: 0, deadArenaOwner: 0, cooling: [] };
       this.relays.set(name, slot);
     }
     const relay = slot;
     relay.ref = ref;
+    // The dead incarnation is gone for good by now: what it held in the arena is free.
+    if (relay.deadArenaOwner) this.ledger.reclaim(relay.deadArenaOwner);
+    relay.deadArenaOwner = 0;
+    relay.arenaOwner = arenaOwner;
     relay.link = new RelayLink(
       channel,
       (view, bytes, at, length) => this.onEntry(relay, view, bytes, at, length),
@@ -247,7 +268,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   }
 
   async listen(): Promise<net.AddressInfo> {
-    const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket));
+    // Paused, so that the gateway can take each socket over to read into the arena.
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket) => this.accept(socket));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -304,17 +326,19 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     c.owner = owner;
   }
 
-  private accept(client: net.Socket): void {
-    this.sockets.add(client);
-    client.once('close', () => this.sockets.delete(client));
+  private accept(accepted: net.Socket): void {
     const owner = this.leastLoaded();
     const slot = this.slots ? this.slots.allocate() : { slot: -1, token: 0 };
     if (owner === null || slot === null) {
       this.stats.connectionsRefused++;
-      client.destroy();
+      accepted.destroy();
       return;
     }
     const num = this.nextNum++;
+    // Filled in below, once the connection exists for the readers to call back into.
+    let conn: Conn | null = null;
+    const clientIn = new SocketInput(this.ledger, this.small, this.scratch, true, (chunk, offset, length) => this.input(conn!, 'client', chunk, offset, length));
+    const client = withOnread(accepted, clientIn.onread) ?? accepted;
     const c: Conn = {
       id: this.opts.connectionId?.(this.stats.connectionsOpened) ?? newId('c_'),
       num,
@@ -325,17 +349,17 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       client,
       backend: null,
       backendConnected: false,
-      backendPending: [],
-      framer: new RecordFramer(),
-      retained: new RetainedQueue(),
+      clientIn,
+      backendIn: null,
+      retained: new RetainedQueue((chunk) => this.ledger.unref(chunk)),
       sentUpTo: 0,
       committedUpTo: 0,
       answeredUpTo: 0,
       outputUpTo: 0,
       clientWritten: 0,
       backendWritten: 0,
-      toClient: [],
-      toBackend: [],
+      toClient: new SocketOutput(this.ledger),
+      toBackend: new SocketOutput(this.ledger),
       touched: false,
       held: [],
       handshakeDone: false,
@@ -352,16 +376,19 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       takeover: null,
       done: false,
     };
+    conn = c;
+    this.sockets.add(client);
+    client.once('close', () => this.sockets.delete(client));
     this.setOwner(c, owner);
     this.conns.set(num, c);
     this.stats.connectionsOpened++;
     this.stats.connectionsActive++;
     owner.link!.open(num, c.epoch, c.slot, c.token);
-    client.on('data', (chunk: Buffer) => {
-      this.stats.bytesFromClients += chunk.length;
-      const records = c.framer.push(chunk);
-      if (records) this.input(c, 'client', records);
-    });
+    // Without the handle (see withOnread), bytes come as 'data' and are copied in.
+    if (client === accepted) {
+      client.on('data', (chunk: Buffer) => clientIn.push(chunk));
+      client.resume();
+    }
     client.on('end', () => {
       // The client sends no more (after close_notify, or a truncation without it): end the
       // backend's input, and keep relaying its answer until it ends too (half-close).
@@ -377,9 +404,19 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     });
   }
 
-  private input(c: Conn, kind: InputKind, pieces?: readonly Buffer[]): void {
-    if (c.done) return;
-    c.retained.push(kind, pieces);
+  /** One input for the connection's owner; its bytes (if any) are held once for the retained queue. */
+  private input(c: Conn, kind: InputKind, chunk = -1, offset = 0, length = 0): void {
+    if (c.done) {
+      if (chunk >= 0) this.ledger.unref(chunk);
+      return;
+    }
+    if (kind === 'client') this.stats.bytesFromClients += length;
+    else if (kind === 'backend') this.stats.bytesFromBackends += length;
+    c.retained.push(kind, chunk, offset, length);
+    if (c.clientIn.starved || c.backendIn?.starved) {
+      this.starved.add(c);
+      this.flow(c);
+    }
     if (c.retained.bytes > this.opts.retainedLimitBytes && !c.pausedForRetained) {
       c.pausedForRetained = true;
       this.flow(c);
@@ -399,25 +436,27 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     while (c.sentUpTo < last && c.sentUpTo - c.answeredUpTo < this.opts.maxInFlight) {
       const item = c.retained.at(c.sentUpTo + 1);
       if (!item) break;
-      owner.link!.input(c.num, c.epoch, item.seq, item.kind, item.pieces, item.length);
+      owner.link!.input(c.num, c.epoch, item.seq, item.kind, item.chunk, item.offset, item.length);
       c.sentUpTo = item.seq;
     }
   }
 
   private connectBackend(c: Conn): void {
-    const backend = net.connect({ host: this.opts.backend.host, port: this.opts.backend.port, allowHalfOpen: true, noDelay: true });
+    const backendIn = new SocketInput(this.ledger, this.small, this.scratch, false, (chunk, offset, length) => this.input(c, 'backend', chunk, offset, length));
+    c.backendIn = backendIn;
+    const backend = net.connect({
+      host: this.opts.backend.host,
+      port: this.opts.backend.port,
+      allowHalfOpen: true,
+      noDelay: true,
+      onread: backendIn.onread,
+    } as net.NetConnectOpts);
     c.backend = backend;
     backend.on('connect', () => {
       c.backendConnected = true;
-      for (const b of c.backendPending) this.writeBackend(c, b);
-      c.backendPending = [];
+      if (c.toBackend.pending) this.touch(c);
+      this.flushWrites();
       if (c.peerClosed || c.clientEnded) backend.end();
-    });
-    backend.on('data', (chunk: Buffer) => {
-      this.stats.bytesFromBackends += chunk.length;
-      for (let at = 0; at < chunk.length; at += MAX_BACKEND_INPUT) {
-        this.input(c, 'backend', [at === 0 && chunk.length <= MAX_BACKEND_INPUT ? chunk : chunk.subarray(at, at + MAX_BACKEND_INPUT)]);
-      }
     });
     backend.on('end', () => {
       this.input(c, 'backendEnd');
@@ -433,18 +472,6 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     });
   }
 
-  private writeBackend(c: Conn, bytes: Buffer): void {
-    if (!c.backendConnected) {
-      c.backendPending.push(bytes);
-      return;
-    }
-    this.stats.bytesToBackends += bytes.length;
-    if (!c.backend!.write(bytes)) {
-      c.backendFull = true;
-      this.flow(c);
-    }
-  }
-
   // ---- entries from relays ----
 
   /** One entry from `relay`'s data channel (or a held copy of one), in order. */
@@ -452,6 +479,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const c = this.conns.get(view.getUint32(at + H_CONN, true));
     const type = view.getUint8(at + H_TYPE);
     const epoch = view.getUint32(at + H_EPOCH, true);
+    if (type === FromRelay.ChunkDone) {
+      this.ledger.close(view.getUint32(at + H_AUX32, true));
+      return;
+    }
     if (type === FromRelay.Forgotten) {
       const closing = this.closing.get(view.getUint32(at + H_CONN, true));
       if (closing && closing.epoch === epoch && closing.owner === relay) {
@@ -473,7 +504,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
           this.pump(c);
         }
         if (c.held.length > 0 || (view.getUint8(at + H_FLAGS) & Held && seq > c.committedUpTo)) {
-          c.held.push({ seq, held: (view.getUint8(at + H_FLAGS) & Held) !== 0, bytes: bytes.slice(at, at + length) });
+          const chunk = type === FromRelay.Done ? -1 : view.getUint32(at + H_AUX32, true);
+          if (chunk >= 0) this.ledger.ref(chunk);
+          c.held.push({ seq, held: (view.getUint8(at + H_FLAGS) & Held) !== 0, entry: bytes.slice(at, at + length), chunk });
           return;
         }
         this.apply(c, type, view, bytes, at, length, seq);
@@ -509,7 +542,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
     const toClient = type === FromRelay.ToClient;
     const offset = view.getFloat64(at + H_OFFSET, true);
-    const n = length - HEADER_BYTES;
+    const n = view.getUint32(at + H_LENGTH, true);
     const written = toClient ? c.clientWritten : c.backendWritten;
     // Replayed output the dead owner already produced is skipped by its stream offset.
     if (offset + n <= written) return;
@@ -519,13 +552,14 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       this.lose(c, 'its output would have a gap');
       return;
     }
-    const from = at + HEADER_BYTES + (written - offset);
+    const chunk = view.getUint32(at + H_AUX32, true);
+    const start = this.ledger.arena.offset(chunk) + view.getUint32(at + H_AUX32B, true);
     if (toClient) {
       c.clientWritten = offset + n;
-      this.slab.append(c.toClient, bytes, from, at + length);
+      c.toClient.add(chunk, start + (written - offset), start + n);
     } else {
       c.backendWritten = offset + n;
-      this.slab.append(c.toBackend, bytes, from, at + length);
+      c.toBackend.add(chunk, start + (written - offset), start + n);
     }
     this.touch(c);
   }
@@ -566,32 +600,25 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
   }
 
-  /** Writes every connection's output of this turn: one corked write per socket. */
+  /** Writes every connection's output of this turn: one write per socket. */
   private flushWrites(): void {
     const touched = this.touched;
     for (let i = 0; i < touched.length; i++) {
       const c = touched[i]!;
       c.touched = false;
-      if (c.toClient.length) {
-        const pieces = c.toClient;
-        c.toClient = [];
-        for (const p of pieces) this.stats.bytesToClients += p.length;
-        if (!c.client.destroyed && !writeAll(c.client, pieces)) {
+      if (c.toClient.pending) {
+        this.stats.bytesToClients += c.toClient.bytes;
+        if (!c.toClient.flush(c.client)) {
           c.clientFull = true;
           this.flow(c);
         }
       }
-      if (c.toBackend.length) {
-        const pieces = c.toBackend;
-        c.toBackend = [];
-        if (c.backendConnected) {
-          for (const p of pieces) this.stats.bytesToBackends += p.length;
-          if (!writeAll(c.backend!, pieces)) {
-            c.backendFull = true;
-            this.flow(c);
-          }
-        } else {
-          for (const p of pieces) this.writeBackend(c, p);
+      // Output for the backend waits in its queue until the backend is connected.
+      if (c.toBackend.pending && c.backendConnected) {
+        this.stats.bytesToBackends += c.toBackend.bytes;
+        if (!c.toBackend.flush(c.backend!)) {
+          c.backendFull = true;
+          this.flow(c);
         }
       }
       if (c.engineClosed && !c.done) {
@@ -600,6 +627,17 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       }
     }
     touched.length = 0;
+    if (this.starved.size) this.feedStarved();
+  }
+
+  /** Connections that stopped reading for lack of arena chunks try again. */
+  private feedStarved(): void {
+    for (const c of this.starved) {
+      if (c.done || (c.clientIn.resume() && (c.backendIn?.resume() ?? true))) {
+        this.starved.delete(c);
+        this.flow(c);
+      }
+    }
   }
 
   /** Frees retained input up to `upTo` and resumes reading once below half the limit. */
@@ -617,10 +655,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
    * slow client or a slow backend.
    */
   private flow(c: Conn): void {
-    if (c.pausedForRetained || c.backendFull) c.client.pause();
+    if (c.done) return;
+    if (c.pausedForRetained || c.backendFull || c.clientIn.starved) c.client.pause();
     else c.client.resume();
     if (c.backend) {
-      if (c.pausedForRetained || c.clientFull) c.backend.pause();
+      if (c.pausedForRetained || c.clientFull || c.backendIn!.starved) c.backend.pause();
       else c.backend.resume();
     }
   }
@@ -629,9 +668,16 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   private releaseHeld(c: Conn): void {
     while (c.held.length && !(c.held[0]!.held && c.held[0]!.seq > c.committedUpTo) && !c.done) {
       const e = c.held.shift()!;
-      const view = new DataView(e.bytes.buffer, e.bytes.byteOffset, e.bytes.byteLength);
-      this.apply(c, view.getUint8(H_TYPE), view, e.bytes, 0, e.bytes.length, e.seq);
+      const view = new DataView(e.entry.buffer, e.entry.byteOffset, e.entry.byteLength);
+      this.apply(c, view.getUint8(H_TYPE), view, e.entry, 0, e.entry.length, e.seq);
+      if (e.chunk >= 0) this.ledger.unref(e.chunk);
     }
+  }
+
+  /** Held output that will never leave (a takeover or the end of the connection): its chunks let go. */
+  private dropHeld(c: Conn): void {
+    for (const e of c.held) if (e.chunk >= 0) this.ledger.unref(e.chunk);
+    c.held = [];
   }
 
   /**
@@ -666,6 +712,13 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     // A peer that never closes its side does not hold the socket forever.
     else setTimeout(() => c.client.destroy(), LINGER_MS).unref();
     c.backend?.destroy();
+    c.clientIn.close();
+    c.backendIn?.close();
+    c.retained.clear();
+    c.toClient.drop();
+    c.toBackend.drop();
+    this.dropHeld(c);
+    this.starved.delete(c);
     this.conns.delete(c.num);
     const owner = c.owner;
     this.setOwner(c, null);
@@ -698,6 +751,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const dead = this.relays.get(name);
     if (!dead || !dead.up) return;
     dead.up = false;
+    dead.deadArenaOwner = dead.arenaOwner;
+    dead.arenaOwner = 0;
     const link = dead.link;
     dead.link = null;
     if (link) {
@@ -736,7 +791,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     c.committedUpTo = committed;
     this.release(c, committed);
     this.releaseHeld(c);
-    c.held = [];
+    this.dropHeld(c);
     // What stays answered: what was acted on; the rest the next owner answers again.
     c.answeredUpTo = Math.max(committed, c.outputUpTo);
     // A connection with input in flight when its owner died is a suspect; if it was
@@ -779,14 +834,4 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.server = null;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
-}
-
-/** Writes pieces in order as one writev; false when the socket wants a drain. */
-function writeAll(socket: net.Socket, pieces: readonly Buffer[]): boolean {
-  if (pieces.length === 1) return socket.write(pieces[0]!);
-  socket.cork();
-  let ok = true;
-  for (const p of pieces) ok = socket.write(p);
-  socket.uncork();
-  return ok;
 }

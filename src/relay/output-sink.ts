@@ -1,10 +1,12 @@
 /**
- * The relay's TlsSink: the engine seals and opens records straight into the data
- * channel's ring toward the gateway, one entry per piece, each stamped with its
- * connection, epoch, input number and stream offset (so the gateway can skip what an
- * earlier owner already wrote). Events become a Done entry after each input.
+ * The relay's TlsSink: the engine seals and opens records straight into arena chunks
+ * this relay took, and each piece is announced on the data channel by an entry naming
+ * where it lies, stamped with its connection, epoch, input number and stream offset
+ * (so the gateway can skip what an earlier owner already wrote). The gateway writes
+ * the pieces to sockets from the arena itself. Events become a Done entry after each
+ * input.
  */
-import type { RingWriter } from '../actors/index.js';
+import type { Arena, RingWriter } from '../actors/index.js';
 import type { TlsEvent, TlsSink } from '../tls/index.js';
 import { EventBit, FromRelay, HEADER_BYTES, encodeFacts, writeHeader, type HandshakeFacts } from './wire.js';
 
@@ -15,14 +17,41 @@ export class OutputSink implements TlsSink {
   private flags = 0;
   private clientOffset = 0;
   private backendOffset = 0;
-  /** Where the entry reserved last starts in the ring. */
-  private at = -1;
+  /** The chunk written now (-1: none yet), and where in it the next piece goes. */
+  private chunk = -1;
+  private pos = 0;
+  /** Chunks taken and not yet written. */
+  private readonly spare: number[] = [];
+  /** The piece reserved last: where it starts in its chunk. */
+  private pieceAt = 0;
   private events = 0;
   private facts: HandshakeFacts | null = null;
   /** A KeyUpdate happened during this input (for the duringKeyUpdate fault point). */
   keyUpdated = false;
 
-  constructor(private readonly ring: RingWriter) {}
+  constructor(
+    private readonly ring: RingWriter,
+    private readonly arena: Arena,
+    /** This relay incarnation's name in the arena's owner table. */
+    private readonly owner: number,
+  ) {}
+
+  /**
+   * Makes sure `bytes` of output, in pieces of at most `maxPiece` bytes, fit in the
+   * chunks held now, taking more as needed. False when the arena has no free chunk:
+   * wait for one (Arena.waitForChunk) and try again.
+   */
+  ensure(bytes: number, maxPiece: number): boolean {
+    const usable = this.arena.chunkBytes - maxPiece;
+    let room = (this.chunk < 0 ? 0 : Math.max(0, this.arena.chunkBytes - this.pos - maxPiece)) + this.spare.length * usable;
+    while (room < bytes) {
+      const c = this.arena.take(this.owner);
+      if (c < 0) return false;
+      this.spare.push(c);
+      room += usable;
+    }
+    return true;
+  }
 
   /** Starts the output of one input: `flags` go on every entry (Held while handshaking). */
   begin(conn: number, epoch: number, seq: number, flags: number, clientOffset: number, backendOffset: number): void {
@@ -38,23 +67,40 @@ export class OutputSink implements TlsSink {
   }
 
   reserve(n: number): Uint8Array {
-    const at = this.ring.reserve(HEADER_BYTES + n);
-    // The relay checked the room for the whole input before handing it to the engine.
-    if (at < 0) throw new RangeError(`no room for ${n} bytes of output in the data channel`);
-    this.at = at;
-    return this.ring.bytes.subarray(at + HEADER_BYTES, at + HEADER_BYTES + n);
+    if (this.chunk < 0 || this.arena.chunkBytes - this.pos < n) this.nextChunk();
+    this.pieceAt = this.pos;
+    const at = this.arena.offset(this.chunk) + this.pos;
+    return this.arena.bytes.subarray(at, at + n);
   }
 
   toClient(n: number): void {
-    writeHeader(this.ring.view, this.at, FromRelay.ToClient, this.flags, 0, this.conn, this.epoch, this.seq, this.clientOffset, 0, 0);
-    this.ring.commit(HEADER_BYTES + n);
+    this.piece(FromRelay.ToClient, this.clientOffset, n);
     this.clientOffset += n;
   }
 
   toApplication(n: number): void {
-    writeHeader(this.ring.view, this.at, FromRelay.ToBackend, this.flags, 0, this.conn, this.epoch, this.seq, this.backendOffset, 0, 0);
-    this.ring.commit(HEADER_BYTES + n);
+    this.piece(FromRelay.ToBackend, this.backendOffset, n);
     this.backendOffset += n;
+  }
+
+  /** Announces the piece reserved last, `n` bytes long. */
+  private piece(type: number, offset: number, n: number): void {
+    const at = this.ring.reserve(HEADER_BYTES);
+    // The relay checked the room for the whole input before handing it to the engine.
+    if (at < 0) throw new RangeError('no room for an output entry in the data channel');
+    writeHeader(this.ring.view, at, type, this.flags, 0, this.conn, this.epoch, this.seq, offset, this.chunk, this.pieceAt, n);
+    this.ring.commit(HEADER_BYTES);
+    // Pieces start 8-aligned, so the engine's writes stay word-aligned.
+    this.pos = Math.min(this.arena.chunkBytes, (this.pieceAt + n + 7) & ~7);
+  }
+
+  /** Moves to a spare chunk (the relay ensured one), telling the gateway it is done with the last. */
+  private nextChunk(): void {
+    if (this.chunk >= 0) this.notice(FromRelay.ChunkDone, 0, 0, 0, this.chunk);
+    const c = this.spare.pop();
+    if (c === undefined) throw new RangeError('no arena chunk for output (the relay ensures room first)');
+    this.chunk = c;
+    this.pos = 0;
   }
 
   event(e: TlsEvent): void {
@@ -90,11 +136,11 @@ export class OutputSink implements TlsSink {
     this.ring.commit(HEADER_BYTES + n);
   }
 
-  /** A bodiless entry (Committed, Promoted, Forgotten). */
-  notice(type: number, conn: number, epoch: number, seq: number): void {
+  /** A bodiless entry (Committed, Promoted, Forgotten, ChunkDone). */
+  notice(type: number, conn: number, epoch: number, seq: number, aux32 = 0): void {
     const at = this.ring.reserve(HEADER_BYTES);
     if (at < 0) throw new RangeError('no room for a notice in the data channel');
-    writeHeader(this.ring.view, at, type, 0, 0, conn, epoch, seq, -1, 0, 0);
+    writeHeader(this.ring.view, at, type, 0, 0, conn, epoch, seq, -1, aux32, 0);
     this.ring.commit(HEADER_BYTES);
   }
 }

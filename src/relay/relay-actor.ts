@@ -6,7 +6,7 @@
  * the state store, shared memory that outlives this thread (DESIGN.md, "Replication
  * and takeover"). Configuration comes as actor messages.
  */
-import { defineActor, type ActorContext, type ChannelEnd } from '../actors/index.js';
+import { Arena, defineActor, type ActorContext, type ArenaBuffers, type ChannelEnd } from '../actors/index.js';
 import {
   applyRecordState,
   decodeSnapshot,
@@ -24,7 +24,7 @@ import { OutputSink } from './output-sink.js';
 import type { ConfigReply, RelayMsg } from './protocol.js';
 import { relayTlsConfig, type RelaySettings } from './settings.js';
 import { StateStore, type SlotWriter, type StoreBuffers } from './state-store.js';
-import { FromRelay, H_AUX16, H_AUX32, H_AUX32B, H_CONN, H_EPOCH, H_OFFSET, H_SEQ, H_TYPE, HEADER_BYTES, Held, InputCode, ToRelay } from './wire.js';
+import { FromRelay, H_AUX16, H_AUX32, H_AUX32B, H_CONN, H_EPOCH, H_LENGTH, H_OFFSET, H_SEQ, H_TYPE, HEADER_BYTES, Held, InputCode, ToRelay } from './wire.js';
 
 /** Fault points a test or operator can arm to crash a relay at an exact protocol moment. */
 export const RELAY_FAULT_POINTS = [
@@ -44,6 +44,8 @@ export type RelayFaultPoint = (typeof RELAY_FAULT_POINTS)[number];
 export interface RelayArgs {
   /** This relay's name in the cluster (for logs). */
   readonly name: string;
+  /** This incarnation's name in the arena's owner table (fresh at every start). */
+  readonly arenaOwner: number;
   readonly settings: RelaySettings;
 }
 
@@ -51,6 +53,8 @@ export interface RelayArgs {
 export interface RelayShared {
   /** The state store, or null when replication is off (nothing is committed). */
   readonly store: StoreBuffers | null;
+  /** Where input bytes lie and output bytes go. */
+  readonly arena: ArenaBuffers;
 }
 
 interface Owned {
@@ -85,6 +89,7 @@ interface RelayState {
   readonly deps: (conn: number) => TlsDeps;
   readonly owned: Map<number, Owned>;
   readonly channel: ChannelEnd;
+  readonly arena: Arena;
   readonly sink: OutputSink;
   readonly store: StateStore | null;
   /** Connections that took input in the current batch, to commit at its end. */
@@ -93,7 +98,6 @@ interface RelayState {
   readonly record: Float64Array;
   /** An input entry left for lack of output room (processed first next time). */
   pending: number;
-  pendingLength: number;
 }
 
 function engineDeps(settings: RelaySettings): (conn: number) => TlsDeps {
@@ -107,24 +111,28 @@ function engineDeps(settings: RelaySettings): (conn: number) => TlsDeps {
 
 /** Entries handled per batch before the relay yields to its event loop (timers, control messages). */
 const BATCH_ENTRIES = 64;
+/** Ring bytes of one entry without payload. */
+const ENTRY = HEADER_BYTES + 8;
 /** Room for the entries the end of a batch writes, per connection. */
-const NOTICE_ROOM = 2 * (HEADER_BYTES + 16);
+const NOTICE_ROOM = 2 * ENTRY;
 /** Handshake output (the server flight, tickets) of one input, at most. */
 const HANDSHAKE_ROOM = 64 << 10;
+/** The largest piece the engine writes at once: a whole protected record. */
+const MAX_PIECE = RECORD_HEADER_LEN + MAX_CIPHERTEXT;
 
 /**
- * The most ring bytes one input's output can take: every record in it may become an
- * entry of its own, and handshake messages may come out.
+ * The most output one input can make: bytes into the arena, and entries announcing
+ * them (every record may become a piece of its own; handshake messages may come out).
  */
-function outputBound(o: Owned, kind: number, length: number): number {
-  const entry = HEADER_BYTES + 16;
-  const extra = (o.engine.phase === 'established' ? 4 << 10 : HANDSHAKE_ROOM) + 2 * entry;
-  if (kind === InputCode.client) return length + Math.ceil(length / (RECORD_HEADER_LEN + 17)) * entry + extra;
+function outputBound(o: Owned, kind: number, length: number): { readonly bytes: number; readonly entries: number } {
+  const extraBytes = o.engine.phase === 'established' ? 4 << 10 : HANDSHAKE_ROOM;
+  const extraEntries = o.engine.phase === 'established' ? 8 : 32;
+  if (kind === InputCode.client) return { bytes: length + extraBytes, entries: Math.ceil(length / (RECORD_HEADER_LEN + 17)) + extraEntries };
   if (kind === InputCode.backend) {
-    const max = o.engine.negotiated?.maxRecordPlaintext ?? MAX_CIPHERTEXT;
-    return length + Math.ceil(length / max) * (entry + RECORD_HEADER_LEN + 17) + extra;
+    const records = Math.ceil(length / (o.engine.negotiated?.maxRecordPlaintext ?? MAX_CIPHERTEXT)) + 1;
+    return { bytes: length + records * (RECORD_HEADER_LEN + 17 + 8) + extraBytes, entries: records + extraEntries };
   }
-  return extra;
+  return { bytes: extraBytes, entries: extraEntries };
 }
 
 function counters(o: Owned): [number, number] {
@@ -271,11 +279,15 @@ function onOpen(s: RelayState, conn: number, epoch: number, slot: number, token:
   });
 }
 
+/** Why a batch stopped before the gateway's entries ran out. */
+type Stall = 'room' | 'chunk' | null;
+
 /**
- * Handles one entry from the gateway. False when an input's output might not fit the
- * ring now: the entry is left for later.
+ * Handles one entry from the gateway. Returns why an input could not run now (its
+ * output might not fit the ring, or the arena has no chunk for it): the entry is left
+ * for later.
  */
-function onEntry(s: RelayState, ctx: ActorContext, at: number, length: number): boolean {
+function onEntry(s: RelayState, ctx: ActorContext, at: number): Stall {
   const { reader, writer } = s.channel;
   const v = reader.view;
   const conn = v.getUint32(at + H_CONN, true);
@@ -285,33 +297,37 @@ function onEntry(s: RelayState, ctx: ActorContext, at: number, length: number): 
       const o = s.owned.get(conn);
       const seq = v.getUint32(at + H_SEQ, true);
       // Fencing: inputs of an older epoch, or already covered by a restored state, are dropped.
-      if (!o || o.epoch !== epoch || seq <= o.lastSeq) return true;
+      if (!o || o.epoch !== epoch || seq <= o.lastSeq) return null;
       const kind = v.getUint16(at + H_AUX16, true);
-      const n = length - HEADER_BYTES;
-      if (writer.reserve(outputBound(o, kind, n) + NOTICE_ROOM * (s.dirty.length + 1)) < 0) return false;
-      onInput(s, ctx, o, seq, kind, reader.bytes.subarray(at + HEADER_BYTES, at + length));
-      return true;
+      const n = v.getUint32(at + H_LENGTH, true);
+      const bound = outputBound(o, kind, n);
+      if (writer.reserve(bound.entries * ENTRY + NOTICE_ROOM * (s.dirty.length + 1)) < 0) return 'room';
+      if (!s.sink.ensure(bound.bytes, MAX_PIECE)) return 'chunk';
+      const from = s.arena.offset(v.getUint32(at + H_AUX32, true)) + v.getUint32(at + H_AUX32B, true);
+      onInput(s, ctx, o, seq, kind, s.arena.bytes.subarray(from, from + n));
+      return null;
     }
     case ToRelay.Open:
       onOpen(s, conn, epoch, v.getUint32(at + H_AUX32, true), v.getUint32(at + H_AUX32B, true));
-      return true;
+      return null;
     case ToRelay.Promote: {
-      if (writer.reserve(NOTICE_ROOM + HANDSHAKE_ROOM) < 0) return false;
+      if (writer.reserve(NOTICE_ROOM + 32 * ENTRY) < 0) return 'room';
+      if (!s.sink.ensure(HANDSHAKE_ROOM, MAX_PIECE)) return 'chunk';
       const q = v.getFloat64(at + H_OFFSET, true);
       onPromote(s, { conn, epoch, slot: v.getUint32(at + H_AUX32, true), token: v.getUint32(at + H_AUX32B, true), quarantineAfter: q < 0 ? null : q });
-      return true;
+      return null;
     }
     case ToRelay.Forget:
-      if (writer.reserve(NOTICE_ROOM) < 0) return false;
+      if (writer.reserve(NOTICE_ROOM) < 0) return 'room';
       s.owned.delete(conn);
       s.sink.notice(FromRelay.Forgotten, conn, epoch, 0);
-      return true;
+      return null;
     default:
-      return true;
+      return null;
   }
 }
 
-type BatchEnd = 'empty' | 'more' | 'room';
+type BatchEnd = 'empty' | 'more' | 'room' | 'chunk';
 
 /**
  * One batch: handle what the gateway sent (bounded), make the output visible, then
@@ -324,20 +340,15 @@ function batch(s: RelayState, ctx: ActorContext): BatchEnd {
   let end: BatchEnd = 'empty';
   let handled = 0;
   for (;;) {
-    let at: number;
-    let length: number;
-    if (s.pending >= 0) {
-      at = s.pending;
-      length = s.pendingLength;
-    } else {
+    let at = s.pending;
+    if (at < 0) {
       at = reader.next();
       if (at < 0) break;
-      length = reader.length;
     }
-    if (!onEntry(s, ctx, at, length)) {
+    const stall = onEntry(s, ctx, at);
+    if (stall !== null) {
       s.pending = at;
-      s.pendingLength = length;
-      end = 'room';
+      end = stall;
       break;
     }
     s.pending = -1;
@@ -371,6 +382,7 @@ function run(s: RelayState, ctx: ActorContext): void {
     const end = batch(s, ctx);
     if (end === 'more') setImmediate(next);
     else if (end === 'room') s.channel.writer.waitForRoom().then(next, crash);
+    else if (end === 'chunk') s.arena.waitForChunk().then(next, crash);
     else s.channel.reader.wait().then(next, crash);
   };
   setImmediate(next);
@@ -382,6 +394,8 @@ export default defineActor<RelayMsg, RelayState, RelayArgs>({
     const channel = ctx.channel;
     if (!channel) throw new TypeError('a relay needs a data channel');
     const shared = ctx.shared as RelayShared | undefined;
+    if (!shared?.arena) throw new TypeError('a relay needs the shared arena');
+    const arena = new Arena(shared.arena);
     const s: RelayState = {
       name: args.name,
       settings: args.settings,
@@ -391,12 +405,12 @@ export default defineActor<RelayMsg, RelayState, RelayArgs>({
       deps: engineDeps(args.settings),
       owned: new Map(),
       channel,
-      sink: new OutputSink(channel.writer),
-      store: shared?.store ? new StateStore(shared.store) : null,
+      arena,
+      sink: new OutputSink(channel.writer, arena, args.arenaOwner),
+      store: shared.store ? new StateStore(shared.store) : null,
       dirty: [],
       record: new Float64Array(RECORD_STATE_LENGTH),
       pending: -1,
-      pendingLength: 0,
     };
     run(s, ctx);
     return s;

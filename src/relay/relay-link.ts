@@ -1,6 +1,7 @@
 /**
  * The gateway's side of one relay incarnation's data channel: writes Open, Input,
- * Promote and Forget entries in order (queued in order while the ring is full), wakes
+ * Promote and Forget entries in order (queued in order while the ring is full; an
+ * Input names where its bytes lie in the arena, it does not carry them), wakes
  * the relay at most once per event-loop turn, and reads the relay's entries when it
  * announces them, handing each to the gateway in place.
  */
@@ -20,11 +21,8 @@ interface Queued {
   readonly offset: number;
   readonly aux32: number;
   readonly aux32b: number;
-  readonly pieces: readonly Uint8Array[];
   readonly length: number;
 }
-
-const NONE: readonly Uint8Array[] = [];
 
 export class RelayLink {
   private readonly queue: Queued[] = [];
@@ -41,26 +39,22 @@ export class RelayLink {
     this.listen();
   }
 
-  /** The largest input a single entry carries. */
-  get maxInput(): number {
-    return this.end.writer.maxEntry - HEADER_BYTES;
-  }
-
   open(conn: number, epoch: number, slot: number, token: number): void {
-    this.put(ToRelay.Open, 0, conn, epoch, 0, -1, slot, token, NONE, 0);
+    this.put(ToRelay.Open, 0, conn, epoch, 0, -1, slot, token, 0);
   }
 
-  input(conn: number, epoch: number, seq: number, kind: InputKindName, pieces: readonly Uint8Array[], length: number): void {
-    this.put(ToRelay.Input, InputCode[kind], conn, epoch, seq, -1, 0, 0, pieces, length);
+  /** Input `seq`, whose bytes are arena chunk `chunk` at [offset, offset + length) (chunk -1: none). */
+  input(conn: number, epoch: number, seq: number, kind: InputKindName, chunk: number, offset: number, length: number): void {
+    this.put(ToRelay.Input, InputCode[kind], conn, epoch, seq, -1, chunk < 0 ? 0 : chunk, offset, length);
   }
 
   /** `quarantineAfter`: replay up to it, then end the connection with an alert (null: carry on). */
   promote(conn: number, epoch: number, slot: number, token: number, quarantineAfter: number | null): void {
-    this.put(ToRelay.Promote, 0, conn, epoch, 0, quarantineAfter ?? -1, slot, token, NONE, 0);
+    this.put(ToRelay.Promote, 0, conn, epoch, 0, quarantineAfter ?? -1, slot, token, 0);
   }
 
   forget(conn: number, epoch: number): void {
-    this.put(ToRelay.Forget, 0, conn, epoch, 0, -1, 0, 0, NONE, 0);
+    this.put(ToRelay.Forget, 0, conn, epoch, 0, -1, 0, 0, 0);
   }
 
   /** Reads every entry the relay published (also after it died: its last words count). */
@@ -97,13 +91,11 @@ export class RelayLink {
     offset: number,
     aux32: number,
     aux32b: number,
-    pieces: readonly Uint8Array[],
     length: number,
   ): void {
     if (this.closed) return;
-    if (HEADER_BYTES + length > this.end.writer.maxEntry) throw new RangeError(`input of ${length} bytes is larger than a data channel entry`);
-    if (this.queue.length === 0 && this.write(type, aux16, conn, epoch, seq, offset, aux32, aux32b, pieces, length)) return;
-    this.queue.push({ type, aux16, conn, epoch, seq, offset, aux32, aux32b, pieces, length });
+    if (this.queue.length === 0 && this.write(type, aux16, conn, epoch, seq, offset, aux32, aux32b, length)) return;
+    this.queue.push({ type, aux16, conn, epoch, seq, offset, aux32, aux32b, length });
     this.awaitRoom();
   }
 
@@ -117,19 +109,13 @@ export class RelayLink {
     offset: number,
     aux32: number,
     aux32b: number,
-    pieces: readonly Uint8Array[],
     length: number,
   ): boolean {
     const w = this.end.writer;
-    const at = w.reserve(HEADER_BYTES + length);
+    const at = w.reserve(HEADER_BYTES);
     if (at < 0) return false;
-    writeHeader(w.view, at, type, 0, aux16, conn, epoch, seq, offset, aux32, aux32b);
-    let to = at + HEADER_BYTES;
-    for (const p of pieces) {
-      w.bytes.set(p, to);
-      to += p.length;
-    }
-    w.commit(HEADER_BYTES + length);
+    writeHeader(w.view, at, type, 0, aux16, conn, epoch, seq, offset, aux32, aux32b, length);
+    w.commit(HEADER_BYTES);
     // Visible at once to a relay that is awake; a sleeping one is woken once per turn.
     w.publish(false);
     this.scheduleWake();
@@ -153,7 +139,7 @@ export class RelayLink {
       if (this.closed) return;
       while (this.queue.length) {
         const q = this.queue[0]!;
-        if (!this.write(q.type, q.aux16, q.conn, q.epoch, q.seq, q.offset, q.aux32, q.aux32b, q.pieces, q.length)) break;
+        if (!this.write(q.type, q.aux16, q.conn, q.epoch, q.seq, q.offset, q.aux32, q.aux32b, q.length)) break;
         this.queue.shift();
       }
       if (this.queue.length) this.awaitRoom();

@@ -11,12 +11,11 @@ export interface RetainedInput {
   /** 1-based input number within the connection. */
   readonly seq: number;
   readonly kind: InputKind;
-  /** The input's bytes as consecutive pieces (views of socket chunks); empty for the end kinds. */
-  readonly pieces: readonly Buffer[];
+  /** Where its bytes lie: arena chunk (-1 for the end kinds, which have none), offset, length. */
+  readonly chunk: number;
+  readonly offset: number;
   readonly length: number;
 }
-
-const NONE: readonly Buffer[] = Object.freeze([]);
 
 export class RetainedQueue {
   private items: RetainedInput[] = [];
@@ -38,10 +37,13 @@ export class RetainedQueue {
     return this.nextSeq;
   }
 
-  push(kind: InputKind, pieces: readonly Buffer[] = NONE): RetainedInput {
-    let length = 0;
-    for (const p of pieces) length += p.length;
-    const item = { seq: this.nextSeq++, kind, pieces, length };
+  constructor(
+    /** Called with the chunk of every input freed (the queue held it once). */
+    private readonly freed: (chunk: number) => void,
+  ) {}
+
+  push(kind: InputKind, chunk = -1, offset = 0, length = 0): RetainedInput {
+    const item = { seq: this.nextSeq++, kind, chunk, offset, length };
     this.items.push(item);
     this.bytesHeld += length;
     return item;
@@ -50,13 +52,20 @@ export class RetainedQueue {
   /** Frees every input numbered `upTo` or less: a committed state covers them. */
   release(upTo: number): void {
     while (this.head < this.items.length && this.items[this.head]!.seq <= upTo) {
-      this.bytesHeld -= this.items[this.head]!.length;
+      const item = this.items[this.head]!;
+      this.bytesHeld -= item.length;
+      if (item.chunk >= 0) this.freed(item.chunk);
       this.head++;
     }
     if (this.head > 64 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
       this.head = 0;
     }
+  }
+
+  /** Frees everything (the connection is over). */
+  clear(): void {
+    this.release(Infinity);
   }
 
   /** The retained input numbered `seq`, if it is still held. */

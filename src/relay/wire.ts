@@ -1,8 +1,10 @@
 /**
  * The entries of the data channel between the gateway (main thread) and a relay
- * (worker), declared in one place: a fixed 32-byte header, then the payload bytes.
- * No codec and no object per entry on the record path: fields are read and written
- * in place in the ring. Connection ids are the gateway's numbers.
+ * (worker), declared in one place: a fixed 40-byte header, and for a few rare ones a
+ * payload. Bytes do not travel in entries: an entry names where they lie in the shared
+ * arena (chunk, offset, length). No codec and no object per entry on the record path:
+ * fields are read and written in place in the ring. Connection ids are the gateway's
+ * numbers.
  */
 import type { ConnectionEvent } from './protocol.js';
 
@@ -10,7 +12,7 @@ import type { ConnectionEvent } from './protocol.js';
 export const ToRelay = {
   /** Own a new connection; commit its state into `slot` under `token`. */
   Open: 1,
-  /** One input, numbered `seq`: payload = its bytes; `aux16` = {@link InputCode}. */
+  /** One input, numbered `seq`, in the arena at (chunk, offset, length); `aux16` = {@link InputCode}. */
   Input: 2,
   /** Take the connection over from the state committed in `slot` (copied there by the gateway). */
   Promote: 3,
@@ -20,9 +22,9 @@ export const ToRelay = {
 
 /** Relay -> gateway. */
 export const FromRelay = {
-  /** Bytes for the client, starting at stream offset `offset`, produced by input `seq`. */
+  /** Bytes for the client at (chunk, offset, length), starting at stream offset `offset`, produced by input `seq`. */
   ToClient: 16,
-  /** Plaintext for the backend, starting at stream offset `offset`. */
+  /** Plaintext for the backend at (chunk, offset, length), starting at stream offset `offset`. */
   ToBackend: 17,
   /** Input `seq` is processed; `aux16` = {@link EventBit}s; payload = handshake facts (JSON) when HandshakeDone. */
   Done: 18,
@@ -32,6 +34,8 @@ export const FromRelay = {
   Promoted: 20,
   /** The relay dropped the connection; its slot can be reused. */
   Forgotten: 21,
+  /** The relay writes no more into arena chunk `aux32`: it is free once nothing else needs it. */
+  ChunkDone: 22,
 } as const;
 
 /** Input kinds, as `aux16` of an Input entry. */
@@ -57,9 +61,10 @@ export const H_CONN = 4; // u32
 export const H_EPOCH = 8; // u32
 export const H_SEQ = 12; // u32
 export const H_OFFSET = 16; // f64: a stream offset, or -1
-export const H_AUX32 = 24; // u32
-export const H_AUX32B = 28; // u32
-export const HEADER_BYTES = 32;
+export const H_AUX32 = 24; // u32: an arena chunk, or a state slot
+export const H_AUX32B = 28; // u32: an offset in the chunk, or a slot token
+export const H_LENGTH = 32; // u32: bytes in the arena
+export const HEADER_BYTES = 40;
 
 /** Writes an entry header at `at` (the payload follows at `at + HEADER_BYTES`). */
 export function writeHeader(
@@ -74,6 +79,7 @@ export function writeHeader(
   offset: number,
   aux32: number,
   aux32b: number,
+  length = 0,
 ): void {
   v.setUint8(at + H_TYPE, type);
   v.setUint8(at + H_FLAGS, flags);
@@ -84,6 +90,7 @@ export function writeHeader(
   v.setFloat64(at + H_OFFSET, offset, true);
   v.setUint32(at + H_AUX32, aux32, true);
   v.setUint32(at + H_AUX32B, aux32b, true);
+  v.setUint32(at + H_LENGTH, length, true);
 }
 
 /** What a Done entry's events mean to the gateway. */
