@@ -165,6 +165,32 @@ static void finalize_ctx(napi_env env, void *data, void *hint) {
   free(c);
 }
 
+/*
+ * The three ciphers, fetched from OpenSSL's default provider once for the process and
+ * shared by every thread (a fetched EVP_CIPHER is immutable). Initialising a context
+ * with the legacy EVP_aes_128_gcm() object makes OpenSSL 3 fetch the implementation
+ * again at every initialisation, a few microseconds each time: a handshake makes
+ * several contexts. Where the fetch fails, the legacy object still works.
+ */
+static EVP_CIPHER *fetched[3];
+
+static const EVP_CIPHER *fetched_cipher(int i, const char *name, const EVP_CIPHER *legacy) {
+  EVP_CIPHER *c = __atomic_load_n(&fetched[i], __ATOMIC_ACQUIRE);
+  if (c != NULL) return c;
+  EVP_CIPHER *f = EVP_CIPHER_fetch(NULL, name, NULL);
+  if (f == NULL) {
+    ERR_clear_error();
+    return legacy;
+  }
+  EVP_CIPHER *expected = NULL;
+  if (!__atomic_compare_exchange_n(&fetched[i], &expected, f, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    /* Another thread fetched it first: use theirs. */
+    EVP_CIPHER_free(f);
+    return expected;
+  }
+  return f;
+}
+
 /* The EVP context for a direction, initialised with cipher and key on first use. */
 static EVP_CIPHER_CTX *evp_for(aead_ctx *c, int dir) {
   if (c->evp[dir] != NULL) return c->evp[dir];
@@ -198,13 +224,13 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   const EVP_CIPHER *cipher;
   size_t key_len;
   if (strcmp(name, "aes-128-gcm") == 0) {
-    cipher = EVP_aes_128_gcm();
+    cipher = fetched_cipher(0, "AES-128-GCM", EVP_aes_128_gcm());
     key_len = 16;
   } else if (strcmp(name, "aes-256-gcm") == 0) {
-    cipher = EVP_aes_256_gcm();
+    cipher = fetched_cipher(1, "AES-256-GCM", EVP_aes_256_gcm());
     key_len = 32;
   } else if (strcmp(name, "chacha20-poly1305") == 0) {
-    cipher = EVP_chacha20_poly1305();
+    cipher = fetched_cipher(2, "ChaCha20-Poly1305", EVP_chacha20_poly1305());
     key_len = 32;
   } else {
     throw_type(env, "aead must be 'aes-128-gcm', 'aes-256-gcm' or 'chacha20-poly1305'");

@@ -10,7 +10,6 @@ import { Arena, defineActor, type ActorContext, type ArenaBuffers, type ChannelE
 import {
   applyRecordState,
   decodeSnapshot,
-  encodeSnapshot,
   loadCertifiedKey,
   RECORD_STATE_LENGTH,
   TlsServerEngine,
@@ -212,7 +211,7 @@ function commit(s: RelayState, ctx: ActorContext, o: Owned): void {
   o.dirty = false;
   if (o.slot === null || s.owned.get(o.conn) !== o) return;
   const rev = o.engine.revision;
-  const snapshot = rev === o.baseRevision && o.slot.hasBase ? null : encodeSnapshot(o.engine.snapshot());
+  const snapshot = rev === o.baseRevision && o.slot.hasBase ? null : o.engine.encodedSnapshot();
   o.engine.recordState(s.record);
   ctx.faultPoint('relay.duringReplication');
   if (!o.slot.commit(o.lastSeq, snapshot, s.record)) {

@@ -9,6 +9,9 @@ import type { ChannelEnd } from '../actors/index.js';
 import { HEADER_BYTES, InputCode, ToRelay, writeHeader, type InputKindName } from './wire.js';
 
 /** Called for every entry from the relay, in order; the bytes are valid during the call only. */
+/** How long an entry nobody waits on (Forget) may sit before the relay is woken for it. */
+const LAZY_WAKE_MS = 20;
+
 export type EntryHandler = (view: DataView, bytes: Uint8Array, at: number, length: number) => void;
 
 /** An entry waiting for room in the ring. */
@@ -27,6 +30,7 @@ interface Queued {
 export class RelayLink {
   private readonly queue: Queued[] = [];
   private wakeScheduled = false;
+  private lazyWake: NodeJS.Timeout | null = null;
   private waitingForRoom = false;
   private closed = false;
 
@@ -40,7 +44,8 @@ export class RelayLink {
   }
 
   open(conn: number, epoch: number, slot: number, token: number): void {
-    this.put(ToRelay.Open, 0, conn, epoch, 0, -1, slot, token, 0);
+    // No wake-up: the connection's first input follows, and wakes the relay.
+    this.put(ToRelay.Open, 0, conn, epoch, 0, -1, slot, token, 0, false);
   }
 
   /** Input `seq`, whose bytes are arena chunk `chunk` at [offset, offset + length) (chunk -1: none). */
@@ -54,7 +59,8 @@ export class RelayLink {
   }
 
   forget(conn: number, epoch: number): void {
-    this.put(ToRelay.Forget, 0, conn, epoch, 0, -1, 0, 0, 0);
+    // Nothing waits on it but the slot's reuse: it rides with the next wake-up, or a lazy one.
+    this.put(ToRelay.Forget, 0, conn, epoch, 0, -1, 0, 0, 0, false);
   }
 
   /** Reads every entry the relay published (also after it died: its last words count). */
@@ -69,6 +75,7 @@ export class RelayLink {
   /** Stops listening and writing (the incarnation is gone). Idempotent. */
   close(): void {
     this.closed = true;
+    if (this.lazyWake !== null) clearTimeout(this.lazyWake);
     this.queue.length = 0;
   }
 
@@ -92,9 +99,14 @@ export class RelayLink {
     aux32: number,
     aux32b: number,
     length: number,
+    wake = true,
   ): void {
     if (this.closed) return;
-    if (this.queue.length === 0 && this.write(type, aux16, conn, epoch, seq, offset, aux32, aux32b, length)) return;
+    if (this.queue.length === 0 && this.write(type, aux16, conn, epoch, seq, offset, aux32, aux32b, length)) {
+      if (wake) this.scheduleWake();
+      else this.scheduleLazyWake();
+      return;
+    }
     this.queue.push({ type, aux16, conn, epoch, seq, offset, aux32, aux32b, length });
     this.awaitRoom();
   }
@@ -118,7 +130,6 @@ export class RelayLink {
     w.commit(HEADER_BYTES);
     // Visible at once to a relay that is awake; a sleeping one is woken once per turn.
     w.publish(false);
-    this.scheduleWake();
     return true;
   }
 
@@ -129,6 +140,16 @@ export class RelayLink {
       this.wakeScheduled = false;
       if (!this.closed) this.end.writer.publish(true);
     });
+  }
+
+  /** For entries nobody waits on: a wake-up later, unless a prompt one comes first. */
+  private scheduleLazyWake(): void {
+    if (this.lazyWake !== null) return;
+    this.lazyWake = setTimeout(() => {
+      this.lazyWake = null;
+      if (!this.closed) this.end.writer.publish(true);
+    }, LAZY_WAKE_MS);
+    this.lazyWake.unref();
   }
 
   private awaitRoom(): void {
@@ -142,6 +163,7 @@ export class RelayLink {
         if (!this.write(q.type, q.aux16, q.conn, q.epoch, q.seq, q.offset, q.aux32, q.aux32b, q.length)) break;
         this.queue.shift();
       }
+      this.scheduleWake();
       if (this.queue.length) this.awaitRoom();
     });
   }

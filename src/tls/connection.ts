@@ -28,6 +28,7 @@ import {
 import { RecordOpener, RecordSealer, sealedRecordLength } from './crypto/record-protection.js';
 import { sealTicket } from './crypto/ticket-aead.js';
 import { suiteById, suiteByName, type Suite } from './crypto/suites.js';
+import { encodeSnapshot } from './snapshot-codec.js';
 import { AlertDescription, alertFor, alertName, SnapshotError, TlsError, type AlertName } from './errors.js';
 import { checkVersion, pickAlpn, pickCipherSuite, pickGroup, retriedShare } from './handshake/negotiate.js';
 import { selectPsk } from './handshake/psk.js';
@@ -196,15 +197,29 @@ export class TlsServerEngine {
 
   /** The engine's state as plain data (see {@link TlsSnapshot} for which fields are secret). */
   snapshot(): TlsSnapshot {
+    return structuredClone(this.snapshotView());
+  }
+
+  /**
+   * The snapshot already encoded (`encodeSnapshot(snapshot())`), without the deep copy
+   * `snapshot()` makes: what the relay commits after a batch. Secret, like the snapshot.
+   */
+  encodedSnapshot(): Uint8Array {
+    return encodeSnapshot(this.snapshotView());
+  }
+
+  /** The state as a snapshot that shares the engine's arrays: encode it at once or copy it. */
+  private snapshotView(): TlsSnapshot {
     const s = this.s;
-    const state: EngineState = {
+    return {
+      format: SNAPSHOT_FORMAT,
+      version: SNAPSHOT_VERSION,
       ...s,
       read: s.read && { ...s.read, seq: BigInt(this.opener!.seq) },
       write: s.write && { ...s.write, seq: BigInt(this.sealer!.seq) },
       pendingSend: [...s.pendingSend],
       counters: { ...s.counters },
     };
-    return structuredClone({ format: SNAPSHOT_FORMAT, version: SNAPSHOT_VERSION, ...state });
   }
 
   /**
