@@ -14,7 +14,7 @@ import { clockTicks, procAvailable, treeCpuSeconds } from './cpu.js';
 import { formatSummary, monotonicUs, summarizeDir } from './profile.js';
 import { formatTable, formatTargets, targets, withRatios } from './report.js';
 import { chart } from './svg.js';
-import { specLabel, startTerminator, type Files, type TerminatorSpec } from './terminators.js';
+import { specLabel, startTerminator, type Files, type RecordProtection, type TerminatorSpec } from './terminators.js';
 import type { BenchReport, Measurement } from './types.js';
 import { unitOf, type LoadResult, type Workload } from './workloads.js';
 
@@ -23,6 +23,8 @@ export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export interface BenchOptions {
   readonly relays: readonly number[];
   readonly replication: readonly boolean[];
+  /** Record protection of the Baton runs: the native addon, node:crypto (BATON_NATIVE=0), or both. */
+  readonly protection: readonly RecordProtection[];
   readonly workloads: readonly Workload[];
   readonly seconds: number;
   readonly warmupSeconds: number;
@@ -54,19 +56,22 @@ function prepareFiles(): { files: Files; dispose: () => void } {
   return { files: { root: ROOT, cert, key, pem }, dispose: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-export function configs(o: Pick<BenchOptions, 'relays' | 'replication' | 'external'>): TerminatorSpec[] {
+export function configs(o: Pick<BenchOptions, 'relays' | 'replication' | 'protection' | 'external'>): TerminatorSpec[] {
   const specs: TerminatorSpec[] = [{ kind: 'node-tls' }];
-  for (const relays of o.relays) for (const replication of o.replication) specs.push({ kind: 'baton', relays, replication });
+  for (const protection of o.protection) {
+    for (const relays of o.relays) for (const replication of o.replication) specs.push({ kind: 'baton', relays, replication, protection });
+  }
   if (o.external) specs.push({ kind: 'external', ...o.external });
   return specs;
 }
 
-function figures(spec: TerminatorSpec, r: LoadResult, cpu: number, windowSeconds: number): Raw {
+function figures(spec: TerminatorSpec, protection: string | null, r: LoadResult, cpu: number, windowSeconds: number): Raw {
   const count = unitOf(r.workload) === 'bytes' ? r.bytes : unitOf(r.workload) === 'roundTrips' ? r.roundTrips : r.handshakes;
   const perSecond = count / r.seconds;
   return {
     terminator: specLabel(spec),
     spec,
+    recordProtection: protection,
     workload: r.workload,
     seconds: r.seconds,
     terminatorCpuSeconds: cpu,
@@ -123,6 +128,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
         o.progress(`${label}: failed to start: ${failures.at(-1)!.error}`);
         continue;
       }
+      if (term.protection) o.progress(`${label}: record protection ${term.protection}`);
       try {
         for (const workload of o.workloads) {
           const id = nextId++;
@@ -148,7 +154,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
             if (profileDir) windows.set(profileDir, [...(windows.get(profileDir) ?? []), [w0, monotonicUs()]]);
             const r = await load.next<LoadResult & { ev: string; error?: string }>(['result', 'failed'], 20_000, id);
             if (r.ev === 'failed') throw new Error(String(r.error));
-            const m = figures(spec, r, cpu1 - cpu0, (t1 - t0) / 1000);
+            const m = figures(spec, term.protection, r, cpu1 - cpu0, (t1 - t0) / 1000);
             raw.push(m);
             o.progress(
               `${label}: ${workload}: ${m.mbPerSecond !== null ? `${m.mbPerSecond.toFixed(1)} MB/s` : `${m.perSecond.toFixed(0)}/s`}, ` +
@@ -187,6 +193,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     options: {
       relays: o.relays,
       replication: o.replication,
+      protection: o.protection,
       workloads: o.workloads,
       seconds: o.seconds,
       warmupSeconds: o.warmupSeconds,
@@ -203,6 +210,8 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
 
   const load1 = os.loadavg()[0]!.toFixed(1);
   o.out(`baton bench: ${host.cpus} x ${host.model}, Node ${process.version}, load average ${load1}; ${o.seconds} s per workload, ${o.connections} connections; MB = 10^6 bytes`);
+  const seen = [...new Set(raw.flatMap((m) => (m.recordProtection ? [`${m.terminator}: ${m.recordProtection}`] : [])))];
+  if (seen.length) o.out(`record protection (from each Baton's start line): ${seen.join('; ')}`);
   o.out('');
   for (const line of formatTable(measurements)) o.out(line);
   o.out('');

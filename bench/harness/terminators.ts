@@ -10,13 +10,21 @@ import { JsonChild } from './child.js';
 
 export type TerminatorSpec =
   | { readonly kind: 'node-tls' }
-  | { readonly kind: 'baton'; readonly relays: number; readonly replication: boolean }
+  | {
+      readonly kind: 'baton';
+      readonly relays: number;
+      readonly replication: boolean;
+      /** Record protection asked for: the native addon, or node:crypto (BATON_NATIVE=0). */
+      readonly protection: RecordProtection;
+    }
   | { readonly kind: 'external'; readonly name: string; readonly template: string };
+
+export type RecordProtection = 'native' | 'node:crypto';
 
 export function specLabel(s: TerminatorSpec): string {
   if (s.kind === 'node-tls') return 'node-tls';
   if (s.kind === 'external') return s.name;
-  return `baton r${s.relays} repl-${s.replication ? 'on' : 'off'}`;
+  return `baton r${s.relays} repl-${s.replication ? 'on' : 'off'}${s.protection === 'native' ? '' : ' node:crypto'}`;
 }
 
 export interface Files {
@@ -32,6 +40,8 @@ export interface Running {
   readonly port: number;
   /** The process whose CPU time (with its descendants') is measured. */
   readonly pid: number;
+  /** What Baton's start line said of its record protection (null for other terminators). */
+  readonly protection: string | null;
   stop(): Promise<void>;
 }
 
@@ -93,10 +103,11 @@ export interface StartOptions {
 }
 
 export async function startTerminator(spec: TerminatorSpec, o: StartOptions): Promise<Running> {
-  const env = { ...process.env, ...o.env };
+  const env = { ...process.env, ...o.env, ...(spec.kind === 'baton' && spec.protection === 'node:crypto' ? { BATON_NATIVE: '0' } : {}) };
   const backend = `127.0.0.1:${o.backendPort}`;
   let child: JsonChild;
   let port: number;
+  let protection: string | null = null;
   const common = { cwd: o.files.root, env, echoStderr: o.verbose ?? false };
   if (spec.kind === 'baton') {
     const args = [
@@ -120,6 +131,7 @@ export async function startTerminator(spec: TerminatorSpec, o: StartOptions): Pr
     child = new JsonChild(specLabel(spec), process.execPath, args, common);
     const m = await child.nextText(/ on \[?([^\s\]]+)\]?:(\d+) -> backend /, START_TIMEOUT_MS);
     port = Number(m[2]);
+    protection = /; record protection ([^;]+)/.exec(m.input ?? '')?.[1] ?? null;
   } else if (spec.kind === 'node-tls') {
     const args = [...(o.nodeArgs ?? []), '--import', 'tsx', join(o.files.root, 'bench/harness/node-tls-terminator.ts'), '--cert', o.files.cert, '--key', o.files.key, '--backend', backend];
     child = new JsonChild('node-tls', process.execPath, args, common);
@@ -139,5 +151,5 @@ export async function startTerminator(spec: TerminatorSpec, o: StartOptions): Pr
     await untilAccepting(port, child, START_TIMEOUT_MS);
   }
   const c = child;
-  return { spec, port, pid: c.pid, stop: () => c.stop({ graceMs: 15_000 }) };
+  return { spec, port, pid: c.pid, protection, stop: () => c.stop({ graceMs: 15_000 }) };
 }

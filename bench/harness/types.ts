@@ -6,6 +6,8 @@ export interface Measurement {
   /** e.g. "node-tls", "baton r2 repl-on", or the external name. */
   readonly terminator: string;
   readonly spec: TerminatorSpec;
+  /** Baton only: its record protection as its start line said (native, or node:crypto and why). */
+  readonly recordProtection: string | null;
   readonly workload: Workload;
   /** Wall seconds of the measured window. */
   readonly seconds: number;

@@ -6,18 +6,18 @@
  * Exit code 0 when every configuration was measured (targets are reported, not
  * enforced), 1 when a terminator or workload failed, 2 for a bad flag.
  */
-import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { ROOT, runBench, type BenchOptions } from '../../bench/harness/run.js';
 import { WORKLOADS, type Workload } from '../../bench/harness/workloads.js';
 import { CliError, EXIT_FAILURE, parseWholeNumber } from './errors.js';
-import { MAX_RELAYS } from './cluster-command.js';
+import { CLUSTER_DEFAULTS, MAX_RELAYS } from './cluster-command.js';
 
 export interface RawBenchFlags {
   readonly relays?: string;
   readonly maxRelays?: string;
   readonly replication?: string;
+  readonly recordProtection?: string;
   readonly workloads?: string;
   readonly seconds?: string;
   readonly warmup?: string;
@@ -33,19 +33,20 @@ export interface RawBenchFlags {
 export type BenchFlags = Omit<BenchOptions, 'out' | 'progress' | 'command'>;
 
 /** What `--quick` runs (the harness test): one relay, replication on, two short workloads. */
-export const QUICK = { relays: '1', replication: 'on', workloads: 'bulk-up,handshake', seconds: '0.3', warmup: '0.2', connections: '2' } as const;
+export const QUICK = { relays: '1', replication: 'on', recordProtection: 'native', workloads: 'bulk-up,handshake', seconds: '0.3', warmup: '0.2', connections: '2' } as const;
 
 export function registerBenchCommand(program: Command): void {
   program
     .command('bench')
     .description("throughput and handshakes per CPU-second, and latency, side by side with Node's tls (loopback)")
-    .option('--relays <list>', 'relay counts to run, e.g. 1..4 or 1,2,4 (default: 1..number of cores)')
+    .option('--relays <list>', `relay counts to run, e.g. 1..4 or 1,2,4 (default: ${CLUSTER_DEFAULTS.relays}, what baton cluster runs)`)
     .option('--max-relays <n>', 'shorthand for --relays 1..n')
     .option('--replication <list>', 'on, off, or on,off', 'on,off')
+    .option('--record-protection <list>', 'native, node:crypto (BATON_NATIVE=0), or both', 'native,node:crypto')
     .option('--workloads <list>', `comma-separated, from ${WORKLOADS.join(', ')} (default: all)`)
     .option('--seconds <s>', 'measured seconds per workload', '2')
     .option('--warmup <s>', 'warm-up seconds per workload', '0.5')
-    .option('--connections <n>', 'concurrent connections (or handshake loops) of the load generator', '4')
+    .option('--connections <n>', 'concurrent connections (or handshake loops) of the load generator', '16')
     .option('--external <template>', 'also measure this terminator command; {port} {backend} {backendPort} {cert} {key} {pem} are substituted')
     .option('--external-name <name>', 'name of the external terminator in the table (default: its command)')
     .option('--out-dir <dir>', 'where the JSON and the SVG chart go (default: bench/results in the checkout)')
@@ -61,6 +62,7 @@ export function registerBenchCommand(program: Command): void {
         ...raw,
         relays: pick('relays'),
         replication: pick('replication'),
+        recordProtection: pick('recordProtection'),
         workloads: pick('workloads'),
         seconds: pick('seconds'),
         warmup: pick('warmup'),
@@ -103,12 +105,19 @@ export function parseBenchFlags(raw: RawBenchFlags): BenchFlags {
   const relays =
     raw.relays !== undefined
       ? parseRelayList(raw.relays)
-      : parseRelayList(`1..${raw.maxRelays !== undefined ? parseWholeNumber('--max-relays', raw.maxRelays, 1, MAX_RELAYS) : Math.max(1, os.availableParallelism())}`);
+      : raw.maxRelays !== undefined
+        ? parseRelayList(`1..${parseWholeNumber('--max-relays', raw.maxRelays, 1, MAX_RELAYS)}`)
+        : parseRelayList(CLUSTER_DEFAULTS.relays);
   const replication = (raw.replication ?? 'on,off').split(',').map((s) => {
     const t = s.trim();
     if (t === 'on') return true;
     if (t === 'off') return false;
     throw new CliError(`--replication must be on, off or on,off, got "${raw.replication}"`);
+  });
+  const protection = (raw.recordProtection ?? 'native,node:crypto').split(',').map((s) => {
+    const t = s.trim();
+    if (t === 'native' || t === 'node:crypto') return t;
+    throw new CliError(`--record-protection must be native, node:crypto or both, got "${raw.recordProtection}"`);
   });
   const workloads = (raw.workloads ?? WORKLOADS.join(',')).split(',').map((s) => {
     const w = WORKLOADS.find((x) => x === s.trim());
@@ -125,10 +134,11 @@ export function parseBenchFlags(raw: RawBenchFlags): BenchFlags {
   return {
     relays,
     replication: [...new Set(replication)],
+    protection: [...new Set(protection)],
     workloads: [...new Set<Workload>(workloads)],
     seconds: parseSeconds('--seconds', raw.seconds ?? '2', 0.1, 600),
     warmupSeconds: parseSeconds('--warmup', raw.warmup ?? '0.5', 0, 60),
-    connections: parseWholeNumber('--connections', raw.connections ?? '4', 1, 1000),
+    connections: parseWholeNumber('--connections', raw.connections ?? '16', 1, 1000),
     ...(external ? { external } : {}),
     outDir: raw.outDir === undefined ? join(ROOT, 'bench/results') : resolve(raw.outDir),
     ...(raw.cpuProf !== undefined ? { cpuProfDir: resolve(raw.cpuProf) } : {}),

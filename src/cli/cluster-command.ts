@@ -524,6 +524,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
       `baton: ${flags.relays} relay${flags.relays === 1 ? '' : 's'} on ${listen} -> backend ${backend}; ` +
         `certificate sha256 ${loaded.fingerprint256} (${loaded.selfSigned ? 'self-signed, ' : ''}${names})` +
         (flags.replication ? '' : '; replication off') +
+        `; record protection ${describeProtection(cluster.recordProtection)}` +
         `; config version ${cluster.activeConfig.version} (digest ${shortDigest(cluster.activeConfig.digest)}${source.configPath ? `, from ${source.configPath}` : ''})` +
         (admin ? `; admin http://${admin.address} (token file ${admin.tokenFile})` : '; admin off'),
     );
@@ -534,6 +535,8 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
       backend,
       certificateSha256: loaded.fingerprint256,
       replication: flags.replication,
+      recordProtection: cluster.recordProtection.mode,
+      ...(cluster.recordProtection.reason ? { recordProtectionFallback: cluster.recordProtection.reason } : {}),
       admin: admin?.address ?? 'off',
       ...(admin ? { tokenFile: admin.tokenFile } : {}),
       configVersion: cluster.activeConfig.version,
@@ -646,4 +649,9 @@ function startError(e: unknown, flags: ClusterFlags): CliError {
       return new CliError(`the cluster failed to start: ${message}`, EXIT_FAILURE);
     }
   }
+}
+
+/** The start line's words for how records are protected. */
+function describeProtection(p: { readonly mode: string; readonly reason: string | null }): string {
+  return p.mode === 'native' ? 'native (OpenSSL)' : `node:crypto (${p.reason ?? 'fallback'})`;
 }

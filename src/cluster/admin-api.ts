@@ -113,10 +113,12 @@ export interface StatusResponse {
   readonly lost: number;
   /** The configuration version every relay runs. */
   readonly config: { readonly version: number; readonly digest: string };
+  /** Record protection: the native addon, or node:crypto with the reason. */
+  readonly recordProtection: { readonly mode: 'native' | 'node:crypto'; readonly reason: string | null };
 }
 
 export interface AdminApiOptions {
-  readonly cluster: Pick<Cluster, 'gateway' | 'relayNames' | 'threadIdOf' | 'inject' | 'arm' | 'activeConfig'>;
+  readonly cluster: Pick<Cluster, 'gateway' | 'relayNames' | 'threadIdOf' | 'inject' | 'arm' | 'activeConfig' | 'recordProtection'>;
   readonly metrics: ClusterMetrics;
   readonly token: string;
   readonly log?: Logger;
@@ -180,6 +182,7 @@ export function clusterStatus(cluster: AdminApiOptions['cluster'], metrics: Clus
     quarantined: gateway.stats.quarantined,
     lost: gateway.stats.connectionsLost,
     config: { version: cluster.activeConfig.version, digest: cluster.activeConfig.digest },
+    recordProtection: { mode: cluster.recordProtection.mode, reason: cluster.recordProtection.reason },
   };
 }
 

@@ -47,7 +47,7 @@ export function quantile(values: readonly number[], p: number): number {
 }
 
 /** The part of a Cluster the metrics read. */
-export type MetricsSource = Pick<Cluster, 'gateway' | 'relayNames'>;
+export type MetricsSource = Pick<Cluster, 'gateway' | 'relayNames' | 'recordProtection'>;
 
 export class ClusterMetrics {
   readonly registry = new Registry();
@@ -118,6 +118,15 @@ export class ClusterMetrics {
         for (const [relay, p] of placement) {
           this.set({ relay }, p.owned);
         }
+      },
+    });
+    new Gauge({
+      name: 'baton_record_protection_native',
+      help: '1 when relays protect records with the native addon, 0 on the node:crypto fallback',
+      registers,
+      collect() {
+        const rp = self.source?.recordProtection;
+        if (rp) this.set(rp.mode === 'native' ? 1 : 0);
       },
     });
     new Gauge<'relay'>({

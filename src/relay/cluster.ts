@@ -5,7 +5,7 @@
  */
 import type net from 'node:net';
 import { ActorSystem, Arena, createArena, type ActorRef, type FaultKind, type Supervisor, type SupervisorEvent } from '../actors/index.js';
-import type { TicketKeys } from '../tls/index.js';
+import { aeadBackend, type AeadBackend, type TicketKeys } from '../tls/index.js';
 import { DEFAULT_GATEWAY, Gateway, type HostPort } from './gateway.js';
 import type { RelayMsg } from './protocol.js';
 import type { RelayArgs, RelayShared } from './relay-actor.js';
@@ -75,6 +75,14 @@ export class Cluster {
     private readonly refs: Map<string, ActorRef<RelayMsg>>,
     private readonly config: { active: ConfigVersion },
   ) {}
+
+  /**
+   * How relays protect records: the native addon, or node:crypto (with the reason),
+   * as this process finds it (relays load the same addon under the same environment).
+   */
+  get recordProtection(): AeadBackend {
+    return aeadBackend();
+  }
 
   /** The configuration version every relay runs (new connections use it). */
   get activeConfig(): { readonly version: number; readonly digest: string } {

@@ -1,5 +1,6 @@
 /** The TLS 1.3 server engine: public API. */
 export { TlsServerEngine } from './connection.js';
+export { aeadBackend, type AeadBackend } from './crypto/record-aead.js';
 export { loadCertifiedKey, pickCertificate, signCertificateVerify, signatureSchemesFor } from './certificates.js';
 export { encodeSnapshot, decodeSnapshot } from './snapshot-codec.js';
 export {

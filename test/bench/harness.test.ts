@@ -37,6 +37,10 @@ describe('parseBenchFlags', () => {
     expect(() => parseBenchFlags({ workloads: 'bulk-up,nope' })).toThrow(CliError);
     expect(() => parseBenchFlags({ seconds: '0' })).toThrow(CliError);
     expect(() => parseBenchFlags({ external: 'haproxy -f x.cfg' })).toThrow(/\{port\}/);
+    expect(parseBenchFlags({}).protection).toEqual(['native', 'node:crypto']);
+    expect(parseBenchFlags({}).connections).toBe(16);
+    expect(parseBenchFlags({ recordProtection: 'node:crypto' }).protection).toEqual(['node:crypto']);
+    expect(() => parseBenchFlags({ recordProtection: 'openssl' })).toThrow(/--record-protection/);
   });
 });
 
@@ -70,9 +74,13 @@ describe('baton bench --quick', () => {
         expect(m.p99Us).toBeGreaterThanOrEqual(m.p50Us!);
       }
     }
+    // Each Baton run says how it protected records (npm install builds the native addon).
+    const expected = process.env.BATON_NATIVE === '0' ? 'node:crypto' : 'native';
+    for (const m of report.measurements.filter((x) => x.spec.kind === 'baton')) expect(m.recordProtection?.startsWith(expected)).toBe(true);
+    expect(stdout).toMatch(new RegExp(`^record protection \\(from each Baton's start line\\): baton r1 repl-on: ${expected}`, 'm'));
     const node = report.measurements.filter((m) => m.terminator === 'node-tls');
     for (const m of node) expect(m.vsNode.perCpuSecond).toBe(1);
-    expect(report.targets.map((t) => t.name)).toEqual(['bulk-per-cpu', 'handshakes-per-cpu', 'replication-cost']);
+    expect(report.targets.map((t) => t.name)).toEqual(['bulk-per-cpu', 'bulk-per-cpu-fallback', 'handshakes-per-cpu', 'echo-cpu', 'echo-p50', 'replication-cost']);
 
     // The table names every configuration and workload with its ratio to node-tls.
     expect(stdout).toMatch(/bulk-up\s+baton r1 repl-on\s+[\d.]+ MB\/s\s+[\d.]+x/);
