@@ -15,7 +15,7 @@ import { ChunkLedger, SmallAllocator } from './chunk-ledger.js';
 import type { ConnectionEvent, RelayMsg } from './protocol.js';
 import { RelayLink } from './relay-link.js';
 import { RetainedQueue, type InputKind } from './retained.js';
-import { SocketInput, withOnread } from './socket-input.js';
+import { acceptedSocket, SocketInput, takeAccepts } from './socket-input.js';
 import { SocketOutput } from './socket-output.js';
 import { SlotAllocator, StateStore } from './state-store.js';
 import {
@@ -268,13 +268,14 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   }
 
   async listen(): Promise<net.AddressInfo> {
-    // Paused, so that the gateway can take each socket over to read into the arena.
-    const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket) => this.accept(socket));
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.opts.listen.port, this.opts.listen.host, () => {
         server.off('error', reject);
+        // Accepted connections read straight into the arena (see socket-input.ts).
+        takeAccepts(server, (handle) => this.accept(handle));
         resolve();
       });
     });
@@ -326,19 +327,21 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     c.owner = owner;
   }
 
-  private accept(accepted: net.Socket): void {
+  /** A new client connection: its handle (the usual way), or a Socket where Node kept the handle to itself. */
+  private accept(accepted: net.Socket | object): void {
     const owner = this.leastLoaded();
     const slot = this.slots ? this.slots.allocate() : { slot: -1, token: 0 };
     if (owner === null || slot === null) {
       this.stats.connectionsRefused++;
-      accepted.destroy();
+      if (accepted instanceof net.Socket) accepted.destroy();
+      else acceptedSocket(accepted, { buffer: () => this.scratch, callback: () => true }).destroy();
       return;
     }
     const num = this.nextNum++;
     // Filled in below, once the connection exists for the readers to call back into.
     let conn: Conn | null = null;
     const clientIn = new SocketInput(this.ledger, this.small, this.scratch, true, (chunk, offset, length) => this.input(conn!, 'client', chunk, offset, length));
-    const client = withOnread(accepted, clientIn.onread) ?? accepted;
+    const client = accepted instanceof net.Socket ? accepted : acceptedSocket(accepted, clientIn.onread);
     const c: Conn = {
       id: this.opts.connectionId?.(this.stats.connectionsOpened) ?? newId('c_'),
       num,
@@ -384,11 +387,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.stats.connectionsOpened++;
     this.stats.connectionsActive++;
     owner.link!.open(num, c.epoch, c.slot, c.token);
-    // Without the handle (see withOnread), bytes come as 'data' and are copied in.
-    if (client === accepted) {
-      client.on('data', (chunk: Buffer) => clientIn.push(chunk));
-      client.resume();
-    }
+    // A Socket the server made reads 'data' events: the bytes are copied in.
+    if (client === accepted) client.on('data', (chunk: Buffer) => clientIn.push(chunk));
     client.on('end', () => {
       // The client sends no more (after close_notify, or a truncation without it): end the
       // backend's input, and keep relaying its answer until it ends too (half-close).

@@ -171,18 +171,28 @@ export class SocketInput {
 }
 
 /**
- * Takes over an accepted socket (created paused, by a server with `pauseOnConnect`) so
- * that it reads with `onread`, which Node gives only to sockets it creates itself:
- * the same connection, as a new Socket on the same handle. Null where the handle is
- * not reachable (then the caller reads 'data' events instead).
+ * Node gives `onread` only to sockets it connects itself, not to those a server
+ * accepts. A gateway's server hands its accepted handles here instead (see
+ * {@link takeAccepts}): one Socket per connection, reading with `onread`.
  */
-export function withOnread(socket: net.Socket, onread: SocketInput['onread']): net.Socket | null {
-  const s = socket as unknown as { _handle: unknown };
-  const handle = s._handle;
-  if (handle === null || typeof handle !== 'object') return null;
-  s._handle = null;
-  // The old Socket, without its handle, closes nothing; destroying it keeps the
-  // server's connection count right (server.close() waits for it).
-  socket.destroy();
-  return new net.Socket({ handle, allowHalfOpen: true, readable: true, writable: true, onread } as net.SocketConstructorOpts);
+export function acceptedSocket(handle: object, onread: SocketInput['onread']): net.Socket {
+  const s = new net.Socket({ handle, allowHalfOpen: true, readable: true, writable: true, onread } as net.SocketConstructorOpts);
+  s.setNoDelay(true);
+  return s;
+}
+
+/**
+ * Makes a listening server hand each accepted connection's handle to `accept` rather
+ * than wrap it in a Socket of its own (which could not read with `onread`). This uses
+ * Node's internal `_handle.onconnection`; false where it is not there (then the server
+ * emits 'connection' as usual and the caller reads 'data' events).
+ */
+export function takeAccepts(server: net.Server, accept: (handle: object) => void): boolean {
+  const handle = (server as unknown as { _handle?: { onconnection?: unknown } | null })._handle;
+  if (!handle || typeof handle.onconnection !== 'function') return false;
+  // Node's signature: (status, clientHandle); a failed accept (EMFILE...) is dropped.
+  handle.onconnection = (status: number, clientHandle: object | undefined) => {
+    if (status === 0 && clientHandle) accept(clientHandle);
+  };
+  return true;
 }

@@ -118,3 +118,35 @@ describe('RetainedQueue', () => {
     expect(freed.length).toBe(100);
   });
 });
+
+describe('accepted sockets read into the arena', () => {
+  it("a server's accepted handles become sockets reading with onread, straight into shared memory", async () => {
+    const { default: net } = await import('node:net');
+    const { acceptedSocket, takeAccepts } = await import('../../src/relay/socket-input.js');
+    const arena = new Arena(createArena(4, 128 << 10));
+    const ledger = new ChunkLedger(arena);
+    const got: Buffer[] = [];
+    const server = net.createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    // If a Node upgrade moves this internal, the gateway falls back to copying 'data' events; this says so.
+    let sockets = 0;
+    expect(takeAccepts(server, (handle) => {
+      sockets++;
+      const input = new SocketInput(ledger, new SmallAllocator(ledger), Buffer.alloc(64 << 10), false, (c, o, n) => {
+        got.push(Buffer.from(arena.bytes.subarray(arena.offset(c) + o, arena.offset(c) + o + n)));
+        ledger.unref(c);
+      });
+      const s = acceptedSocket(handle, input.onread);
+      s.on('end', () => s.end());
+    })).toBe(true);
+    const payload = Buffer.alloc(300_000, 0x61);
+    const c = net.connect((server.address() as import('node:net').AddressInfo).port, '127.0.0.1');
+    await new Promise((r) => c.once('connect', r));
+    c.end(payload);
+    await new Promise((r) => c.once('close', r));
+    c.destroy();
+    await new Promise((r) => server.close(r));
+    expect(sockets).toBe(1);
+    expect(Buffer.concat(got).equals(payload)).toBe(true);
+  });
+});
