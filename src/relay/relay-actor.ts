@@ -8,8 +8,6 @@
  */
 import { Arena, defineActor, type ActorContext, type ArenaBuffers, type ChannelEnd } from '../actors/index.js';
 import {
-  applyRecordState,
-  decodeSnapshot,
   loadCertifiedKey,
   RECORD_STATE_LENGTH,
   TlsServerEngine,
@@ -238,7 +236,7 @@ function onPromote(s: RelayState, o: { conn: number; epoch: number; slot: number
   let engine: TlsServerEngine;
   try {
     engine = loaded
-      ? TlsServerEngine.restore(applyRecordState(decodeSnapshot(loaded.snapshot), loaded.record), s.config, s.deps(o.conn))
+      ? TlsServerEngine.restoreEncoded(loaded.snapshot, loaded.record, s.config, s.deps(o.conn))
       : TlsServerEngine.create(s.config, s.deps(o.conn));
   } catch {
     // A committed state that does not restore (never expected: commits are checksummed)
@@ -261,6 +259,8 @@ function onPromote(s: RelayState, o: { conn: number; epoch: number; slot: number
   s.owned.set(o.conn, owned);
   s.sink.notice(FromRelay.Promoted, o.conn, o.epoch, owned.lastSeq);
   quarantineDue(s, owned);
+  // The gateway counts the takeover done from here: say so now, not at the end of the batch.
+  s.channel.writer.publish(true);
 }
 
 function onOpen(s: RelayState, conn: number, epoch: number, slot: number, token: number): void {
@@ -411,6 +411,8 @@ export default defineActor<RelayMsg, RelayState, RelayArgs>({
       record: new Float64Array(RECORD_STATE_LENGTH),
       pending: -1,
     };
+    // A takeover must not run cold code: see TlsServerEngine.warmUp.
+    TlsServerEngine.warmUp(s.config, s.deps(0));
     run(s, ctx);
     return s;
   },

@@ -28,13 +28,15 @@ import {
 import { RecordOpener, RecordSealer, sealedRecordLength } from './crypto/record-protection.js';
 import { sealTicket } from './crypto/ticket-aead.js';
 import { suiteById, suiteByName, type Suite } from './crypto/suites.js';
-import { encodeSnapshot } from './snapshot-codec.js';
+import { decodeSnapshot, encodeSnapshot } from './snapshot-codec.js';
 import { AlertDescription, alertFor, alertName, SnapshotError, TlsError, type AlertName } from './errors.js';
 import { checkVersion, pickAlpn, pickCipherSuite, pickGroup, retriedShare } from './handshake/negotiate.js';
 import { selectPsk } from './handshake/psk.js';
 import { encodeTicketContents } from './session/ticket.js';
 import {
+  applyRecordState,
   badSnapshotField,
+  RECORD_STATE_LENGTH,
   SNAPSHOT_FORMAT,
   SNAPSHOT_VERSION,
   writeRecordState,
@@ -155,6 +157,17 @@ function freshState(): EngineState {
   };
 }
 
+/** A sink that keeps nothing (the warm-up's throwaway output). */
+const DISCARD: TlsSink = (() => {
+  let scratch = new Uint8Array(256);
+  return {
+    reserve: (n: number) => (scratch.length >= n ? scratch : (scratch = new Uint8Array(n))),
+    toClient: () => {},
+    toApplication: () => {},
+    event: () => {},
+  };
+})();
+
 /** A TLS 1.3 server connection. */
 export class TlsServerEngine {
   private readonly settings: Settings;
@@ -181,6 +194,52 @@ export class TlsServerEngine {
    * format or version with a {@link SnapshotError}.
    */
   static restore(snapshot: TlsSnapshot, config: TlsServerConfig, deps: TlsDeps): TlsServerEngine {
+    return TlsServerEngine.adopt(structuredClone(snapshot), config, deps);
+  }
+
+  /**
+   * Continues a connection from snapshot bytes (`encodedSnapshot()`) and a record state
+   * taken after them (`recordState()`): what a relay does at a takeover. The bytes are
+   * the caller's to give away (the engine keeps views into them), so nothing is copied.
+   */
+  static restoreEncoded(bytes: Uint8Array, record: Float64Array, config: TlsServerConfig, deps: TlsDeps): TlsServerEngine {
+    return TlsServerEngine.adopt(applyRecordState(decodeSnapshot(bytes), record), config, deps);
+  }
+
+  /**
+   * Runs the takeover path (`restoreEncoded` of an established connection) a few times
+   * on throwaway state, so that a relay's first real takeover runs compiled code rather
+   * than the interpreter (cold, it costs ten times as much). Touches no real secret.
+   */
+  static warmUp(config: TlsServerConfig, deps: TlsDeps, rounds = 64): void {
+    const state: EngineState = {
+      ...freshState(),
+      handshake: { kind: 'established' },
+      negotiated: {
+        cipherSuite: suiteByName('TLS_AES_128_GCM_SHA256').id,
+        group: 'x25519',
+        alpn: null,
+        serverName: null,
+        resumed: false,
+        helloRetry: false,
+        clientRandom: new Uint8Array(32),
+        maxRecordPlaintext: MAX_PLAINTEXT,
+      },
+      read: { secret: new Uint8Array(32), seq: 0n, generation: 0, application: true },
+      write: { secret: new Uint8Array(32), seq: 0n, generation: 0, application: true },
+      seed: new Uint8Array(32),
+      resumptionMasterSecret: new Uint8Array(32),
+    };
+    const warm = new TlsServerEngine(config, deps, state);
+    const bytes = warm.encodedSnapshot();
+    const record = new Float64Array(RECORD_STATE_LENGTH);
+    warm.recordState(record);
+    warm.abortInto('internal_error', 'warm-up', DISCARD);
+    for (let i = 0; i < rounds; i++) TlsServerEngine.restoreEncoded(bytes.slice(), record, config, deps).abortInto('internal_error', 'warm-up', DISCARD);
+  }
+
+  /** Checks a snapshot the engine may keep as it is, and continues from it. */
+  private static adopt(snapshot: TlsSnapshot, config: TlsServerConfig, deps: TlsDeps): TlsServerEngine {
     if (snapshot === null || typeof snapshot !== 'object' || snapshot.format !== SNAPSHOT_FORMAT) {
       throw new SnapshotError('not a TLS server engine snapshot');
     }
@@ -189,7 +248,7 @@ export class TlsServerEngine {
         `snapshot format version ${String(snapshot.version)} is not supported (this engine reads version ${SNAPSHOT_VERSION})`,
       );
     }
-    const { format: _f, version: _v, ...state } = structuredClone(snapshot);
+    const { format: _f, version: _v, ...state } = snapshot;
     const bad = badSnapshotField(state as unknown as Record<string, unknown>);
     if (bad) throw new SnapshotError(`snapshot field "${bad}" is missing or malformed`);
     return new TlsServerEngine(config, deps, state as EngineState);
