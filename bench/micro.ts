@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const only = process.argv.slice(2);
 /** The tinybench files. */
-const MICRO = ['actors.bench.ts', 'tls.bench.ts'];
+const MICRO = ['actors.bench.ts', 'data-channel.bench.ts', 'tls.bench.ts', 'record-aead.bench.ts'];
 const files = MICRO.filter((f) => only.length === 0 || only.some((w) => f.includes(w)));
 
 if (files.length === 0) {

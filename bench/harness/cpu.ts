@@ -1,5 +1,5 @@
 /**
- * CPU time of a process and its descendants, every thread included, from Linux
+ * CPU time and resident memory of a process and its descendants, every thread included, from Linux
  * /proc (utime + stime in clock ticks, `getconf CLK_TCK`, normally 100).
  */
 import { execFileSync } from 'node:child_process';
@@ -56,11 +56,8 @@ function childrenOf(pid: number): number[] {
   return out;
 }
 
-/**
- * CPU seconds used so far by `pid` and every live descendant (e.g. HAProxy's
- * workers under its master, or a command under `sh -c`).
- */
-export function treeCpuSeconds(pid: number): number {
+/** `read` summed over `pid` and every live descendant (e.g. HAProxy's workers under its master, or a command under `sh -c`). */
+function overTree(pid: number, read: (pid: number) => number): number {
   let total = 0;
   const seen = new Set<number>();
   const stack = [pid];
@@ -68,8 +65,28 @@ export function treeCpuSeconds(pid: number): number {
     const p = stack.pop()!;
     if (seen.has(p)) continue;
     seen.add(p);
-    total += processTicks(p) ?? 0;
+    total += read(p);
     stack.push(...childrenOf(p));
   }
-  return total / clockTicks();
+  return total;
+}
+
+/** CPU seconds used so far by `pid` and every live descendant. */
+export function treeCpuSeconds(pid: number): number {
+  return overTree(pid, (p) => processTicks(p) ?? 0) / clockTicks();
+}
+
+/** Resident memory of a process (VmRSS, every thread's), in bytes; 0 once it is gone. */
+function processRss(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Resident memory of `pid` and every live descendant, in bytes. */
+export function treeRssBytes(pid: number): number {
+  return overTree(pid, processRss);
 }

@@ -233,12 +233,46 @@ async function run(cmd: RunCommand, out: (o: object) => void): Promise<void> {
   }
 }
 
+/** Connections held open by an `idle` command until `release`. */
+const idle = new Set<tls.TLSSocket>();
+
+/**
+ * Opens `connections` connections, each a full handshake and one echoed byte (at most
+ * 16 at a time), and leaves them open and quiet: the terminator's memory per idle
+ * connection is what the harness reads meanwhile.
+ */
+async function openIdle(cmd: { id: number; port: number; connections: number }, out: (o: object) => void): Promise<void> {
+  const c: Counters = { measuring: false, stopped: false, bytes: 0, roundTrips: 0, handshakes: 0, resumed: 0, latenciesUs: [], errors: 0, firstError: null, sockets: idle };
+  let next = 0;
+  const one = async (): Promise<void> => {
+    while (next < cmd.connections) {
+      next++;
+      const s = open(cmd.port, c);
+      await connected(s);
+      s.write(PROBE);
+      await new Promise((r) => s.once('data', r));
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(16, cmd.connections) }, one));
+    out({ ev: 'idle', id: cmd.id, open: idle.size, errors: c.errors });
+  } catch (e) {
+    out({ ev: 'failed', id: cmd.id, error: e instanceof Error ? e.message : String(e) });
+  }
+}
+
 if (process.argv[1] && import.meta.filename === process.argv[1]) {
   const out = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
   out({ ev: 'ready' });
   for await (const line of createInterface({ input: process.stdin })) {
     const cmd = JSON.parse(line) as { cmd: string } & RunCommand;
     if (cmd.cmd === 'run') await run(cmd, out);
+    else if (cmd.cmd === 'idle') await openIdle(cmd, out);
+    else if (cmd.cmd === 'release') {
+      for (const s of idle) s.destroy();
+      idle.clear();
+      out({ ev: 'released', id: cmd.id });
+    }
   }
   process.exit(0);
 }

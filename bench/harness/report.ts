@@ -1,5 +1,5 @@
 /** Ratios to Node's `tls`, the target verdicts, and the stdout table of a bench run. */
-import type { Measurement, TargetCheck } from './types.js';
+import type { IdleMemory, Measurement, TargetCheck } from './types.js';
 import { unitOf, type Workload } from './workloads.js';
 
 type Raw = Omit<Measurement, 'vsNode'>;
@@ -139,5 +139,16 @@ export function formatTargets(ts: readonly TargetCheck[]): string[] {
       `(${worstCase.terminator}, ${worstCase.workload}), best ${t.best!.toFixed(2)}x; ` +
       `${t.met ? `${margin}% above` : `${margin.replace('-', '')}% short of`} the target`
     );
+  });
+}
+
+/** The idle-memory lines: KiB per connection, Baton (native, replication on) against the 32 KiB target. */
+export function formatMemory(ms: readonly IdleMemory[]): string[] {
+  const node = ms.find((m) => m.terminator === 'node-tls');
+  return ms.map((m) => {
+    const kib = m.bytesPerConnection / 1024;
+    const vs = node && node.bytesPerConnection > 0 && m !== node ? ` (${(m.bytesPerConnection / node.bytesPerConnection).toFixed(2)}x node-tls)` : '';
+    const verdict = m.terminator.startsWith('baton') && !m.terminator.includes('node:crypto') ? (kib <= 32 ? '  MET <= 32 KiB' : '  MISS > 32 KiB') : '';
+    return `  ${m.terminator.padEnd(30)} ${kib.toFixed(1).padStart(7)} KiB per connection over ${m.connections}${vs}${verdict}`;
   });
 }

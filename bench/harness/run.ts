@@ -10,12 +10,12 @@ import os from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { JsonChild } from './child.js';
-import { clockTicks, procAvailable, treeCpuSeconds } from './cpu.js';
+import { clockTicks, procAvailable, treeCpuSeconds, treeRssBytes } from './cpu.js';
 import { formatSummary, monotonicUs, summarizeDir } from './profile.js';
-import { formatTable, formatTargets, targets, withRatios } from './report.js';
+import { formatMemory, formatTable, formatTargets, targets, withRatios } from './report.js';
 import { chart } from './svg.js';
 import { specLabel, startTerminator, type Files, type RecordProtection, type TerminatorSpec } from './terminators.js';
-import type { BenchReport, Measurement } from './types.js';
+import type { BenchReport, IdleMemory, Measurement } from './types.js';
 import { unitOf, type LoadResult, type Workload } from './workloads.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -29,6 +29,8 @@ export interface BenchOptions {
   readonly seconds: number;
   readonly warmupSeconds: number;
   readonly connections: number;
+  /** Idle connections opened after the workloads to measure memory per connection (0: none). */
+  readonly idleConnections: number;
   readonly external?: { readonly name: string; readonly template: string };
   readonly outDir: string;
   /** Profile the Node terminators (--cpu-prof) into this directory and summarise. */
@@ -92,6 +94,31 @@ function figures(spec: TerminatorSpec, protection: string | null, r: LoadResult,
 }
 
 const stamp = () => new Date().toISOString().replace(/[:.]/g, '-');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Memory per idle connection: the terminator's resident memory (all threads) before
+ * and after `n` connections are opened (full handshake, one echoed byte) and left
+ * quiet. The lowest of a few readings after they settle, so a passing GC cycle does not
+ * count.
+ */
+async function idleMemory(load: JsonChild, pid: number, port: number, id: number, n: number): Promise<Omit<IdleMemory, 'terminator'>> {
+  await sleep(500);
+  const before = treeRssBytes(pid);
+  load.send({ cmd: 'idle', id, port, connections: n });
+  const r = await load.next<{ ev: string; open?: number; error?: string }>(['idle', 'failed'], 120_000, id);
+  if (r.ev === 'failed') throw new Error(String(r.error));
+  const readings: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    await sleep(300);
+    readings.push(treeRssBytes(pid));
+  }
+  const after = Math.min(...readings);
+  load.send({ cmd: 'release', id });
+  await load.next('released', 30_000, id);
+  const open = r.open ?? n;
+  return { connections: open, rssBeforeBytes: before, rssIdleBytes: after, bytesPerConnection: open > 0 ? (after - before) / open : 0 };
+}
 
 export async function runBench(o: BenchOptions): Promise<BenchReport> {
   if (!procAvailable()) throw new Error('baton bench reads CPU time from /proc: it runs on Linux only');
@@ -103,6 +130,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   const backend = new JsonChild('backend', process.execPath, tsx('backend.ts'), childOpts);
   const load = new JsonChild('load', process.execPath, tsx('load.ts'), childOpts);
   const raw: Raw[] = [];
+  const memory: IdleMemory[] = [];
   const failures: { terminator: string; workload: Workload | null; error: string }[] = [];
   let nextId = 1;
   /** Measured windows (monotonic µs) per profile directory, to leave start-up out of the profiles. */
@@ -167,6 +195,16 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
             await load.next('result', 20_000, id).catch(() => undefined);
           }
         }
+        if (o.idleConnections > 0) {
+          try {
+            const m = await idleMemory(load, term.pid, term.port, nextId++, o.idleConnections);
+            memory.push({ terminator: label, ...m });
+            o.progress(`${label}: ${m.connections} idle connections: ${(m.bytesPerConnection / 1024).toFixed(1)} KiB each`);
+          } catch (e) {
+            failures.push({ terminator: label, workload: null, error: `idle connections: ${e instanceof Error ? e.message : String(e)}` });
+            if (!load.running) throw e;
+          }
+        }
       } finally {
         await term.stop();
       }
@@ -198,9 +236,11 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       seconds: o.seconds,
       warmupSeconds: o.warmupSeconds,
       connections: o.connections,
+      idleConnections: o.idleConnections,
       external: o.external ?? null,
     },
     measurements,
+    memory,
     failures,
     targets: checks,
     files: { json: relative(ROOT, jsonPath), svg: relative(ROOT, svgPath), ...(o.cpuProfDir ? { profiles: o.cpuProfDir } : {}) },
@@ -217,6 +257,11 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   o.out('');
   o.out('targets (ratios of the figure per CPU-second of the terminator process, all threads):');
   for (const line of formatTargets(checks)) o.out(line);
+  if (memory.length) {
+    o.out('');
+    o.out(`memory per idle connection (resident memory of the terminator, all threads, before and after ${o.idleConnections} connections opened and left idle):`);
+    for (const line of formatMemory(memory)) o.out(line);
+  }
   for (const f of failures) o.out(`FAILED ${f.terminator}${f.workload ? ` ${f.workload}` : ''}: ${f.error}`);
   o.out('');
   o.out(`json: ${report.files.json}`);

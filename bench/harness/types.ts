@@ -41,6 +41,16 @@ export interface Measurement {
   };
 }
 
+/** Memory per idle connection of one terminator. */
+export interface IdleMemory {
+  readonly terminator: string;
+  /** Connections that were open and idle when memory was read. */
+  readonly connections: number;
+  readonly rssBeforeBytes: number;
+  readonly rssIdleBytes: number;
+  readonly bytesPerConnection: number;
+}
+
 export interface TargetCheck {
   readonly name: string;
   /** What is compared with what, in words. */
@@ -61,6 +71,7 @@ export interface BenchReport {
   readonly host: { readonly platform: string; readonly cpus: number; readonly model: string; readonly clockTicks: number };
   readonly options: Record<string, unknown>;
   readonly measurements: readonly Measurement[];
+  readonly memory: readonly IdleMemory[];
   readonly failures: readonly { readonly terminator: string; readonly workload: Workload | null; readonly error: string }[];
   readonly targets: readonly TargetCheck[];
   readonly files: { readonly json: string; readonly svg: string; readonly profiles?: string };

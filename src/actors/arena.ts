@@ -9,6 +9,7 @@
  * (the relay gateway counts who still needs each one); `owner` records who took a
  * chunk, so what a dead worker held can be found and given back.
  */
+import { RESOLVED, waitAsync } from './wait-async.js';
 
 /** The stack's empty mark. */
 const NIL = 0xffff_ffff;
@@ -19,11 +20,6 @@ const W_WAIT = 3;
 /** Bytes before the per-chunk tables: the stack head (64-bit), the control words. */
 const CONTROL_BYTES = 64;
 const PAGE = 4096;
-
-type WaitAsyncResult = { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
-// Atomics.waitAsync is in Node 20 (V8) but not in the ES2022 lib this project compiles against.
-const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number): WaitAsyncResult }).waitAsync;
-const RESOLVED: Promise<void> = Promise.resolve();
 
 /** An arena's memory and shape; structured-cloneable (workerData shares the buffer). */
 export interface ArenaBuffers {

@@ -21,6 +21,7 @@
  * (`wait()` then resolves at once, a microtask): it must yield (`setImmediate`) now and
  * then, or timers — a worker's heartbeat among them — and control frames starve.
  */
+import { RESOLVED, waitAsync } from './wait-async.js';
 
 /** Bytes before the data area: the control words, each group on its own 64-byte line. */
 export const HEADER_BYTES = 256;
@@ -52,12 +53,6 @@ const WRAP = 0xffffffff;
 function entryBytes(n: number): number {
   return (n + 11) & ~7;
 }
-
-type WaitAsyncResult = { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
-// Atomics.waitAsync is in Node 20 (V8) but not in the ES2022 lib this project compiles against.
-const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number): WaitAsyncResult }).waitAsync;
-
-const RESOLVED: Promise<void> = Promise.resolve();
 
 /** The two shared buffers of a channel; pass them to the worker (workerData shares them). */
 export interface DataChannelBuffers {

@@ -138,6 +138,8 @@ export class WorkerHandle {
   private armSeq = 0;
   private readonly armWaiters = new Map<number, () => void>();
   private lastThreadId: number | undefined;
+  /** Resolves when the live incarnation's thread has exited (for crash reports). */
+  private exited: Promise<void> = Promise.resolve();
 
   constructor(
     readonly id: string,
@@ -224,6 +226,7 @@ export class WorkerHandle {
     }, startTimeoutMs);
     timer.unref();
     this.state = { kind: 'starting', worker, timer };
+    this.exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
     this.liveChannel = channel === undefined ? undefined : mainEnd(channel);
     worker.on('message', (frame: Uint8Array) => {
       if (this.liveWorker() === worker) {
@@ -398,6 +401,7 @@ export class WorkerHandle {
       threadId: s.kind === 'running' ? s.threadId : this.lastThreadId,
       phase: s.kind === 'starting' ? 'start' : 'run',
       ...(this.lastFault ? { fault: this.lastFault } : {}),
+      exited: this.exited,
     };
     this.state = { kind: 'down', crash };
     this.endChannel();

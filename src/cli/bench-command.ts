@@ -22,6 +22,7 @@ export interface RawBenchFlags {
   readonly seconds?: string;
   readonly warmup?: string;
   readonly connections?: string;
+  readonly idleConnections?: string;
   readonly external?: string;
   readonly externalName?: string;
   readonly outDir?: string;
@@ -33,7 +34,7 @@ export interface RawBenchFlags {
 export type BenchFlags = Omit<BenchOptions, 'out' | 'progress' | 'command'>;
 
 /** What `--quick` runs (the harness test): one relay, replication on, two short workloads. */
-export const QUICK = { relays: '1', replication: 'on', recordProtection: 'native', workloads: 'bulk-up,handshake', seconds: '0.3', warmup: '0.2', connections: '2' } as const;
+export const QUICK = { relays: '1', replication: 'on', recordProtection: 'native', workloads: 'bulk-up,handshake', seconds: '0.3', warmup: '0.2', connections: '2', idleConnections: '20' } as const;
 
 export function registerBenchCommand(program: Command): void {
   program
@@ -47,6 +48,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--seconds <s>', 'measured seconds per workload', '2')
     .option('--warmup <s>', 'warm-up seconds per workload', '0.5')
     .option('--connections <n>', 'concurrent connections (or handshake loops) of the load generator', '16')
+    .option('--idle-connections <n>', 'connections opened and left idle after the workloads, for memory per connection (0: skip)', '1000')
     .option('--external <template>', 'also measure this terminator command; {port} {backend} {backendPort} {cert} {key} {pem} are substituted')
     .option('--external-name <name>', 'name of the external terminator in the table (default: its command)')
     .option('--out-dir <dir>', 'where the JSON and the SVG chart go (default: bench/results in the checkout)')
@@ -67,6 +69,7 @@ export function registerBenchCommand(program: Command): void {
         seconds: pick('seconds'),
         warmup: pick('warmup'),
         connections: pick('connections'),
+        idleConnections: pick('idleConnections'),
       });
       const report = await runBench({
         ...flags,
@@ -139,6 +142,7 @@ export function parseBenchFlags(raw: RawBenchFlags): BenchFlags {
     seconds: parseSeconds('--seconds', raw.seconds ?? '2', 0.1, 600),
     warmupSeconds: parseSeconds('--warmup', raw.warmup ?? '0.5', 0, 60),
     connections: parseWholeNumber('--connections', raw.connections ?? '16', 1, 1000),
+    idleConnections: parseWholeNumber('--idle-connections', raw.idleConnections ?? '1000', 0, 100_000),
     ...(external ? { external } : {}),
     outDir: raw.outDir === undefined ? join(ROOT, 'bench/results') : resolve(raw.outDir),
     ...(raw.cpuProf !== undefined ? { cpuProfDir: resolve(raw.cpuProf) } : {}),

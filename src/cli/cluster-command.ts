@@ -22,7 +22,7 @@ import { ClusterMetrics } from '../cluster/metrics.js';
 import { DEFAULT_ADMIN, TokenFileError, defaultTokenFile, newAdminToken, writeTokenFile } from '../cluster/token.js';
 import { Cluster, type ClusterOptions } from '../relay/cluster.js';
 import type { HostPort } from '../relay/gateway.js';
-import { DEFAULT_REPLICATION, type RelayCertificate, type TlsSettings } from '../relay/settings.js';
+import type { RelayCertificate, TlsSettings } from '../relay/settings.js';
 import { TlsConfigError, loadCertifiedKey } from '../tls/index.js';
 import { isLoopback, parseHostPort as parseHostPortValue } from '../util/host-port.js';
 import { LOG_LEVELS, createLogger, type LogFields, type LogLevel, type Logger } from '../util/log.js';
@@ -63,7 +63,6 @@ export interface ClusterFlags {
   /** Where the admin token is written; default {@link defaultTokenFile} for the admin port. */
   readonly tokenFile?: string;
   /** Replication batching from the configuration file (the defaults when absent). */
-  readonly replicationBatch?: { readonly batchInputs: number; readonly batchDelayMs: number };
   /** The configuration file the values not given as flags came from (`--config`). Secret: keys. */
   readonly config?: ClusterFileConfig;
 }
@@ -140,8 +139,7 @@ export function parseClusterFlags(raw: RawClusterFlags, file?: ClusterFileConfig
   const watchdogMs = raw.watchdogMs === undefined ? file?.watchdogMs : parseWatchdogMs(raw.watchdogMs);
   const alpn = raw.alpn === undefined ? file?.tls.alpn : parseAlpn(raw.alpn);
   const replication =
-    raw.replication !== undefined || file?.replication === undefined ? parseReplication(raw.replication ?? CLUSTER_DEFAULTS.replication) : file.replication !== false;
-  const replicationBatch = file?.replication ? file.replication : undefined;
+    raw.replication !== undefined || file?.replication === undefined ? parseReplication(raw.replication ?? CLUSTER_DEFAULTS.replication) : file.replication;
   const logLevel = parseLogLevel(raw.logLevel ?? CLUSTER_DEFAULTS.logLevel);
   const admin = raw.admin === undefined ? file?.admin?.address : parseAdminAddress(raw.admin, { allowPortZero: true, allowOff: true });
   if (raw.tokenFile === '') throw new CliError('--token-file is empty: give a file path');
@@ -158,7 +156,6 @@ export function parseClusterFlags(raw: RawClusterFlags, file?: ClusterFileConfig
     logLevel,
     ...(admin !== undefined ? { admin } : {}),
     ...(tokenFile !== undefined ? { tokenFile } : {}),
-    ...(replication && replicationBatch ? { replicationBatch } : {}),
     ...(file ? { config: file } : {}),
   };
 }
@@ -364,12 +361,11 @@ function describeFileCertificates(certificates: readonly RelayCertificate[]): Lo
 
 /** The settings that a running cluster cannot change, named as a file field and shown as a value. */
 function restartOnly(f: ClusterFlags): Record<string, string> {
-  const batch = f.replicationBatch ?? DEFAULT_REPLICATION;
   return {
     'listeners[0].address': formatHostPort(f.listen.host, f.listen.port),
     backend: formatHostPort(f.backend.host, f.backend.port),
     relays: String(f.relays),
-    replication: f.replication ? `on (batchInputs ${batch.batchInputs}, batchDelayMs ${batch.batchDelayMs})` : 'off',
+    replication: f.replication ? 'on' : 'off',
     watchdogMs: f.watchdogMs === undefined ? 'default' : String(f.watchdogMs),
     'admin.address': f.admin === undefined ? 'default' : f.admin === 'off' ? 'off' : formatHostPort(f.admin.host, f.admin.port),
     'admin.tokenFile': f.tokenFile ?? 'default',
@@ -430,7 +426,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
     listen: flags.listen,
     backend: flags.backend,
     certificates: tls.certificates,
-    replication: flags.replication ? flags.replicationBatch : false,
+    replication: flags.replication,
     ...(tls.alpn ? { alpn: tls.alpn } : {}),
     ...(tls.cipherSuites ? { cipherSuites: tls.cipherSuites } : {}),
     ...(tls.groups ? { groups: tls.groups } : {}),
@@ -479,6 +475,10 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
         warnings.push(`tickets.rotationSeconds: stopping the rotation requires a restart; kept ${rotationSeconds}`);
       }
       for (const w of warnings) log('warn', w, { event: 'config.restartRequired', configFile: target });
+      for (const w of next.config?.obsolete ?? []) {
+        log('warn', w, { event: 'config.obsolete', configFile: target });
+        warnings.push(w);
+      }
       // Ticket keys belong to the cluster (and rotate on their own) unless the file names a
       // key file shared with other processes: then rewriting that file rotates them.
       const { certificates: _c, alpn: _a, cipherSuites: _s, groups: _g, ...kept } = cluster.activeTls;
@@ -543,6 +543,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
       digest: shortDigest(cluster.activeConfig.digest),
       ...(source.configPath ? { configFile: source.configPath } : {}),
     });
+    for (const w of flags.config?.obsolete ?? []) log('warn', w, { event: 'config.obsolete', configFile: source.configPath });
     reloadOnHup = () => {
       log('info', 'SIGHUP: reloading the configuration', { event: 'config.reload', signal: 'SIGHUP', configFile: source.configPath });
       reload().catch((e: unknown) => log('error', 'configuration reload failed', { event: 'config.invalid', error: e }));

@@ -41,7 +41,10 @@ export interface ClusterFileConfig {
   readonly relays?: number;
   /** Everything of a configuration version except the ticket keys, which the cluster owns. */
   readonly tls: Omit<TlsSettings, 'ticketKeys'>;
-  readonly replication?: { readonly batchInputs: number; readonly batchDelayMs: number } | false;
+  /** Whether connection state is committed (takeover); the batch fields of older files are ignored. */
+  readonly replication?: boolean;
+  /** Fields the file sets that no longer do anything, with why (warned about at start). */
+  readonly obsolete: readonly string[];
   readonly watchdogMs?: number;
   readonly ticketRotationSeconds?: number;
   /**
@@ -95,8 +98,9 @@ const schema = z.strictObject({
   replication: z
     .strictObject({
       enabled: z.boolean().default(true),
-      batchInputs: z.number().int().min(1).max(1_000_000).default(32),
-      batchDelayMs: z.number().int().min(0).max(60_000).default(5),
+      // Obsolete: state is committed after every batch a relay handles. Still accepted.
+      batchInputs: z.number().int().min(1).max(1_000_000).optional(),
+      batchDelayMs: z.number().int().min(0).max(60_000).optional(),
     })
     .optional(),
   watchdogMs: z.number().int().min(50).max(3_600_000).optional(),
@@ -190,9 +194,10 @@ export function loadConfigFile(path: string): ClusterFileConfig {
       ...(listener.cipherSuites ? { cipherSuites: listener.cipherSuites } : {}),
       ...(listener.groups ? { groups: listener.groups } : {}),
     },
-    ...(c.replication
-      ? { replication: c.replication.enabled ? { batchInputs: c.replication.batchInputs, batchDelayMs: c.replication.batchDelayMs } : false }
-      : {}),
+    ...(c.replication ? { replication: c.replication.enabled } : {}),
+    obsolete: (['batchInputs', 'batchDelayMs'] as const)
+      .filter((k) => c.replication?.[k] !== undefined)
+      .map((k) => `replication.${k} is no longer used: relays commit connection state after every batch they handle`),
     ...(c.watchdogMs ? { watchdogMs: c.watchdogMs } : {}),
     ...(c.tickets?.rotationSeconds ? { ticketRotationSeconds: c.tickets.rotationSeconds } : {}),
     ...(c.tickets?.keyFile ? { ticketKeys: readTicketKeys(file, resolve(base, c.tickets.keyFile)) } : {}),

@@ -12,7 +12,6 @@ import type { RelayArgs, RelayShared } from './relay-actor.js';
 import { rollOut, type RolloutHost, type RolloutResult } from './rollout.js';
 import {
   configVersion,
-  DEFAULT_REPLICATION,
   freshTicketKeys,
   rotateTicketKeys,
   type ConfigVersion,
@@ -38,8 +37,8 @@ export interface ClusterOptions {
   readonly keyUpdateAfterRecords?: number;
   /** Reproducible randomness and clock for tests (see RelaySettings.reproducible); also numbers connections. */
   readonly reproducible?: RelaySettings['reproducible'];
-  /** Replication batching, or false to run without replicas (no takeover). */
-  readonly replication?: RelaySettings['replication'] | false;
+  /** Commit connection state for takeover (default true); false: a relay crash loses its connections. */
+  readonly replication?: boolean;
   /** Heartbeat deadline after which a silent relay is declared hung. Default 1000 ms. */
   readonly watchdogMs?: number;
   /** V8 old-generation limit per relay worker, in MiB. Default 512. */
@@ -161,7 +160,6 @@ export class Cluster {
       // A relay (re)starts on the active version, so it never serves an old one.
       const settings = (): RelaySettings => ({
         config: config.active,
-        replication: opts.replication || DEFAULT_REPLICATION,
         ...(opts.reproducible ? { reproducible: opts.reproducible } : {}),
       });
       const shared: RelayShared = { store, arena };

@@ -63,6 +63,8 @@ export interface GatewayOptions {
 
 /** How long an ended client socket may wait for the peer's end of stream. */
 const LINGER_MS = 5_000;
+/** How long a takeover waits for a dead relay's thread to be gone before it goes ahead anyway. */
+const EXIT_WAIT_MS = 1_000;
 /** The socket reads that share a buffer (see socket-input.ts) read into this one. */
 const SCRATCH_BYTES = 64 << 10;
 
@@ -83,6 +85,8 @@ interface RelaySlot {
   deadArenaOwner: number;
   /** Store slots of its dead incarnation, reusable once it is back (a zombie of it can no longer write). */
   cooling: number[];
+  /** Its crash's takeover, while it waits for the dead thread to be gone. */
+  pendingTakeover: (() => void) | null;
 }
 
 /** An output entry of a handshaking connection, kept (its header copied, its chunk held) until a commit covers it. */
@@ -247,10 +251,12 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   relayUp(name: string, ref: ActorRef<RelayMsg>, channel: ChannelEnd, arenaOwner: number): void {
     let slot = this.relays.get(name);
     if (!slot) {
-      slot = { name, ref, link: null, up: false, owned: 0, arenaOwner: 0, deadArenaOwner: 0, cooling: [] };
+      slot = { name, ref, link: null, up: false, owned: 0, arenaOwner: 0, deadArenaOwner: 0, cooling: [], pendingTakeover: null };
       this.relays.set(name, slot);
     }
     const relay = slot;
+    // Back before its old thread was seen to exit: take its connections over first.
+    relay.pendingTakeover?.();
     relay.ref = ref;
     // The dead incarnation is gone for good by now: what it held in the arena is free.
     if (relay.deadArenaOwner) this.ledger.reclaim(relay.deadArenaOwner);
@@ -333,6 +339,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const slot = this.slots ? this.slots.allocate() : { slot: -1, token: 0 };
     if (owner === null || slot === null) {
       this.stats.connectionsRefused++;
+      if (slot !== null && slot.slot >= 0) this.slots?.release(slot.slot);
       if (accepted instanceof net.Socket) accepted.destroy();
       else acceptedSocket(accepted, { buffer: () => this.scratch, callback: () => true }).destroy();
       return;
@@ -594,8 +601,6 @@ export class Gateway extends EventEmitter<GatewayEvents> {
           c.engineClosed = true;
           this.touch(c);
           break;
-        case 'alert':
-          break;
       }
     }
   }
@@ -751,6 +756,28 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const dead = this.relays.get(name);
     if (!dead || !dead.up) return;
     dead.up = false;
+    // No input goes to it any more. Its thread may still run a moment (a terminate() is
+    // not instant): the takeover waits until it is gone, so that what it made visible
+    // last, output and commits alike, is all there is.
+    let done = false;
+    const takeOver = (): void => {
+      if (done) return;
+      done = true;
+      dead.pendingTakeover = null;
+      this.takeOverFrom(dead, crash);
+    };
+    dead.pendingTakeover = takeOver;
+    if (crash.exited === undefined) takeOver();
+    else {
+      const giveUp = setTimeout(takeOver, EXIT_WAIT_MS);
+      crash.exited.then(() => {
+        clearTimeout(giveUp);
+        takeOver();
+      });
+    }
+  }
+
+  private takeOverFrom(dead: RelaySlot, crash: Crash): void {
     dead.deadArenaOwner = dead.arenaOwner;
     dead.arenaOwner = 0;
     const link = dead.link;
@@ -774,12 +801,12 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       this.lose(c, 'replication is off');
       return;
     }
-    const committed = store.committedUpTo(c.slot, c.token);
     // The store never runs ahead of the output the gateway has (the relay makes output
-    // visible before it commits), unless a zombie wrote on after its death: then the
-    // output between is missing and the connection cannot go on.
-    if (committed > c.answeredUpTo || committed < c.committedUpTo) {
-      this.lose(c, 'its committed state does not match the output written');
+    // visible before it commits), unless the dead thread ran on past the last look at
+    // its output (see relayCrashed): the newest commit the output covers is taken.
+    const committed = store.committedUpTo(c.slot, c.token, c.answeredUpTo);
+    if (committed < c.committedUpTo) {
+      this.lose(c, `no committed state covers its output (commit ${committed}, output up to input ${c.answeredUpTo}, announced ${c.committedUpTo})`);
       return;
     }
     const next = this.slots.allocate();
@@ -804,7 +831,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       this.stats.quarantined++;
       this.emit('quarantined', { conn: c.id });
     }
-    if (store.copy(c.slot, c.token, next.slot, next.token) === null) store.clear(next.slot);
+    if (store.copy(c.slot, c.token, next.slot, next.token, committed) === null) store.clear(next.slot);
     dead.cooling.push(c.slot);
     c.slot = next.slot;
     c.token = next.token;

@@ -23,5 +23,4 @@ export type RelayMsg =
 export type ConnectionEvent =
   | { readonly type: 'handshakeDone'; readonly alpn: string | null; readonly serverName: string | null; readonly resumed: boolean; readonly cipherSuite: string }
   | { readonly type: 'peerClosed' }
-  | { readonly type: 'alert'; readonly sent: boolean; readonly alert: string }
   | { readonly type: 'closed'; readonly error: boolean };

@@ -1,7 +1,7 @@
 /**
  * What every relay of a cluster is started with: the TLS material (PEM, so it
  * crosses threads as text; it holds the private key and ticket keys: secret)
- * and the replication batch settings.
+ * and how reproducible its runs are.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { CertifiedKey, CipherSuiteName, GroupName, TicketKeys, TlsServerConfig } from '../tls/index.js';
@@ -45,15 +45,7 @@ export interface RelaySettings {
    * production: it makes server randoms and ephemeral keys predictable.
    */
   readonly reproducible?: { readonly seed: string; readonly clockMs: number };
-  readonly replication: {
-    /** Replicate after this many inputs... */
-    readonly batchInputs: number;
-    /** ...or this long after the first unreplicated one, whichever comes first. */
-    readonly batchDelayMs: number;
-  };
 }
-
-export const DEFAULT_REPLICATION = { batchInputs: 32, batchDelayMs: 5 } as const;
 
 /** The engine configuration a relay runs with. */
 export function relayTlsConfig(settings: TlsSettings, load: (c: RelayCertificate) => CertifiedKey): TlsServerConfig {

@@ -88,18 +88,22 @@ export class StateStore {
     return this.buffers.slots;
   }
 
-  /** The last input covered by the slot's newest valid commit under `token`; 0 when none. */
-  committedUpTo(slot: number, token: number): number {
-    return this.find(slot, token)?.upTo ?? 0;
+  /**
+   * The last input covered by the slot's newest valid commit under `token` that covers
+   * no more than `atMost` inputs; 0 when none.
+   */
+  committedUpTo(slot: number, token: number, atMost = Infinity): number {
+    return this.find(slot, token, atMost)?.upTo ?? 0;
   }
 
   /**
-   * Copies the newest valid commit of `from` (under `fromToken`) into the empty slot `to`
-   * under `toToken`, so a new owner continues from it. Returns the input it covers, or
+   * Copies the newest valid commit of `from` (under `fromToken`, covering at most
+   * `atMost` inputs) into the empty slot `to` under `toToken`, so a new owner continues
+   * from it. Returns the input it covers, or
    * null when `from` holds no valid commit.
    */
-  copy(from: number, fromToken: number, to: number, toToken: number): number | null {
-    const f = this.find(from, fromToken);
+  copy(from: number, fromToken: number, to: number, toToken: number, atMost = Infinity): number | null {
+    const f = this.find(from, fromToken, atMost);
     if (f === null) return null;
     const len = this.view.getUint32(f.base + B_LEN, true);
     const base = SLOT_BYTES * to + BASE_AT[0];
@@ -141,13 +145,14 @@ export class StateStore {
 
   // ---- records ----
 
-  private find(slot: number, token: number): Found | null {
+  private find(slot: number, token: number, atMost = Infinity): Found | null {
     const at = SLOT_BYTES * slot;
     let best: Found | null = null;
     for (const d of DELTA_AT) {
       const delta = at + d;
       const ver = this.validDelta(delta, token);
       if (ver === 0 || (best !== null && !newer(ver, best.ver))) continue;
+      if (this.view.getUint32(delta + D_UPTO, true) > atMost) continue;
       const baseVer = this.view.getUint32(delta + D_BASE, true);
       for (const b of BASE_AT) {
         const base = at + b;

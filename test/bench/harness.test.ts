@@ -78,6 +78,10 @@ describe('baton bench --quick', () => {
     const expected = process.env.BATON_NATIVE === '0' ? 'node:crypto' : 'native';
     for (const m of report.measurements.filter((x) => x.spec.kind === 'baton')) expect(m.recordProtection?.startsWith(expected)).toBe(true);
     expect(stdout).toMatch(new RegExp(`^record protection \\(from each Baton's start line\\): baton r1 repl-on: ${expected}`, 'm'));
+    // Memory per idle connection was read for each terminator.
+    expect(report.memory.map((m) => [m.terminator, m.connections])).toEqual([['node-tls', 20], ['baton r1 repl-on', 20]]);
+    for (const m of report.memory) expect(m.rssIdleBytes).toBeGreaterThan(0);
+    expect(stdout).toMatch(/^memory per idle connection/m);
     const node = report.measurements.filter((m) => m.terminator === 'node-tls');
     for (const m of node) expect(m.vsNode.perCpuSecond).toBe(1);
     expect(report.targets.map((t) => t.name)).toEqual(['bulk-per-cpu', 'bulk-per-cpu-fallback', 'handshakes-per-cpu', 'echo-cpu', 'echo-p50', 'replication-cost']);

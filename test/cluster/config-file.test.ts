@@ -57,7 +57,9 @@ describe('configuration file', () => {
     expect(c.tls.certificates).toHaveLength(2);
     expect(c.tls.certificates[1]!.names).toEqual(['rsa.example.test']);
     expect(c.tls.alpn).toEqual(['h2', 'http/1.1']);
-    expect(c.replication).toEqual({ batchInputs: 16, batchDelayMs: 5 });
+    expect(c.replication).toBe(true);
+    // Older files' batch settings are still accepted, and said to do nothing.
+    expect(c.obsolete).toEqual(['replication.batchInputs is no longer used: relays commit connection state after every batch they handle']);
     expect(c.ticketRotationSeconds).toBe(3600);
     expect(c.admin?.address).toEqual({ host: '127.0.0.1', port: 9901 });
   });

@@ -32,6 +32,18 @@ describe('state store', () => {
     expect(store.load(1, 77)).toBeNull();
   });
 
+  it('can pass over commits past a bound (a dead writer that ran on): the one before is still whole', () => {
+    const store = new StateStore(createStore(2));
+    const w = store.writer(0, 3);
+    w.commit(4, bytes(40, 1), record(1));
+    w.commit(6, bytes(60, 2), record(2));
+    expect(store.committedUpTo(0, 3)).toBe(6);
+    expect(store.committedUpTo(0, 3, 5)).toBe(4);
+    expect(store.copy(0, 3, 1, 9, 5)).toBe(4);
+    expect(store.load(1, 9)!.snapshot).toEqual(bytes(40, 1));
+    expect(store.committedUpTo(0, 3, 3)).toBe(0);
+  });
+
   it('refuses a first commit without a base, and a base larger than a slot holds', () => {
     const store = new StateStore(createStore(1));
     const w = store.writer(0, 1);

@@ -290,6 +290,25 @@ describe('delta state: revision, recordState() and applyRecordState()', () => {
     expect(engine.revision).not.toBe(revision);
   });
 
+  it('the takeover path: encodedSnapshot() is the encoded snapshot, and restoreEncoded(bytes, recordState()) continues byte for byte', () => {
+    const steps = toRecordSteps(session.steps);
+    const doneAt = steps.findIndex((s, i) => i > 0 && s.kind === 'client' && s.bytes[0] === 23);
+    const live = TlsServerEngine.create(server.config, server.deps());
+    for (const step of steps.slice(0, doneAt + 1)) applyStep(live, step);
+    const bytes = live.encodedSnapshot();
+    expect(bytes).toEqual(encodeSnapshot(live.snapshot()));
+    const rest = steps.slice(doneAt + 1, steps.findIndex((s) => s.kind === 'keyUpdate'));
+    for (const step of rest) applyStep(live, step);
+    const rs = recordState(live);
+    // A relay warmed up on throwaway state restores real state as if it had not been.
+    TlsServerEngine.warmUp(server.config, server.deps(), 3);
+    const restored = TlsServerEngine.restoreEncoded(bytes.slice(), rs, server.config, server.deps());
+    expect(restored.snapshot()).toEqual(live.snapshot());
+    const a = live.send(bytesOf(5000, 3));
+    const b = restored.send(bytesOf(5000, 3));
+    expect(Buffer.concat(b.toClient).equals(Buffer.concat(a.toClient))).toBe(true);
+  });
+
   it('applyRecordState is pure and refuses values of another revision or out of shape', () => {
     const steps = toRecordSteps(session.steps);
     const engine = TlsServerEngine.create(server.config, server.deps());
