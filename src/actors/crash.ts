@@ -34,12 +34,6 @@ export interface Crash {
   readonly phase: 'start' | 'run';
   /** The injected fault or armed fault point that fired last, if any. */
   readonly fault?: { readonly kind: FaultKind; readonly point?: string };
-  /**
-   * Worker actors: resolves once the dead incarnation's thread is gone. A crash is
-   * reported when it is detected, which for a `terminate()` (injected, or the watchdog
-   * killing a hang) is before the thread has stopped: until then it may still run.
-   */
-  readonly exited?: Promise<void>;
 }
 
 /** A short human-readable description of a reason, for logs and errors. */

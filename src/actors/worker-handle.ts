@@ -136,10 +136,8 @@ export class WorkerHandle {
   private startWaiters: Array<{ resolve(threadId: number): void; reject(e: Error): void }> = [];
   private lastFault: { kind: FaultKind; point?: string } | undefined;
   private armSeq = 0;
-  private readonly armWaiters = new Map<number, () => void>();
+  private readonly armWaiters = new Map<number, { resolve(): void; reject(e: Error): void }>();
   private lastThreadId: number | undefined;
-  /** Resolves when the live incarnation's thread has exited (for crash reports). */
-  private exited: Promise<void> = Promise.resolve();
 
   constructor(
     readonly id: string,
@@ -226,7 +224,6 @@ export class WorkerHandle {
     }, startTimeoutMs);
     timer.unref();
     this.state = { kind: 'starting', worker, timer };
-    this.exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
     this.liveChannel = channel === undefined ? undefined : mainEnd(channel);
     worker.on('message', (frame: Uint8Array) => {
       if (this.liveWorker() === worker) {
@@ -312,7 +309,7 @@ export class WorkerHandle {
     const s = this.state;
     if (s.kind !== 'running') return Promise.reject(new ActorError('BATON_ERR_ACTOR_DEAD', `${this.id} is not running`));
     const seq = ++this.armSeq;
-    const done = new Promise<void>((resolve) => this.armWaiters.set(seq, resolve));
+    const done = new Promise<void>((resolve, reject) => this.armWaiters.set(seq, { resolve, reject }));
     postFrame(
       s.worker,
       encodeFrame({ t: 'Arm', seq, point, kind, skip: opts.skip ?? 0, times: opts.times ?? 1 }),
@@ -384,8 +381,11 @@ export class WorkerHandle {
   /** Declares the incarnation dead now (watchdog, start deadline, injected terminate), then kills it. */
   private kill(reason: CrashReason): void {
     const w = this.liveWorker();
-    this.crashed(reason);
+    // Stop its JavaScript first (terminate() interrupts the isolate at once; the thread
+    // winds down later), then report: whoever handles the crash must not race a worker
+    // that is still running.
     if (w !== undefined) void w.terminate();
+    this.crashed(reason);
   }
 
   /** The one crash path: every detector ends here; later reports of the same death are ignored. */
@@ -401,7 +401,6 @@ export class WorkerHandle {
       threadId: s.kind === 'running' ? s.threadId : this.lastThreadId,
       phase: s.kind === 'starting' ? 'start' : 'run',
       ...(this.lastFault ? { fault: this.lastFault } : {}),
-      exited: this.exited,
     };
     this.state = { kind: 'down', crash };
     this.endChannel();
@@ -409,6 +408,9 @@ export class WorkerHandle {
     this.inflight = 0;
     const err = new ActorError('BATON_ERR_START_FAILED', `${this.id} died while starting`);
     this.startWaiters.splice(0).forEach((w) => w.reject(err));
+    // An Arm the dead incarnation never confirmed will never be.
+    for (const w of this.armWaiters.values()) w.reject(new ActorError('BATON_ERR_ACTOR_DEAD', `${this.id} died before it confirmed the fault point`));
+    this.armWaiters.clear();
     this.wakeDrainWaiters();
     this.host.crashed(this, crash);
   }
@@ -457,7 +459,7 @@ export class WorkerHandle {
         this.onReady(header.threadId);
         return;
       case 'Armed':
-        this.armWaiters.get(header.seq)?.();
+        this.armWaiters.get(header.seq)?.resolve();
         this.armWaiters.delete(header.seq);
         return;
       case 'FaultFired':

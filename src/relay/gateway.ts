@@ -63,8 +63,6 @@ export interface GatewayOptions {
 
 /** How long an ended client socket may wait for the peer's end of stream. */
 const LINGER_MS = 5_000;
-/** How long a takeover waits for a dead relay's thread to be gone before it goes ahead anyway. */
-const EXIT_WAIT_MS = 1_000;
 /** The socket reads that share a buffer (see socket-input.ts) read into this one. */
 const SCRATCH_BYTES = 64 << 10;
 
@@ -85,8 +83,6 @@ interface RelaySlot {
   deadArenaOwner: number;
   /** Store slots of its dead incarnation, reusable once it is back (a zombie of it can no longer write). */
   cooling: number[];
-  /** Its crash's takeover, while it waits for the dead thread to be gone. */
-  pendingTakeover: (() => void) | null;
 }
 
 /** An output entry of a handshaking connection, kept (its header copied, its chunk held) until a commit covers it. */
@@ -251,12 +247,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   relayUp(name: string, ref: ActorRef<RelayMsg>, channel: ChannelEnd, arenaOwner: number): void {
     let slot = this.relays.get(name);
     if (!slot) {
-      slot = { name, ref, link: null, up: false, owned: 0, arenaOwner: 0, deadArenaOwner: 0, cooling: [], pendingTakeover: null };
+      slot = { name, ref, link: null, up: false, owned: 0, arenaOwner: 0, deadArenaOwner: 0, cooling: [] };
       this.relays.set(name, slot);
     }
     const relay = slot;
-    // Back before its old thread was seen to exit: take its connections over first.
-    relay.pendingTakeover?.();
     relay.ref = ref;
     // The dead incarnation is gone for good by now: what it held in the arena is free.
     if (relay.deadArenaOwner) this.ledger.reclaim(relay.deadArenaOwner);
@@ -756,28 +750,6 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const dead = this.relays.get(name);
     if (!dead || !dead.up) return;
     dead.up = false;
-    // No input goes to it any more. Its thread may still run a moment (a terminate() is
-    // not instant): the takeover waits until it is gone, so that what it made visible
-    // last, output and commits alike, is all there is.
-    let done = false;
-    const takeOver = (): void => {
-      if (done) return;
-      done = true;
-      dead.pendingTakeover = null;
-      this.takeOverFrom(dead, crash);
-    };
-    dead.pendingTakeover = takeOver;
-    if (crash.exited === undefined) takeOver();
-    else {
-      const giveUp = setTimeout(takeOver, EXIT_WAIT_MS);
-      crash.exited.then(() => {
-        clearTimeout(giveUp);
-        takeOver();
-      });
-    }
-  }
-
-  private takeOverFrom(dead: RelaySlot, crash: Crash): void {
     dead.deadArenaOwner = dead.arenaOwner;
     dead.arenaOwner = 0;
     const link = dead.link;
@@ -802,8 +774,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       return;
     }
     // The store never runs ahead of the output the gateway has (the relay makes output
-    // visible before it commits), unless the dead thread ran on past the last look at
-    // its output (see relayCrashed): the newest commit the output covers is taken.
+    // visible before it commits), unless the dead thread ran on a moment past the last
+    // look at its output (a kill stops its JavaScript first, but not in the same
+    // instant): the newest commit that output covers is taken.
     const committed = store.committedUpTo(c.slot, c.token, c.answeredUpTo);
     if (committed < c.committedUpTo) {
       this.lose(c, `no committed state covers its output (commit ${committed}, output up to input ${c.answeredUpTo}, announced ${c.committedUpTo})`);

@@ -28,6 +28,8 @@ export class OutputSink implements TlsSink {
   private facts: HandshakeFacts | null = null;
   /** A KeyUpdate happened during this input (for the duringKeyUpdate fault point). */
   keyUpdated = false;
+  /** This input made output: a piece, or an event the gateway acts on. */
+  produced = false;
 
   constructor(
     private readonly ring: RingWriter,
@@ -64,6 +66,7 @@ export class OutputSink implements TlsSink {
     this.events = 0;
     this.facts = null;
     this.keyUpdated = false;
+    this.produced = false;
   }
 
   reserve(n: number): Uint8Array {
@@ -85,6 +88,7 @@ export class OutputSink implements TlsSink {
 
   /** Announces the piece reserved last, `n` bytes long. */
   private piece(type: number, offset: number, n: number): void {
+    this.produced = true;
     const at = this.ring.reserve(HEADER_BYTES);
     // The relay checked the room for the whole input before handing it to the engine.
     if (at < 0) throw new RangeError('no room for an output entry in the data channel');
@@ -127,6 +131,7 @@ export class OutputSink implements TlsSink {
 
   /** Ends the input's output with its Done entry (every input gets one, even with no output). */
   done(): void {
+    if (this.events !== 0) this.produced = true;
     const facts = this.facts === null ? null : encodeFacts(this.facts);
     const n = facts?.length ?? 0;
     const at = this.ring.reserve(HEADER_BYTES + n);

@@ -164,7 +164,8 @@ function onInput(s: RelayState, ctx: ActorContext, o: Owned, seq: number, kind: 
   }
   sink.done();
   o.lastSeq = seq;
-  if (held) o.holdUpTo = seq;
+  // Something waits for the commit only if this input made output.
+  if (held && sink.produced) o.holdUpTo = seq;
   if (!negotiatedBefore && engine.negotiated !== null) o.flight = true;
   if (sink.keyUpdated) ctx.faultPoint('relay.duringKeyUpdate');
   if (quarantineDue(s, o)) return;

@@ -18,8 +18,13 @@
  */
 import { crc32 } from 'node:zlib';
 
-/** Bytes per slot (virtual: untouched pages cost no memory). */
-export const SLOT_BYTES = 16_384;
+/**
+ * Bytes per slot: one page, so an idle connection's state costs one page of memory. An
+ * engine state is well under a base buffer's size (about 900 bytes mid-handshake, 750
+ * established: no transcript, no certificate); one that is not is left uncommitted
+ * (see SlotWriter.commit).
+ */
+export const SLOT_BYTES = 4096;
 const DELTA_AT = [0, 128] as const;
 const BASE_AT = [256, 256 + (SLOT_BYTES - 256) / 2] as const;
 const BASE_HEADER = 16;

@@ -103,7 +103,9 @@ describe('chaos: crashes under load never reach a client', () => {
       if (step.how === 'inject') {
         cluster.inject(victim, step.kind);
       } else {
-        await cluster.arm(victim, step.how, step.kind);
+        await cluster.arm(victim, step.how, step.kind).catch((e: Error) => {
+          throw new Error(`arming ${step.how}/${step.kind} on ${victim}: ${e.message}; last events ${JSON.stringify(events.slice(-3))}`);
+        });
         if (handshakePoint) {
           // Handshake points need new connections; the least-loaded victim gets the next one.
           for (let k = 0; k < 3 && crashed() === before && clients.length < CLIENTS; k++) await connectClient();

@@ -87,7 +87,7 @@ describe('state store', () => {
   it('a writer killed mid-commit leaves the previous commit readable', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.record({ base: fc.option(fc.integer({ min: 1, max: 3000 }), { nil: null }), values: fc.integer({ min: 0, max: 12 }) }), { minLength: 1, maxLength: 12 }),
+        fc.array(fc.record({ base: fc.option(fc.integer({ min: 1, max: MAX_BASE_BYTES }), { nil: null }), values: fc.integer({ min: 0, max: 12 }) }), { minLength: 1, maxLength: 12 }),
         fc.boolean(),
         fc.constantFrom<'base' | 'delta'>('base', 'delta'),
         (commits, lastHasBase, dieAt) => {
@@ -124,7 +124,7 @@ describe('state store', () => {
   it('damage anywhere in a slot never restores bytes that were not committed', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.integer({ min: 1, max: 2000 }), { minLength: 1, maxLength: 8 }),
+        fc.array(fc.integer({ min: 1, max: MAX_BASE_BYTES }), { minLength: 1, maxLength: 8 }),
         fc.integer({ min: 0, max: SLOT_BYTES - 1 }),
         fc.integer({ min: 1, max: 255 }),
         (sizes, where, xor) => {
