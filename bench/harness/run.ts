@@ -158,6 +158,18 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       }
       if (term.protection) o.progress(`${label}: record protection ${term.protection}`);
       try {
+        // Memory first, on the fresh process: later workloads leave free heap behind that
+        // new connections would fill without growing it.
+        if (o.idleConnections > 0) {
+          try {
+            const m = await idleMemory(load, term.pid, term.port, nextId++, o.idleConnections);
+            memory.push({ terminator: label, ...m });
+            o.progress(`${label}: ${m.connections} idle connections: ${(m.bytesPerConnection / 1024).toFixed(1)} KiB each`);
+          } catch (e) {
+            failures.push({ terminator: label, workload: null, error: `idle connections: ${e instanceof Error ? e.message : String(e)}` });
+            if (!load.running) throw e;
+          }
+        }
         for (const workload of o.workloads) {
           const id = nextId++;
           load.send({
@@ -193,16 +205,6 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
             o.progress(`${label}: ${workload}: failed: ${failures.at(-1)!.error}`);
             if (!load.running) throw e;
             await load.next('result', 20_000, id).catch(() => undefined);
-          }
-        }
-        if (o.idleConnections > 0) {
-          try {
-            const m = await idleMemory(load, term.pid, term.port, nextId++, o.idleConnections);
-            memory.push({ terminator: label, ...m });
-            o.progress(`${label}: ${m.connections} idle connections: ${(m.bytesPerConnection / 1024).toFixed(1)} KiB each`);
-          } catch (e) {
-            failures.push({ terminator: label, workload: null, error: `idle connections: ${e instanceof Error ? e.message : String(e)}` });
-            if (!load.running) throw e;
           }
         }
       } finally {
@@ -259,7 +261,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   for (const line of formatTargets(checks)) o.out(line);
   if (memory.length) {
     o.out('');
-    o.out(`memory per idle connection (resident memory of the terminator, all threads, before and after ${o.idleConnections} connections opened and left idle):`);
+    o.out(`memory per idle connection (resident memory of the freshly started terminator, all threads, before and after ${o.idleConnections} connections opened and left idle):`);
     for (const line of formatMemory(memory)) o.out(line);
   }
   for (const f of failures) o.out(`FAILED ${f.terminator}${f.workload ? ` ${f.workload}` : ''}: ${f.error}`);

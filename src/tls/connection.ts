@@ -123,6 +123,15 @@ interface Settings {
   readonly maxRecord: number;
 }
 
+/** Settings per configuration, resolved once: every connection of a relay shares its configuration. */
+const resolved = new WeakMap<TlsServerConfig, Settings>();
+
+function settingsOf(config: TlsServerConfig): Settings {
+  let s = resolved.get(config);
+  if (s === undefined) resolved.set(config, (s = resolve(config)));
+  return s;
+}
+
 function resolve(config: TlsServerConfig): Settings {
   return {
     suites: (config.cipherSuites ?? DEFAULT_SUITES).map(suiteByName),
@@ -179,7 +188,7 @@ export class TlsServerEngine {
     private readonly deps: TlsDeps,
     private readonly s: EngineState,
   ) {
-    this.settings = resolve(config);
+    this.settings = settingsOf(config);
     if (s.read) this.opener = new RecordOpener(this.suite(), s.read.secret, Number(s.read.seq));
     if (s.write) this.sealer = new RecordSealer(this.suite(), s.write.secret, Number(s.write.seq));
   }
