@@ -29,8 +29,10 @@ export interface BenchOptions {
   readonly seconds: number;
   readonly warmupSeconds: number;
   readonly connections: number;
-  /** Idle connections opened after the workloads to measure memory per connection (0: none). */
+  /** Idle connections opened before the workloads to measure memory per connection (0: none). */
   readonly idleConnections: number;
+  /** How long they stay idle before memory is read (V8 gives back handshake garbage after some seconds of quiet). */
+  readonly idleSettleSeconds: number;
   readonly external?: { readonly name: string; readonly template: string };
   readonly outDir: string;
   /** Profile the Node terminators (--cpu-prof) into this directory and summarise. */
@@ -97,23 +99,23 @@ const stamp = () => new Date().toISOString().replace(/[:.]/g, '-');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Memory per idle connection: the terminator's resident memory (all threads) before
- * and after `n` connections are opened (full handshake, one echoed byte) and left
- * quiet. The lowest of a few readings after they settle, so a passing GC cycle does not
- * count.
+ * Memory per idle connection: how much the terminator's resident memory (all threads)
+ * grew once `n` connections were opened (full handshake, one echoed byte) and left
+ * idle long enough for V8 to give back what the handshakes left as garbage (its memory
+ * reducer runs after some seconds of quiet). The lowest of the readings counts, so a
+ * passing GC cycle does not.
  */
-async function idleMemory(load: JsonChild, pid: number, port: number, id: number, n: number): Promise<Omit<IdleMemory, 'terminator'>> {
-  await sleep(500);
+async function idleMemory(load: JsonChild, pid: number, port: number, id: number, n: number, settleMs: number): Promise<Omit<IdleMemory, 'terminator'>> {
+  await sleep(settleMs / 4);
   const before = treeRssBytes(pid);
   load.send({ cmd: 'idle', id, port, connections: n });
   const r = await load.next<{ ev: string; open?: number; error?: string }>(['idle', 'failed'], 120_000, id);
   if (r.ev === 'failed') throw new Error(String(r.error));
-  const readings: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    await sleep(300);
-    readings.push(treeRssBytes(pid));
+  let after = Infinity;
+  for (let waited = 0; waited < settleMs; waited += 250) {
+    await sleep(250);
+    after = Math.min(after, treeRssBytes(pid));
   }
-  const after = Math.min(...readings);
   load.send({ cmd: 'release', id });
   await load.next('released', 30_000, id);
   const open = r.open ?? n;
@@ -162,7 +164,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
         // new connections would fill without growing it.
         if (o.idleConnections > 0) {
           try {
-            const m = await idleMemory(load, term.pid, term.port, nextId++, o.idleConnections);
+            const m = await idleMemory(load, term.pid, term.port, nextId++, o.idleConnections, o.idleSettleSeconds * 1000);
             memory.push({ terminator: label, ...m });
             o.progress(`${label}: ${m.connections} idle connections: ${(m.bytesPerConnection / 1024).toFixed(1)} KiB each`);
           } catch (e) {
@@ -239,6 +241,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       warmupSeconds: o.warmupSeconds,
       connections: o.connections,
       idleConnections: o.idleConnections,
+      idleSettleSeconds: o.idleSettleSeconds,
       external: o.external ?? null,
     },
     measurements,
@@ -261,7 +264,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   for (const line of formatTargets(checks)) o.out(line);
   if (memory.length) {
     o.out('');
-    o.out(`memory per idle connection (resident memory of the freshly started terminator, all threads, before and after ${o.idleConnections} connections opened and left idle):`);
+    o.out(`memory per idle connection (growth of the freshly started terminator's resident memory, all threads, with ${o.idleConnections} connections opened and left idle ${o.idleSettleSeconds} s):`);
     for (const line of formatMemory(memory)) o.out(line);
   }
   for (const f of failures) o.out(`FAILED ${f.terminator}${f.workload ? ` ${f.workload}` : ''}: ${f.error}`);

@@ -44,8 +44,9 @@ export interface Measurement {
 /** Memory per idle connection of one terminator. */
 export interface IdleMemory {
   readonly terminator: string;
-  /** Connections that were open and idle when memory was read. */
+  /** Connections open and idle when memory was read. */
   readonly connections: number;
+  /** Resident memory before they were opened, and once they had been idle a while. */
   readonly rssBeforeBytes: number;
   readonly rssIdleBytes: number;
   readonly bytesPerConnection: number;

@@ -23,6 +23,7 @@ export interface RawBenchFlags {
   readonly warmup?: string;
   readonly connections?: string;
   readonly idleConnections?: string;
+  readonly idleSettle?: string;
   readonly external?: string;
   readonly externalName?: string;
   readonly outDir?: string;
@@ -34,7 +35,7 @@ export interface RawBenchFlags {
 export type BenchFlags = Omit<BenchOptions, 'out' | 'progress' | 'command'>;
 
 /** What `--quick` runs (the harness test): one relay, replication on, two short workloads. */
-export const QUICK = { relays: '1', replication: 'on', recordProtection: 'native', workloads: 'bulk-up,handshake', seconds: '0.3', warmup: '0.2', connections: '2', idleConnections: '20' } as const;
+export const QUICK = { relays: '1', replication: 'on', recordProtection: 'native', workloads: 'bulk-up,handshake', seconds: '0.3', warmup: '0.2', connections: '2', idleConnections: '20', idleSettle: '0.5' } as const;
 
 export function registerBenchCommand(program: Command): void {
   program
@@ -45,10 +46,11 @@ export function registerBenchCommand(program: Command): void {
     .option('--replication <list>', 'on, off, or on,off', 'on,off')
     .option('--record-protection <list>', 'native, node:crypto (BATON_NATIVE=0), or both', 'native,node:crypto')
     .option('--workloads <list>', `comma-separated, from ${WORKLOADS.join(', ')} (default: all)`)
-    .option('--seconds <s>', 'measured seconds per workload', '2')
+    .option('--seconds <s>', 'measured seconds per workload', '3')
     .option('--warmup <s>', 'warm-up seconds per workload', '0.5')
     .option('--connections <n>', 'concurrent connections (or handshake loops) of the load generator', '16')
-    .option('--idle-connections <n>', 'connections opened and left idle after the workloads, for memory per connection (0: skip)', '1000')
+    .option('--idle-connections <n>', 'connections opened and left idle before the workloads, for memory per connection (0: skip)', '2000')
+    .option('--idle-settle <s>', 'seconds they stay idle before memory is read (V8 gives back handshake garbage after some seconds of quiet)', '12')
     .option('--external <template>', 'also measure this terminator command; {port} {backend} {backendPort} {cert} {key} {pem} are substituted')
     .option('--external-name <name>', 'name of the external terminator in the table (default: its command)')
     .option('--out-dir <dir>', 'where the JSON and the SVG chart go (default: bench/results in the checkout)')
@@ -70,6 +72,7 @@ export function registerBenchCommand(program: Command): void {
         warmup: pick('warmup'),
         connections: pick('connections'),
         idleConnections: pick('idleConnections'),
+        idleSettle: pick('idleSettle'),
       });
       const report = await runBench({
         ...flags,
@@ -139,10 +142,11 @@ export function parseBenchFlags(raw: RawBenchFlags): BenchFlags {
     replication: [...new Set(replication)],
     protection: [...new Set(protection)],
     workloads: [...new Set<Workload>(workloads)],
-    seconds: parseSeconds('--seconds', raw.seconds ?? '2', 0.1, 600),
+    seconds: parseSeconds('--seconds', raw.seconds ?? '3', 0.1, 600),
     warmupSeconds: parseSeconds('--warmup', raw.warmup ?? '0.5', 0, 60),
     connections: parseWholeNumber('--connections', raw.connections ?? '16', 1, 1000),
-    idleConnections: parseWholeNumber('--idle-connections', raw.idleConnections ?? '1000', 0, 100_000),
+    idleConnections: parseWholeNumber('--idle-connections', raw.idleConnections ?? '2000', 0, 100_000),
+    idleSettleSeconds: parseSeconds('--idle-settle', raw.idleSettle ?? '12', 0, 600),
     ...(external ? { external } : {}),
     outDir: raw.outDir === undefined ? join(ROOT, 'bench/results') : resolve(raw.outDir),
     ...(raw.cpuProf !== undefined ? { cpuProfDir: resolve(raw.cpuProf) } : {}),

@@ -76,13 +76,19 @@ function checkIndex(v: number, what: string, max: number): void {
   if (!(v >= 0 && v <= max) || !Number.isInteger(v)) throw new RangeError(`${what} must be an integer from 0 to ${max}`);
 }
 
+/**
+ * Where the fallback assembles a TLSInnerPlaintext: one per thread, shared by every
+ * connection (a seal runs to its end before the next begins), so an idle connection
+ * holds no 16 KiB buffer of its own.
+ */
+let scratch: Buffer = Buffer.alloc(0);
+
 /** The `node:crypto` implementation: a cipher object per record, output copied into place. */
 class NodeCryptoAead implements RecordAead {
   private key: KeyObject | null;
   private readonly iv: Uint8Array;
   private readonly nonce = Buffer.alloc(12);
   /** TLSInnerPlaintext is assembled here so each record takes one `update()` call. */
-  private scratch: Buffer = Buffer.alloc(0);
 
   constructor(
     private readonly aead: AeadName,
@@ -106,8 +112,8 @@ class NodeCryptoAead implements RecordAead {
       throw new RangeError('out is too small for the sealed record at this offset');
     }
     writeRecordHeader(out, at, bodyLen);
-    if (this.scratch.length < innerLen) this.scratch = Buffer.allocUnsafeSlow(Math.max(innerLen, 1 << 14 | 256));
-    const inner = this.scratch;
+    if (scratch.length < innerLen) scratch = Buffer.allocUnsafeSlow(Math.max(innerLen, (1 << 14) | 256));
+    const inner = scratch;
     inner.set(content, 0);
     inner[content.length] = type;
     if (padding) inner.fill(0, content.length + 1, innerLen);
@@ -146,7 +152,6 @@ class NodeCryptoAead implements RecordAead {
 
   free(): void {
     this.key = null;
-    this.scratch = Buffer.alloc(0);
   }
 
   private liveKey(): KeyObject {
