@@ -29,7 +29,7 @@ export interface BenchOptions {
   readonly seconds: number;
   readonly warmupSeconds: number;
   readonly connections: number;
-  /** Idle connections opened before the workloads to measure memory per connection (0: none). */
+  /** Idle connections opened on a fresh terminator process to measure memory per connection (0: none). */
   readonly idleConnections: number;
   /** How long they stay idle before memory is read (V8 gives back handshake garbage after some seconds of quiet). */
   readonly idleSettleSeconds: number;
@@ -160,18 +160,6 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       }
       if (term.protection) o.progress(`${label}: record protection ${term.protection}`);
       try {
-        // Memory first, on the fresh process: later workloads leave free heap behind that
-        // new connections would fill without growing it.
-        if (o.idleConnections > 0) {
-          try {
-            const m = await idleMemory(load, term.pid, term.port, nextId++, o.idleConnections, o.idleSettleSeconds * 1000);
-            memory.push({ terminator: label, ...m });
-            o.progress(`${label}: ${m.connections} idle connections: ${(m.bytesPerConnection / 1024).toFixed(1)} KiB each`);
-          } catch (e) {
-            failures.push({ terminator: label, workload: null, error: `idle connections: ${e instanceof Error ? e.message : String(e)}` });
-            if (!load.running) throw e;
-          }
-        }
         for (const workload of o.workloads) {
           const id = nextId++;
           load.send({
@@ -211,6 +199,27 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
         }
       } finally {
         await term.stop();
+      }
+      // Memory on a fresh process of its own: workloads before would leave free heap that
+      // new connections fill without growing it, and thousands of handshakes before the
+      // workloads would change what they measure.
+      if (o.idleConnections > 0) {
+        const fresh = await startTerminator(spec, { backendPort, files, verbose: o.verbose ?? false }).catch((e: unknown) => {
+          failures.push({ terminator: label, workload: null, error: `idle connections: ${e instanceof Error ? e.message : String(e)}` });
+          return null;
+        });
+        if (fresh) {
+          try {
+            const m = await idleMemory(load, fresh.pid, fresh.port, nextId++, o.idleConnections, o.idleSettleSeconds * 1000);
+            memory.push({ terminator: label, ...m });
+            o.progress(`${label}: ${m.connections} idle connections: ${(m.bytesPerConnection / 1024).toFixed(1)} KiB each`);
+          } catch (e) {
+            failures.push({ terminator: label, workload: null, error: `idle connections: ${e instanceof Error ? e.message : String(e)}` });
+            if (!load.running) throw e;
+          } finally {
+            await fresh.stop();
+          }
+        }
       }
     }
   } finally {

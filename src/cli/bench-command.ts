@@ -49,7 +49,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--seconds <s>', 'measured seconds per workload', '3')
     .option('--warmup <s>', 'warm-up seconds per workload', '0.5')
     .option('--connections <n>', 'concurrent connections (or handshake loops) of the load generator', '16')
-    .option('--idle-connections <n>', 'connections opened and left idle before the workloads, for memory per connection (0: skip)', '2000')
+    .option('--idle-connections <n>', 'connections opened and left idle on a fresh terminator, for memory per connection (0: skip)', '2000')
     .option('--idle-settle <s>', 'seconds they stay idle before memory is read (V8 gives back handshake garbage after some seconds of quiet)', '12')
     .option('--external <template>', 'also measure this terminator command; {port} {backend} {backendPort} {cert} {key} {pem} are substituted')
     .option('--external-name <name>', 'name of the external terminator in the table (default: its command)')
