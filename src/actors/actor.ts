@@ -31,7 +31,7 @@ export interface PoolClient {
   run<R = unknown>(task: PoolTask, arg: unknown): Promise<R>;
 }
 
-/** A handle to answer one ask later (e.g. once a replica has acknowledged). */
+/** A handle to answer one ask later (e.g. once some other work is done). */
 export interface Replier {
   reply(value: unknown): void;
   fail(code: ActorErrorCode, message: string): void;

@@ -91,7 +91,7 @@ export function registerClusterCommand(program: Command): void {
     .option('--key <file>', 'PEM private key of the leaf certificate (with --cert)')
     .option('--watchdog-ms <ms>', 'heartbeat deadline before a silent relay is declared hung (default: 1000)')
     .option('--alpn <list>', 'ALPN protocols in preference order, comma-separated, e.g. h2,http/1.1')
-    .option('--replication <on|off>', 'replicate connection state to a sibling relay (off: no takeover)', CLUSTER_DEFAULTS.replication)
+    .option('--replication <on|off>', 'commit connection state for takeover by a sibling relay (off: a relay crash ends its connections)', CLUSTER_DEFAULTS.replication)
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, CLUSTER_DEFAULTS.logLevel)
     .option('--admin <host:port|off>', `admin API address, loopback only (port 0: any free port; off: no admin API) (default: "${DEFAULT_ADMIN.host}:${DEFAULT_ADMIN.port}")`)
     .option('--token-file <path>', `where to write the admin API token, mode 0600 (default: "${defaultTokenFile(DEFAULT_ADMIN.port)}", admin-PORT.token for another port)`)

@@ -1,6 +1,6 @@
 /**
  * msgpackr encoding of engine snapshots for the replication channel.
- * The bytes hold secrets (see TlsSnapshot): they go to a replica, nowhere else.
+ * The bytes hold secrets (see TlsSnapshot): they go to the state store, nowhere else.
  */
 import { Packr } from 'msgpackr';
 import { SnapshotError } from './errors.js';

@@ -73,7 +73,7 @@ describe('faults confined to one connection', () => {
     const bystander = await verifyingClient('bystander-2');
     const { client: poison, errors } = await rawCapableClient();
     // Every relay crashes on the next application data it relays: the owner dies,
-    // the replica replays the same input and dies too, so the input is poison.
+    // the next owner replays the same input and dies too, so the input is poison.
     await Promise.all(cluster.relayNames.map((n) => cluster.arm(n, 'relay.midStream', 'throw')));
     const quarantinedBefore = cluster.gateway.stats.quarantined;
     const closed = new Promise((r) => poison.once('close', r));
