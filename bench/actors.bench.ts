@@ -11,17 +11,12 @@
 import { MessageChannel } from 'node:worker_threads';
 import { Bench, type Task } from 'tinybench';
 import { ActorSystem, decodeValue, defineActor, encodeValue, FAULT_KINDS, type FaultKind, type SupervisorEvent } from '../src/actors/index.js';
+import { fmt } from './micro-common.js';
 
 const PROBE = new URL('../test/fixtures/actors/probe.ts', import.meta.url);
 const TIME = Number(process.env.BENCH_TIME_MS ?? 500);
 const CRASH_RUNS = Number(process.env.CRASH_RUNS ?? 5);
 const BATCH = 1_000;
-
-function fmt(n: number, digits = 3): string {
-  if (!Number.isFinite(n)) return String(n);
-  if (n >= 100) return Math.round(n).toLocaleString('en-US');
-  return n.toPrecision(digits);
-}
 
 function row(t: Task, msgsPerOp = 1, bytes?: number): Record<string, string> {
   const r = t.result;

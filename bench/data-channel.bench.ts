@@ -13,6 +13,7 @@
  */
 import { ActorSystem, defineActor, type ActorRef, type ChannelEnd } from '../src/actors/index.js';
 import type { DataEchoMsg } from '../test/fixtures/actors/data-echo.js';
+import { cpuNow, fmt } from './micro-common.js';
 
 const DATA_ECHO = new URL('../test/fixtures/actors/data-echo.ts', import.meta.url);
 const TIME = Number(process.env.BENCH_TIME_MS ?? 2_000);
@@ -26,29 +27,18 @@ interface Result {
   readonly wakeups?: number;
 }
 
-function fmt(n: number, digits = 3): string {
-  if (!Number.isFinite(n)) return String(n);
-  if (n >= 100) return Math.round(n).toLocaleString('en-US');
-  return n.toPrecision(digits);
-}
-
-function cpuMs(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-}
-
 /** Runs `step` (which does some entries and returns how many) for TIME ms after a short warm-up. */
 async function measure(step: () => Promise<number>, wakeups?: () => number): Promise<Result> {
   const warmEnd = performance.now() + Math.min(300, TIME / 4);
   while (performance.now() < warmEnd) await step();
-  const c0 = cpuMs();
+  const c0 = cpuNow();
   const t0 = performance.now();
   const w0 = wakeups?.() ?? 0;
   let entries = 0;
   while (performance.now() - t0 < TIME) entries += await step();
   return {
     entries,
-    cpuMs: cpuMs() - c0,
+    cpuMs: cpuNow() - c0,
     wallMs: performance.now() - t0,
     ...(wakeups ? { wakeups: wakeups() - w0 } : {}),
   };

@@ -13,15 +13,12 @@
  * Reported: µs per record (mean and median), MB/s of content, and native/node:crypto
  * as a speed-up (node:crypto time / native time; > 1 means native is faster).
  */
-import { Bench, type Task } from 'tinybench';
 import { aeadBackend, nativeAead } from '../src/tls/crypto/native-aead.js';
 import { nodeCryptoAead, TAG_LEN, type AeadName, type RecordAead } from '../src/tls/crypto/record-aead.js';
 import { seededRandom } from '../src/util/random.js';
+import { completed, CPU_CLOCK, fmt, newBench } from './micro-common.js';
 
-const TIME_MS = Number(process.env.BENCH_TIME_MS ?? 400);
-const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 100);
 const SIZES = (process.env.BENCH_SIZES ?? '16384,1024').split(',').map((s) => Number(s.trim()));
-const CPU_CLOCK = process.env.BENCH_CLOCK === 'cpu';
 const APPLICATION_DATA = 23;
 const AEADS: readonly { name: AeadName; keyLen: number }[] = [
   { name: 'aes-128-gcm', keyLen: 16 },
@@ -30,35 +27,6 @@ const AEADS: readonly { name: AeadName; keyLen: number }[] = [
 ];
 /** Records opened in turn (each under its own sequence number). */
 const POOL = 64;
-
-/** Process CPU time (user + system) in ms. */
-function cpuNow(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-}
-
-function newBench(): Bench {
-  return new Bench({
-    time: TIME_MS,
-    warmupTime: WARMUP_MS,
-    iterations: 32,
-    warmupIterations: 8,
-    throws: true,
-    ...(CPU_CLOCK ? { now: cpuNow, subtractTimerOverhead: true } : {}),
-  });
-}
-
-function completed(task: Task) {
-  const r = task.result;
-  if (r.state !== 'completed') throw new Error(`task ${task.name} did not complete (${r.state})`);
-  return r;
-}
-
-function fmt(n: number, digits = 3): string {
-  if (!Number.isFinite(n)) return String(n);
-  if (n >= 100) return Math.round(n).toLocaleString('en-US');
-  return n.toPrecision(digits);
-}
 
 type Impl = 'native' | 'node:crypto';
 let sink = 0;

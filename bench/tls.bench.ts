@@ -20,7 +20,7 @@ import { createCipheriv, createDecipheriv, type CipherGCMTypes } from 'node:cryp
 import { readFileSync } from 'node:fs';
 import { Duplex } from 'node:stream';
 import tls, { type ConnectionOptions } from 'node:tls';
-import { Bench, type Task } from 'tinybench';
+import type { Bench, Task } from 'tinybench';
 import { aeadBackend } from '../src/tls/crypto/record-aead.js';
 import { RecordOpener, RecordSealer, sealedRecordLength } from '../src/tls/crypto/record-protection.js';
 import { SUITES, suiteByName, type Suite } from '../src/tls/crypto/suites.js';
@@ -34,16 +34,9 @@ import {
 import type { CertifiedKey, GroupName, SignRequest, TlsDeps, TlsEvent, TlsServerConfig, TlsSink } from '../src/tls/types.js';
 import { manualClock } from '../src/util/clock.js';
 import { seededRandom } from '../src/util/random.js';
+import { completed, CPU_CLOCK, fmt, newBench, TIME_MS, WARMUP_MS } from './micro-common.js';
 
-const TIME_MS = Number(process.env.BENCH_TIME_MS ?? 400);
-const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 100);
 const FILTER = process.env.BENCH_FILTER ?? '';
-const CPU_CLOCK = process.env.BENCH_CLOCK === 'cpu';
-/** Process CPU time (user + system) in ms. */
-function cpuNow(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-}
 /** The issue's target: sealing 16 KiB records at >= 90% of raw createCipheriv throughput. */
 const SEAL_TARGET = 0.9;
 const APPLICATION_DATA = 23;
@@ -58,35 +51,14 @@ interface Row {
   bytes?: number;
 }
 
-function newBench(): Bench {
-  return new Bench({
-    time: TIME_MS,
-    warmupTime: WARMUP_MS,
-    iterations: 32,
-    warmupIterations: 8,
-    throws: true,
-    ...(CPU_CLOCK ? { now: cpuNow, subtractTimerOverhead: true } : {}),
-  });
-}
-
 /** Median latency in ms: robust to preemption when other processes share the cores. */
 function p50(task: Task): number {
-  const r = task.result;
-  if (r.state !== 'completed') throw new Error(`task ${task.name} did not complete (${r.state})`);
-  return r.latency.p50;
+  return completed(task).latency.p50;
 }
 
 /** ops/s from the mean latency (total time / runs), not the mean of per-sample rates. */
 function opsPerSec(task: Task): number {
-  const r = task.result;
-  if (r.state !== 'completed') throw new Error(`task ${task.name} did not complete (${r.state})`);
-  return 1000 / r.latency.mean;
-}
-
-function fmt(n: number, digits = 3): string {
-  if (!Number.isFinite(n)) return String(n);
-  if (n >= 100) return Math.round(n).toLocaleString('en-US');
-  return n.toPrecision(digits);
+  return 1000 / completed(task).latency.mean;
 }
 
 function table(title: string, bench: Bench, rows: readonly Row[], extra?: (t: Task) => Record<string, string>): void {

@@ -9,7 +9,7 @@
  * (the relay gateway counts who still needs each one); `owner` records who took a
  * chunk, so what a dead worker held can be found and given back.
  */
-import { RESOLVED, waitAsync } from './wait-async.js';
+import { RESOLVED, waitAsync, wakeSleeper } from './wait-async.js';
 
 /** The stack's empty mark. */
 const NIL = 0xffff_ffff;
@@ -123,9 +123,7 @@ export class Arena {
       if (Atomics.compareExchange(this.head, 0, h, (tag << 32n) | BigInt(c)) === h) break;
     }
     Atomics.add(this.words, W_FREE, 1);
-    if (Atomics.load(this.words, W_WAIT) !== 0 && Atomics.compareExchange(this.words, W_WAIT, 1, 0) === 1) {
-      Atomics.notify(this.words, W_WAIT);
-    }
+    wakeSleeper(this.words, W_WAIT);
   }
 
   /** Resolves when a chunk is free (at once if one is). */

@@ -21,7 +21,7 @@
  * (`wait()` then resolves at once, a microtask): it must yield (`setImmediate`) now and
  * then, or timers — a worker's heartbeat among them — and control frames starve.
  */
-import { RESOLVED, waitAsync } from './wait-async.js';
+import { RESOLVED, waitAsync, wakeSleeper } from './wait-async.js';
 
 /** Bytes before the data area: the control words, each group on its own 64-byte line. */
 export const HEADER_BYTES = 256;
@@ -265,13 +265,8 @@ export class RingWriter extends RingSide {
     this.unannounced = false;
     // The write index was stored before this load; the consumer stores its word before
     // re-loading the write index. Both sequentially consistent, so either it saw our
-    // index (and does not sleep) or we see its word here. Lower the word, then notify:
-    // a consumer between raising it and `waitAsync` then finds it lowered and does not
-    // sleep, so no wake-up is lost; the plain load keeps an awake consumer free of RMWs.
-    if (Atomics.load(this.ctl, W_SLEEPING) !== 0 && Atomics.compareExchange(this.ctl, W_SLEEPING, 1, 0) === 1) {
-      this.wakeups++;
-      Atomics.notify(this.ctl, W_SLEEPING);
-    }
+    // index (and does not sleep) or we see its word here.
+    if (wakeSleeper(this.ctl, W_SLEEPING)) this.wakeups++;
   }
 
   /**
@@ -383,11 +378,8 @@ export class RingReader extends RingSide {
     // overwrites them only after loading it.
     Atomics.store(this.ctl, W_READ, p);
     this.released = p;
-    // Mirror of `publish`: lower the producer's word, then notify.
-    if (Atomics.load(this.ctl, W_ROOM_WAIT) !== 0 && Atomics.compareExchange(this.ctl, W_ROOM_WAIT, 1, 0) === 1) {
-      this.wakeups++;
-      Atomics.notify(this.ctl, W_ROOM_WAIT);
-    }
+    // Mirror of `publish`.
+    if (wakeSleeper(this.ctl, W_ROOM_WAIT)) this.wakeups++;
   }
 
   /**

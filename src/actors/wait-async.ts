@@ -9,3 +9,15 @@ export const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, i: nu
 
 /** What a wait that need not sleep returns. */
 export const RESOLVED: Promise<void> = Promise.resolve();
+
+/**
+ * The waker's half of the sleep protocol on `words[index]` (1: someone sleeps or is
+ * about to). Lower the word, then notify: a sleeper between raising it and `waitAsync`
+ * finds it lowered and does not sleep, so no wake-up is lost. The plain load first keeps
+ * the common case, nobody asleep, free of read-modify-writes. True when it woke someone.
+ */
+export function wakeSleeper(words: Int32Array, index: number): boolean {
+  if (Atomics.load(words, index) === 0 || Atomics.compareExchange(words, index, 1, 0) !== 1) return false;
+  Atomics.notify(words, index);
+  return true;
+}

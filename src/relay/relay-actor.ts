@@ -132,13 +132,23 @@ function outputBound(o: Owned, kind: number, length: number): { readonly bytes: 
   return { bytes: extraBytes, entries: extraEntries };
 }
 
-function counters(o: Owned): [number, number] {
-  return [o.engine.clientOffset, o.engine.applicationOffset];
+/** Starts the output of one input of `o`, at the engine's stream offsets. */
+function beginOutput(s: RelayState, o: Owned, seq: number, flags: number): void {
+  s.sink.begin(o.conn, o.epoch, seq, flags, o.engine.clientOffset, o.engine.applicationOffset);
+}
+
+/** Ends `o` with a fatal alert sealed after its last input. */
+function abortAndEnd(s: RelayState, o: Owned, message: string): void {
+  beginOutput(s, o, o.lastSeq, 0);
+  o.engine.abortInto('internal_error', message, s.sink);
+  s.sink.done();
+  end(s, o);
 }
 
 /** Runs one input through its connection's engine, output straight into the ring. */
 function onInput(s: RelayState, ctx: ActorContext, o: Owned, seq: number, kind: number, bytes: Uint8Array): void {
-  const { engine, sink } = { engine: o.engine, sink: s.sink };
+  const engine = o.engine;
+  const sink = s.sink;
   const phase = engine.phase;
   if (phase === 'handshaking' && engine.negotiated) ctx.faultPoint('relay.beforeClientFinished');
   else if (phase === 'established') ctx.faultPoint('relay.midStream');
@@ -146,8 +156,7 @@ function onInput(s: RelayState, ctx: ActorContext, o: Owned, seq: number, kind: 
   // Handshake clustering: what a handshaking connection produces leaves only once the
   // state that produced it is committed (its Committed entry releases it).
   const held = s.store !== null && phase === 'handshaking';
-  const [client, backend] = counters(o);
-  sink.begin(o.conn, o.epoch, seq, held ? Held : 0, client, backend);
+  beginOutput(s, o, seq, held ? Held : 0);
   switch (kind) {
     case InputCode.client:
       engine.receiveInto(bytes, sink);
@@ -197,11 +206,7 @@ function markDirty(s: RelayState, o: Owned): void {
  */
 function quarantineDue(s: RelayState, o: Owned): boolean {
   if (o.quarantineAfter === null || o.lastSeq < o.quarantineAfter) return false;
-  const [client, backend] = counters(o);
-  s.sink.begin(o.conn, o.epoch, o.lastSeq, 0, client, backend);
-  o.engine.abortInto('internal_error', 'connection quarantined', s.sink);
-  s.sink.done();
-  end(s, o);
+  abortAndEnd(s, o, 'connection quarantined');
   return true;
 }
 
@@ -216,13 +221,7 @@ function commit(s: RelayState, ctx: ActorContext, o: Owned): void {
   if (!o.slot.commit(o.lastSeq, snapshot, s.record)) {
     // A state too large for its slot (a huge handshake message still arriving) stays
     // uncommitted; the retained input covers it. Held output cannot wait for that.
-    if (o.holdUpTo > 0) {
-      const [client, backend] = counters(o);
-      s.sink.begin(o.conn, o.epoch, o.lastSeq, 0, client, backend);
-      o.engine.abortInto('internal_error', 'handshake state too large to replicate', s.sink);
-      s.sink.done();
-      end(s, o);
-    }
+    if (o.holdUpTo > 0) abortAndEnd(s, o, 'handshake state too large to replicate');
     return;
   }
   if (snapshot !== null) o.baseRevision = rev;
@@ -245,19 +244,11 @@ function onPromote(s: RelayState, o: { conn: number; epoch: number; slot: number
     s.sink.notice(FromRelay.Forgotten, o.conn, o.epoch, 0);
     return;
   }
-  const owned: Owned = {
-    conn: o.conn,
-    engine,
-    epoch: o.epoch,
+  const owned = own(s, o.conn, o.epoch, engine, o.slot, o.token, {
     lastSeq: loaded?.upTo ?? 0,
-    quarantineAfter: o.quarantineAfter,
-    slot: store ? store.writer(o.slot, o.token) : null,
     baseRevision: engine.revision,
-    holdUpTo: 0,
-    dirty: false,
-    flight: false,
-  };
-  s.owned.set(o.conn, owned);
+    quarantineAfter: o.quarantineAfter,
+  });
   s.sink.notice(FromRelay.Promoted, o.conn, o.epoch, owned.lastSeq);
   quarantineDue(s, owned);
   // The gateway counts the takeover done from here: say so now, not at the end of the batch.
@@ -265,18 +256,33 @@ function onPromote(s: RelayState, o: { conn: number; epoch: number; slot: number
 }
 
 function onOpen(s: RelayState, conn: number, epoch: number, slot: number, token: number): void {
-  s.owned.set(conn, {
+  own(s, conn, epoch, TlsServerEngine.create(s.config, s.deps(conn)), slot, token, { lastSeq: 0, baseRevision: -1, quarantineAfter: null });
+}
+
+/** Takes connection `conn` on, committing into `slot` (when replication is on). */
+function own(
+  s: RelayState,
+  conn: number,
+  epoch: number,
+  engine: TlsServerEngine,
+  slot: number,
+  token: number,
+  from: Pick<Owned, 'lastSeq' | 'baseRevision' | 'quarantineAfter'>,
+): Owned {
+  const o: Owned = {
     conn,
-    engine: TlsServerEngine.create(s.config, s.deps(conn)),
+    engine,
     epoch,
-    lastSeq: 0,
-    quarantineAfter: null,
+    lastSeq: from.lastSeq,
+    quarantineAfter: from.quarantineAfter,
     slot: s.store ? s.store.writer(slot, token) : null,
-    baseRevision: -1,
+    baseRevision: from.baseRevision,
     holdUpTo: 0,
     dirty: false,
     flight: false,
-  });
+  };
+  s.owned.set(conn, o);
+  return o;
 }
 
 /** Why a batch stopped before the gateway's entries ran out. */

@@ -93,12 +93,17 @@ export class SocketInput {
       this.emit(this.chunk, this.start, end - this.start);
       this.start = end;
     }
-    if (n < SMALL_READ) {
-      // Trickling: give the chunk back and share the scratch buffer again.
-      this.partial = this.end > this.start ? Buffer.from(a.buffer.subarray(base + this.start, base + this.end)) : null;
-      this.ledger.unref(this.chunk);
-      this.chunk = -1;
-    }
+    // Trickling: give the chunk back and share the scratch buffer again.
+    if (n < SMALL_READ) this.leaveOwn();
+  }
+
+  /** Back to reading into scratch: the incomplete record is copied out, the own chunk let go. */
+  private leaveOwn(): void {
+    const a = this.ledger.arena;
+    const base = a.offset(this.chunk);
+    this.partial = this.end > this.start ? Buffer.from(a.buffer.subarray(base + this.start, base + this.end)) : null;
+    this.ledger.unref(this.chunk);
+    this.chunk = -1;
   }
 
   /** `n` bytes are at the start of the scratch buffer. */
@@ -152,11 +157,7 @@ export class SocketInput {
   private moveOn(): boolean {
     const c = this.ledger.take();
     if (c < 0) {
-      const a = this.ledger.arena;
-      const base = a.offset(this.chunk);
-      this.partial = this.end > this.start ? Buffer.from(a.buffer.subarray(base + this.start, base + this.end)) : null;
-      this.ledger.unref(this.chunk);
-      this.chunk = -1;
+      this.leaveOwn();
       return false;
     }
     const a = this.ledger.arena;
