@@ -44,7 +44,10 @@ describe('chaos: crashes under load never reach a client', () => {
 
   beforeAll(async () => {
     test = await startTestCluster({
-      watchdogMs: 500,
+      // An injected OOM fills the 96 MB heap in ~0.4 s on an idle machine and twice that
+      // with the cores busy, all of it without a heartbeat: a watchdog shorter than that
+      // would report the OOM as a hang and the test would never see an 'oom'.
+      watchdogMs: 1500,
       relayHeapMb: 96,
       // Frequent KeyUpdates, so a crash can land in the middle of one.
       keyUpdateAfterRecords: 40,
