@@ -583,7 +583,7 @@ function watchGateway(cluster: Cluster, log: Logger): void {
     g.on('takeover', (t) => log.debug('takeover', { event: 'conn.takeover', conn: t.conn, crash: t.kind, ms: t.ms }));
     g.on('connectionClosed', (c) => log.debug('connection closed', { event: 'conn.closed', conn: c.conn }));
   }
-  g.on('quarantined', (c) => log.warn('connection quarantined: its input crashed its owner twice', { event: 'conn.quarantined', conn: c.conn }));
+  g.on('quarantined', (c) => log.warn(`connection quarantined: its input ${c.input} crashed two owners (last: ${c.crash})`, { event: 'conn.quarantined', conn: c.conn, input: c.input, crash: c.crash }));
   g.on('connectionLost', (c) => log.warn(`connection lost: ${c.reason}`, { event: 'conn.lost', conn: c.conn }));
 }
 

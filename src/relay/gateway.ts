@@ -85,6 +85,26 @@ interface RelaySlot {
   cooling: number[];
 }
 
+/**
+ * Whether a crash can be an input's doing: an uncaught throw, an exit, running out of
+ * memory or a hang, or a fault point that stands in for one. An injected crash (an
+ * operator's, the demo's) and a start deadline never are.
+ */
+function inputCouldCause(crash: Crash): boolean {
+  if (crash.fault !== undefined && crash.fault.point === undefined) return false;
+  switch (crash.reason.kind) {
+    case 'throw':
+    case 'exit':
+    case 'oom':
+    case 'hang':
+      return true;
+    case 'terminated':
+      return crash.reason.by === 'fault-point';
+    default:
+      return false;
+  }
+}
+
 /** An output entry of a handshaking connection, kept (its header copied, its chunk held) until a commit covers it. */
 interface HeldEntry {
   readonly seq: number;
@@ -137,10 +157,9 @@ interface Conn {
   pausedForRetained: boolean;
   clientFull: boolean;
   backendFull: boolean;
-  /** Owner crashes in a row with this connection's input in flight (poison detection). */
+  /** Owner crashes while running input `suspect` (poison detection). */
   strikes: number;
-  /** After a takeover: the last replayed input; the connection is recovering until its output arrives. */
-  recoverUntil: number;
+  suspect: number;
   /** Poison: no input past this one is handed to a relay again. */
   quarantineAfter: number | null;
   /** Detection time and crash kind of a takeover in progress, for latency. */
@@ -194,7 +213,8 @@ const MAX_SAMPLES = 4096;
 export interface GatewayEvents {
   takeover: [sample: TakeoverSample & { readonly conn: string }];
   handshake: [info: { readonly conn: string; readonly relay: string; readonly resumed: boolean; readonly cipherSuite: string }];
-  quarantined: [info: { readonly conn: string }];
+  /** `input`: the input that crashed two owners; `crash`: the last one's crash kind. */
+  quarantined: [info: { readonly conn: string; readonly input: number; readonly crash: string }];
   connectionLost: [info: { readonly conn: string; readonly reason: string }];
   connectionClosed: [info: { readonly conn: string }];
 }
@@ -375,7 +395,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       clientFull: false,
       backendFull: false,
       strikes: 0,
-      recoverUntil: 0,
+      suspect: 0,
       quarantineAfter: null,
       takeover: null,
       done: false,
@@ -794,22 +814,26 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.dropHeld(c);
     // What stays answered: what was acted on; the rest the next owner answers again.
     c.answeredUpTo = Math.max(committed, c.outputUpTo);
-    // A connection with input in flight when its owner died is a suspect; if it was
-    // still being replayed after the previous takeover, its input crashed two owners.
-    if (c.answeredUpTo < c.sentUpTo) c.strikes = c.answeredUpTo < c.recoverUntil ? c.strikes + 1 : 1;
+    // Quarantine on evidence: only the input its owner was running when it died is a
+    // suspect, and only if an input could have caused the death; the same input
+    // crashing the next owner too is poison.
+    const suspect = inputCouldCause(crash) ? store.inHand(c.slot) : 0;
+    if (suspect !== 0) {
+      c.strikes = suspect === c.suspect ? c.strikes + 1 : 1;
+      c.suspect = suspect;
+    }
     // Poison is quarantined after replaying what was answered before it, so the alert is
     // sealed where the client's record stream stands.
     if (c.strikes >= this.opts.poisonCrashes && c.quarantineAfter === null) {
-      c.quarantineAfter = c.answeredUpTo;
+      c.quarantineAfter = Math.max(c.answeredUpTo, c.suspect - 1);
       this.stats.quarantined++;
-      this.emit('quarantined', { conn: c.id });
+      this.emit('quarantined', { conn: c.id, input: c.suspect, crash: crash.reason.kind });
     }
     if (store.copy(c.slot, c.token, next.slot, next.token, committed) === null) store.clear(next.slot);
     dead.cooling.push(c.slot);
     c.slot = next.slot;
     c.token = next.token;
     c.epoch++;
-    c.recoverUntil = c.sentUpTo;
     c.sentUpTo = committed;
     c.takeover = { since: crash.detectedAt, kind: crash.reason.kind };
     this.stats.takeovers++;

@@ -150,6 +150,7 @@ function onInput(s: RelayState, ctx: ActorContext, o: Owned, seq: number, kind: 
   const engine = o.engine;
   const sink = s.sink;
   const phase = engine.phase;
+  o.slot?.inHand(seq);
   if (phase === 'handshaking' && engine.negotiated) ctx.faultPoint('relay.beforeClientFinished');
   else if (phase === 'established') ctx.faultPoint('relay.midStream');
   const negotiatedBefore = engine.negotiated !== null;
@@ -172,6 +173,7 @@ function onInput(s: RelayState, ctx: ActorContext, o: Owned, seq: number, kind: 
       break;
   }
   sink.done();
+  o.slot?.inHand(0);
   o.lastSeq = seq;
   // Something waits for the commit only if this input made output.
   if (held && sink.produced) o.holdUpTo = seq;

@@ -28,6 +28,11 @@ export const SLOT_BYTES = 4096;
 const DELTA_AT = [0, 128] as const;
 const BASE_AT = [256, 256 + (SLOT_BYTES - 256) / 2] as const;
 const BASE_HEADER = 16;
+/**
+ * The input the owner is running through the engine (0: none), in the gap after the
+ * second delta record: what a crash leaves here is the evidence against an input.
+ */
+const IN_HAND = 248;
 /** The largest encoded snapshot a slot holds. */
 export const MAX_BASE_BYTES = (SLOT_BYTES - 256) / 2 - BASE_HEADER;
 /** The largest record state (numbers) a delta holds. */
@@ -146,6 +151,17 @@ export class StateStore {
     const at = SLOT_BYTES * slot;
     for (const d of DELTA_AT) Atomics.store(this.words, (at + d + D_VER) >> 2, 0);
     for (const b of BASE_AT) Atomics.store(this.words, (at + b + B_VER) >> 2, 0);
+    Atomics.store(this.words, (at + IN_HAND) >> 2, 0);
+  }
+
+  /** The input the slot's owner was running when it last stopped (0: none). */
+  inHand(slot: number): number {
+    return Atomics.load(this.words, (SLOT_BYTES * slot + IN_HAND) >> 2) >>> 0;
+  }
+
+  /** @internal */
+  setInHand(slot: number, seq: number): void {
+    Atomics.store(this.words, (SLOT_BYTES * slot + IN_HAND) >> 2, seq | 0);
   }
 
   // ---- records ----
@@ -245,6 +261,11 @@ export class SlotWriter {
     this.baseVer = found?.baseVer ?? 0;
     this.baseIdx = found ? BASE_AT.indexOf((found.base - this.at) as (typeof BASE_AT)[number]) : -1;
     this.deltaIdx = found ? DELTA_AT.indexOf((found.delta - this.at) as (typeof DELTA_AT)[number]) : -1;
+  }
+
+  /** Says which input the engine is running (0 once it is done), for the takeover to read if this thread dies. */
+  inHand(seq: number): void {
+    this.store.setInHand(this.slot, seq);
   }
 
   /** True once the slot holds a base (the first commit must carry a snapshot). */

@@ -97,6 +97,37 @@ describe('faults confined to one connection', () => {
       expect(c.bytesVerified).toBe(c.bytesSent);
     }
   });
+
+  it('a stream whose owners are crashed by injection back to back, mid-replay, is never quarantined', async () => {
+    await until('all relays up', allUp);
+    const streamer = await verifyingClient('injected-back-to-back');
+    streamer.start();
+    const quarantinedBefore = cluster.gateway.stats.quarantined;
+    const mine = () => cluster.gateway.connections().find((c) => c.handshakeDone && c.owner !== null && c.inputs > 4);
+    for (let round = 0; round < 3; round++) {
+      await until('all relays up', allUp);
+      // The first crash must find input in flight, the second must come before the
+      // new owner answered its replay: what the old rule counted as poison.
+      await until('input in flight', () => {
+        const c = mine();
+        return c !== undefined && c.sentUpTo > c.outputUpTo;
+      }, 20_000, 1);
+      const first = mine()!;
+      cluster.inject(first.owner!, 'terminate');
+      await until('the new owner', () => {
+        const c = cluster.gateway.connections().find((x) => x.id === first.id);
+        return c !== undefined && c.owner !== null && c.owner !== first.owner;
+      }, 20_000, 1);
+      cluster.inject(cluster.gateway.connections().find((x) => x.id === first.id)!.owner!, 'terminate');
+    }
+    await until('all relays up', allUp);
+    const verified = streamer.bytesVerified;
+    await until('the stream moving again', () => streamer.bytesVerified > verified + 65_536);
+    await streamer.stop();
+    expect(cluster.gateway.stats.quarantined).toBe(quarantinedBefore);
+    expect(streamer.errors).toEqual([]);
+    expect(streamer.bytesVerified).toBe(streamer.bytesSent);
+  });
 });
 
 const openssl = spawnSync('openssl', ['version'], { encoding: 'utf8', timeout: 5_000 });

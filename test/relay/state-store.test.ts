@@ -32,6 +32,24 @@ describe('state store', () => {
     expect(store.load(1, 77)).toBeNull();
   });
 
+  it('keeps the input in hand beside the commits, untouched by full-size ones, until the slot is cleared', () => {
+    const store = new StateStore(createStore(2));
+    const w = store.writer(1, 9);
+    const full = record(...Array.from({ length: 12 }, (_, i) => i + 0.5));
+    w.inHand(0xffff_fff0);
+    // Both delta records at their largest, around the mark.
+    w.commit(1, bytes(MAX_BASE_BYTES, 3), full);
+    w.commit(2, null, full);
+    expect(store.inHand(1)).toBe(0xffff_fff0);
+    expect(store.inHand(0)).toBe(0);
+    expect([...store.load(1, 9)!.record]).toEqual([...full]);
+    w.inHand(0);
+    expect(store.inHand(1)).toBe(0);
+    w.inHand(7);
+    store.clear(1);
+    expect(store.inHand(1)).toBe(0);
+  });
+
   it('can pass over commits past a bound (a dead writer that ran on): the one before is still whole', () => {
     const store = new StateStore(createStore(2));
     const w = store.writer(0, 3);
