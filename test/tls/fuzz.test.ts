@@ -9,17 +9,23 @@
 import { describe, expect, it } from 'vitest';
 import { RecordOpener, RecordSealer } from '../../src/tls/crypto/record-protection.js';
 import { suiteById } from '../../src/tls/crypto/suites.js';
-import {
-  AlertDescription,
-  TlsServerEngine,
-  type AlertName,
-  type TlsOutput,
-  type TlsSnapshot,
-} from '../../src/tls/index.js';
+import { TlsServerEngine, type TlsOutput, type TlsSnapshot } from '../../src/tls/index.js';
 import { concat, toHex } from '../../src/util/bytes.js';
-import { Reader } from '../../src/util/reader.js';
 import { Writer } from '../../src/util/writer.js';
 import { ExtensionType } from '../../src/tls/wire/constants.js';
+import { checkedCall, checkInert, expectAlert, expectPlainAlert, type Call } from '../helpers/alert-check.js';
+import {
+  ext,
+  helloLayout,
+  helloMessage,
+  helloRecord,
+  lastRecord,
+  parseHelloRecord,
+  plainRecord,
+  without,
+  withExtensions,
+  type HelloParts,
+} from '../helpers/hello-editor.js';
 import {
   applyStep,
   deterministicServer,
@@ -29,103 +35,6 @@ import {
   type Step,
 } from '../helpers/recorded-session.js';
 import { field, step as traceStep, traceSection } from '../vectors/rfc8448.js';
-
-// ---------------------------------------------------------------------------
-// A small ClientHello editor: record <-> parts, lengths recomputed on encode.
-
-interface Extension {
-  readonly type: number;
-  readonly data: Uint8Array;
-}
-
-interface HelloParts {
-  readonly recordVersion: number;
-  readonly legacyVersion: number;
-  readonly random: Uint8Array;
-  readonly sessionId: Uint8Array;
-  readonly cipherSuites: readonly number[];
-  readonly compression: Uint8Array;
-  readonly extensions: readonly Extension[];
-}
-
-/** Decodes a record that holds exactly one ClientHello. */
-
-/** The last whole record of an output (sealed records arrive as several pieces). */
-function lastRecord(out: TlsOutput): Uint8Array | undefined {
-  const bytes = Buffer.concat(out.toClient);
-  let at = 0;
-  let last: Uint8Array | undefined;
-  while (at + 5 <= bytes.length) {
-    const end = at + 5 + bytes.readUInt16BE(at + 3);
-    last = bytes.subarray(at, end);
-    at = end;
-  }
-  return last;
-}
-
-function parseHelloRecord(record: Uint8Array): HelloParts {
-  const rec = new Reader(record);
-  if (rec.u8() !== 22) throw new Error('not a handshake record');
-  const recordVersion = rec.u16();
-  const body = new Reader(rec.vec(2, 'fragment'));
-  rec.end('record');
-  if (body.u8() !== 1) throw new Error('not a ClientHello');
-  const r = body.sub(3, 'ClientHello');
-  body.end('handshake');
-  const legacyVersion = r.u16();
-  const random = r.bytes(32);
-  const sessionId = r.vec(1, 'session id');
-  const suites = r.sub(2, 'cipher suites');
-  const cipherSuites: number[] = [];
-  while (!suites.atEnd()) cipherSuites.push(suites.u16());
-  const compression = r.vec(1, 'compression');
-  const exts = r.sub(2, 'extensions');
-  r.end('ClientHello');
-  const extensions: Extension[] = [];
-  while (!exts.atEnd()) extensions.push({ type: exts.u16(), data: exts.vec(2, 'extension') });
-  return { recordVersion, legacyVersion, random, sessionId, cipherSuites, compression, extensions };
-}
-
-/** The ClientHello handshake message (with its 4-byte header). */
-function helloMessage(p: HelloParts): Uint8Array {
-  return new Writer(512)
-    .u8(1)
-    .vec(3, (w) => {
-      w.u16(p.legacyVersion).bytes(p.random).vecBytes(1, p.sessionId);
-      w.vec(2, (s) => p.cipherSuites.forEach((c) => s.u16(c)));
-      w.vecBytes(1, p.compression);
-      w.vec(2, (e) => p.extensions.forEach((x) => e.u16(x.type).vecBytes(2, x.data)));
-    })
-    .finish();
-}
-
-function plainRecord(type: number, fragment: Uint8Array, version = 0x0303): Uint8Array {
-  return new Writer(fragment.length + 5).u8(type).u16(version).vecBytes(2, fragment).finish();
-}
-
-function helloRecord(p: HelloParts): Uint8Array {
-  return plainRecord(22, helloMessage(p), p.recordVersion);
-}
-
-/** Offsets in the encoded record: the extensions block length and each extension's start. */
-function helloLayout(p: HelloParts): { extensionsLengthAt: number; extensionAt: number[] } {
-  const extensionsLengthAt = 5 + 4 + 2 + 32 + 1 + p.sessionId.length + 2 + 2 * p.cipherSuites.length + 1 + p.compression.length;
-  const extensionAt: number[] = [];
-  let at = extensionsLengthAt + 2;
-  for (const x of p.extensions) {
-    extensionAt.push(at);
-    at += 4 + x.data.length;
-  }
-  return { extensionsLengthAt, extensionAt };
-}
-
-const without = (p: HelloParts, type: number): HelloParts => ({ ...p, extensions: p.extensions.filter((x) => x.type !== type) });
-const withExtensions = (p: HelloParts, extensions: readonly Extension[]): HelloParts => ({ ...p, extensions });
-const ext = (p: HelloParts, type: number): Extension => {
-  const x = p.extensions.find((e) => e.type === type);
-  if (!x) throw new Error(`the recorded ClientHello has no extension ${type}`);
-  return x;
-};
 
 // ---------------------------------------------------------------------------
 // Fixtures: one recorded Node session, shared by every test in this file.
@@ -204,87 +113,6 @@ const contexts: Context[] = [
     hello: rfcHello,
   },
 ];
-
-// ---------------------------------------------------------------------------
-// Invariants.
-
-/** The alert a record carries, decrypting it with the engine's current write key when protected. */
-function alertInRecord(record: Uint8Array, engine: TlsServerEngine): { level: number; description: number } | null {
-  if (record[0] === 21 && record.length === 7) return { level: record[5]!, description: record[6]! };
-  if (record[0] !== 23) return null;
-  const snap = engine.snapshot();
-  if (!snap.write || !snap.negotiated) return null;
-  const opener = new RecordOpener(suiteById(snap.negotiated.cipherSuite)!, snap.write.secret, Number(snap.write.seq) - 1);
-  const opened = opener.open(record.subarray(0, 5), record.subarray(5));
-  if (opened.type !== 21 || opened.content.length !== 2) return null;
-  return { level: opened.content[0]!, description: opened.content[1]! };
-}
-
-type Call = { readonly kind: 'receive'; readonly bytes: Uint8Array } | Exclude<Step, { kind: 'client' }>;
-
-/**
- * Makes one call and checks the invariants; returns a description of the first
- * violation, or null. `closedOk` says whether the call may legitimately close
- * the connection without an alert of ours (our own close()).
- */
-function checkedCall(engine: TlsServerEngine, call: Call): { out: TlsOutput | null; violation: string | null } {
-  const phaseBefore = engine.phase;
-  const writeClosedBefore = engine.snapshot().writeClosed;
-  let out: TlsOutput;
-  try {
-    out = call.kind === 'receive' ? engine.receive(call.bytes) : applyStep(engine, call);
-  } catch (err) {
-    return { out: null, violation: `${call.kind} threw ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}` };
-  }
-  const phase = engine.phase;
-  const types = out.events.map((e) => e.type);
-  const sent = out.events.filter((e) => e.type === 'alertSent');
-  if (phaseBefore === 'closed') {
-    if (out.toClient.length || out.plaintext.length || out.events.length) return { out, violation: `${call.kind} on a closed engine produced output` };
-    return { out, violation: null };
-  }
-  if (sent.length > 1) return { out, violation: `more than one alertSent: ${types.join(',')}` };
-  if (types.filter((t) => t === 'closed').length > 1) return { out, violation: `more than one closed event` };
-  if (types.includes('closed') && phase !== 'closed') return { out, violation: `closed event but phase ${phase}` };
-  if (sent.length === 1) {
-    const alert = sent[0]!.alert;
-    if (!types.includes('closed') || phase !== 'closed') return { out, violation: `alertSent(${alert}) without closing (phase ${phase})` };
-    if (types.at(-1) !== 'closed') return { out, violation: `events after closed: ${types.join(',')}` };
-    if (writeClosedBefore) {
-      // Nothing may be written after our close_notify.
-      if (out.toClient.length) return { out, violation: `alert record after our close_notify` };
-    } else {
-      const last = lastRecord(out);
-      if (!last) return { out, violation: `alertSent(${alert}) but no record was sent` };
-      const got = alertInRecord(last, engine);
-      if (!got || got.level !== 2 || got.description !== AlertDescription[alert]) {
-        return { out, violation: `alertSent(${alert}) but the last record is ${got ? `alert ${got.level}/${got.description}` : `not an alert: ${toHex(last.subarray(0, 8))}...`}` };
-      }
-    }
-  } else if (phase === 'closed') {
-    const peerEnded = types.includes('alertReceived') || types.includes('peerClosed');
-    const weClosed = call.kind === 'close';
-    if (!peerEnded && !weClosed) return { out, violation: `closed without an alert either way: ${types.join(',')}` };
-    if (!types.includes('closed')) return { out, violation: `phase became closed without a closed event` };
-  }
-  return { out, violation: null };
-}
-
-/** After the connection closed: every call is a no-op that does not throw. */
-function checkInert(engine: TlsServerEngine, junk: Uint8Array): string | null {
-  const calls: Call[] = [
-    { kind: 'receive', bytes: junk },
-    { kind: 'receive', bytes: nodeHelloRecord },
-    { kind: 'send', data: Uint8Array.of(1, 2, 3) },
-    { kind: 'keyUpdate', requestPeer: true },
-    { kind: 'close' },
-  ];
-  for (const call of calls) {
-    const { violation } = checkedCall(engine, call);
-    if (violation) return `after closed: ${violation}`;
-  }
-  return engine.phase === 'closed' ? null : 'phase left closed';
-}
 
 // ---------------------------------------------------------------------------
 // Mutations, from a seeded PRNG (mulberry32) so every run is the same.
@@ -492,7 +320,7 @@ describe('mutation fuzzing', () => {
         for (const e of r.out?.events ?? []) if (e.type === 'alertSent') alerts.set(e.alert, (alerts.get(e.alert) ?? 0) + 1);
         if ((violation = r.violation)) break;
       }
-      if (!violation && engine.phase === 'closed') violation = checkInert(engine, rng.bytes(1 + rng.int(40)));
+      if (!violation && engine.phase === 'closed') violation = checkInert(engine, rng.bytes(1 + rng.int(40)), nodeHelloRecord);
       if (!violation && engine.phase !== 'closed') accepted++;
       if (violation) report(violation);
     }
@@ -528,26 +356,6 @@ describe('mutation fuzzing', () => {
 
 // ---------------------------------------------------------------------------
 // Targeted cases: each fatal-alert path with its exact alert.
-
-/** Feeds `bytes` to `engine` and checks the one fatal alert it must answer with. */
-function expectAlert(engine: TlsServerEngine, bytes: Uint8Array, alert: AlertName): TlsOutput {
-  const { out, violation } = checkedCall(engine, { kind: 'receive', bytes });
-  expect(violation).toBeNull();
-  const sent = out!.events.filter((e) => e.type === 'alertSent');
-  expect(sent.map((e) => e.alert)).toEqual([alert]);
-  expect(out!.events.at(-1)).toEqual({ type: 'closed', error: true });
-  expect(engine.phase).toBe('closed');
-  const record = lastRecord(out!)!;
-  expect(alertInRecord(record, engine)).toEqual({ level: 2, description: AlertDescription[alert] });
-  expect(checkInert(engine, Uint8Array.of(23, 3, 3, 0, 1, 0))).toBeNull();
-  return out!;
-}
-
-/** Before any key exists the alert goes out in the clear: [21, 3, 3, 0, 2, 2, description]. */
-function expectPlainAlert(engine: TlsServerEngine, bytes: Uint8Array, alert: AlertName): void {
-  const out = expectAlert(engine, bytes, alert);
-  expect(Array.from(lastRecord(out)!)).toEqual([21, 3, 3, 0, 2, 2, AlertDescription[alert]]);
-}
 
 const fresh = (srv: DeterministicServer = server): TlsServerEngine => TlsServerEngine.create(srv.config, srv.deps());
 
