@@ -5,11 +5,13 @@
  * hellos, the largest plaintext record, key share lengths, the retried ClientHello,
  * interleaved handshake fragments and record padding.
  */
-import { describe, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RecordSealer } from '../../src/tls/crypto/record-protection.js';
 import { suiteById } from '../../src/tls/crypto/suites.js';
 import { TlsServerEngine } from '../../src/tls/index.js';
+import { ExtensionType } from '../../src/tls/wire/constants.js';
 import { expectAlert, expectPlainAlert } from '../helpers/alert-check.js';
+import { ext, helloRecord, parseHelloRecord } from '../helpers/hello-editor.js';
 import { applyStep, deterministicServer, recordSession, toRecordSteps, type DeterministicServer, type Step } from '../helpers/recorded-session.js';
 
 const server = deterministicServer();
@@ -24,7 +26,8 @@ function engineAfter(steps: readonly Step[], srv: DeterministicServer = server):
   return engine;
 }
 
-export const clientRecords = recordSteps.flatMap((s) => (s.kind === 'client' ? [s.bytes] : []));
+const clientRecords = recordSteps.flatMap((s) => (s.kind === 'client' ? [s.bytes] : []));
+const nodeHello = parseHelloRecord(clientRecords[0]!);
 /** The step index of the client Finished (the first protected client record). */
 const finishedAt = recordSteps.findIndex((s) => s.kind === 'client' && s.bytes[0] === 23);
 /** The step index of the first client record after the handshake. */
@@ -65,5 +68,27 @@ describe('empty alert records (RFC 8446 section 5.4)', () => {
   it('a one-byte alert is still decode_error', () => {
     const { engine, sealer } = applicationKeys();
     expectAlert(engine, sealer.seal(21, Uint8Array.of(2)), 'decode_error');
+  });
+});
+
+describe('ClientHello.legacy_version (RFC 8446 appendix D.5)', () => {
+  const hex = (v: number): string => `0x${v.toString(16).padStart(4, '0')}`;
+
+  it.each([0x0300, 0x0000, 0x0001, 0x0002, 0x0100, 0x0102, 0x0103, 0x0200, 0x0400, 0xfefd].map(hex))(
+    'legacy_version %s (SSL 3.0 or below, or a major other than 3) is protocol_version despite TLS 1.3 in supported_versions',
+    (name) => {
+      const v = Number(name);
+      expect(nodeHello.legacyVersion, 'the recorded hello is a normal one').toBe(0x0303);
+      expect(ext(nodeHello, ExtensionType.supported_versions)).toBeDefined();
+      expectPlainAlert(fresh(), helloRecord({ ...nodeHello, legacyVersion: v }), 'protocol_version');
+    },
+  );
+
+  it.each([0x0301, 0x0302, 0x0303, 0x0304, 0x03ff].map(hex))('legacy_version %s (major 3, above SSL 3.0) is still accepted', (name) => {
+    const v = Number(name);
+    const engine = fresh();
+    const out = engine.receive(helloRecord({ ...nodeHello, legacyVersion: v }));
+    expect(out.events.filter((e) => e.type === 'alertSent')).toEqual([]);
+    expect(engine.snapshot().handshake.kind).toBe('expectFinished');
   });
 });

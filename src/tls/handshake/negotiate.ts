@@ -7,10 +7,15 @@ import { TlsError } from '../errors.js';
 import { groupName } from '../crypto/key-exchange.js';
 import type { Suite } from '../crypto/suites.js';
 import type { ClientHello, KeyShareEntry } from '../wire/client-hello.js';
-import { NamedGroup, TLS13, type GroupName } from '../wire/constants.js';
+import { NamedGroup, SSL30, TLS13, type GroupName } from '../wire/constants.js';
 
 /** Section 4.2.1: TLS 1.3 is chosen only through supported_versions; anything else is protocol_version. */
 export function checkVersion(ch: ClientHello): void {
+  // Appendix D.5: a legacy_version of SSL 3.0 or below MUST be refused with protocol_version,
+  // whatever supported_versions says; a major other than 3 is no version of TLS at all.
+  if (ch.legacyVersion >>> 8 !== 3 || ch.legacyVersion <= SSL30) {
+    throw new TlsError('protocol_version', 'legacy_version is SSL 3.0 or below, or not TLS');
+  }
   if (ch.supportedVersions === null || !ch.supportedVersions.includes(TLS13)) {
     throw new TlsError('protocol_version', 'client does not offer TLS 1.3');
   }

@@ -75,6 +75,7 @@ export type CipherSuiteName = keyof typeof CipherSuite;
 
 export const TLS13 = 0x0304;
 export const TLS12 = 0x0303;
+export const SSL30 = 0x0300;
 
 /** RFC 8446 section 4.6.1: psk_dhe_ke is the only mode we accept. */
 export const PskKeyExchangeMode = { psk_ke: 0, psk_dhe_ke: 1 } as const;
