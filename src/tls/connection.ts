@@ -166,6 +166,20 @@ function freshState(): EngineState {
   };
 }
 
+/**
+ * Appendix D.5: TLS 1.3 MUST NOT be negotiated with an SSL 2.0 compatible CLIENT-HELLO,
+ * whose two-byte header has the high bit set (no TLS content type does). Refused from its
+ * first bytes: read as a TLS header its "length" is the v2 version field, and we would
+ * wait for bytes that never come. protocol_version, as OpenSSL answers (it parses the v2
+ * hello, which cannot carry supported_versions, so offers at most TLS 1.2): the message is
+ * well formed, we refuse its version, so decode_error would misname the failure.
+ */
+function refuseSslv2Hello(buf: Uint8Array, at: number, pendingHandshake: number): void {
+  if (pendingHandshake === 0 && (buf[at]! & 0x80) !== 0) {
+    throw new TlsError('protocol_version', 'SSL 2.0 compatible ClientHello');
+  }
+}
+
 /** A sink that keeps nothing (the warm-up's throwaway output). */
 const DISCARD: TlsSink = (() => {
   let scratch = new Uint8Array(256);
@@ -392,6 +406,7 @@ export class TlsServerEngine {
     let at = 0;
     try {
       while (buf.length - at >= RECORD_HEADER_LEN && this.s.handshake.kind !== 'closed') {
+        if (this.s.handshake.kind === 'expectClientHello') refuseSslv2Hello(buf, at, this.s.pendingHandshake.length);
         const length = (buf[at + 3]! << 8) | buf[at + 4]!;
         // Section 5.2: a record longer than 2^14 + 256 is record_overflow.
         if (length > MAX_CIPHERTEXT) throw new TlsError('record_overflow', 'record longer than 2^14 + 256 bytes');

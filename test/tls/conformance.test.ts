@@ -10,6 +10,8 @@ import { RecordSealer } from '../../src/tls/crypto/record-protection.js';
 import { suiteById } from '../../src/tls/crypto/suites.js';
 import { TlsServerEngine } from '../../src/tls/index.js';
 import { ExtensionType } from '../../src/tls/wire/constants.js';
+import { concat } from '../../src/util/bytes.js';
+import { Writer } from '../../src/util/writer.js';
 import { expectAlert, expectPlainAlert } from '../helpers/alert-check.js';
 import { ext, helloRecord, parseHelloRecord } from '../helpers/hello-editor.js';
 import { applyStep, deterministicServer, recordSession, toRecordSteps, type DeterministicServer, type Step } from '../helpers/recorded-session.js';
@@ -90,5 +92,33 @@ describe('ClientHello.legacy_version (RFC 8446 appendix D.5)', () => {
     const out = engine.receive(helloRecord({ ...nodeHello, legacyVersion: v }));
     expect(out.events.filter((e) => e.type === 'alertSent')).toEqual([]);
     expect(engine.snapshot().handshake.kind).toBe('expectFinished');
+  });
+});
+
+describe('SSL 2.0 compatible ClientHello (RFC 8446 appendix D.5)', () => {
+  /** An SSLv2 CLIENT-HELLO (RFC 6101 appendix E.2) offering TLS 1.3 suites as 3-byte cipher specs. */
+  function sslv2Hello(version: number): Uint8Array {
+    const specs = [0x001301, 0x001302, 0x001303, 0x00c02f, 0x00c030, 0x00009c, 0x0000ff];
+    const body = new Writer()
+      .u8(1) // msg_type: CLIENT-HELLO
+      .u16(version)
+      .u16(3 * specs.length)
+      .u16(0) // session id length
+      .u16(16) // challenge length
+      .bytes(new Uint8Array(specs.flatMap((s) => [s >>> 16, (s >>> 8) & 0xff, s & 0xff])))
+      .bytes(new Uint8Array(16).fill(0x5a))
+      .finish();
+    return concat([Uint8Array.of(0x80 | (body.length >>> 8), body.length & 0xff), body]);
+  }
+
+  it('is answered with a plaintext protocol_version alert and the connection closes', () => {
+    const hello = sslv2Hello(0x0303);
+    expect(Array.from(hello.subarray(0, 5))).toEqual([0x80, 0x2e, 0x01, 0x03, 0x03]);
+    expectPlainAlert(fresh(), hello, 'protocol_version');
+    expectPlainAlert(fresh(), sslv2Hello(0x0304), 'protocol_version');
+  });
+
+  it('is refused from its first five bytes, without waiting for the "length" its v2 header would claim', () => {
+    expectPlainAlert(fresh(), sslv2Hello(0x0303).subarray(0, 5), 'protocol_version');
   });
 });
