@@ -13,7 +13,7 @@ import { ExtensionType } from '../../src/tls/wire/constants.js';
 import { concat } from '../../src/util/bytes.js';
 import { Writer } from '../../src/util/writer.js';
 import { expectAlert, expectPlainAlert } from '../helpers/alert-check.js';
-import { ext, helloRecord, parseHelloRecord } from '../helpers/hello-editor.js';
+import { ext, helloMessage, helloRecord, parseHelloRecord, plainRecord, withExtensions, type HelloParts } from '../helpers/hello-editor.js';
 import { applyStep, deterministicServer, recordSession, toRecordSteps, type DeterministicServer, type Step } from '../helpers/recorded-session.js';
 
 const server = deterministicServer();
@@ -120,5 +120,41 @@ describe('SSL 2.0 compatible ClientHello (RFC 8446 appendix D.5)', () => {
 
   it('is refused from its first five bytes, without waiting for the "length" its v2 header would claim', () => {
     expectPlainAlert(fresh(), sslv2Hello(0x0303).subarray(0, 5), 'protocol_version');
+  });
+});
+
+describe('the largest plaintext record (RFC 8446 section 5.1)', () => {
+  /** `p` with a padding extension (RFC 7685) sized so the ClientHello message is `length` bytes. */
+  function paddedTo(p: HelloParts, length: number): HelloParts {
+    const base = withExtensions(p, [...p.extensions, { type: ExtensionType.padding, data: new Uint8Array(0) }]);
+    const pad = length - helloMessage(base).length;
+    expect(pad).toBeGreaterThanOrEqual(0);
+    return withExtensions(p, [...p.extensions, { type: ExtensionType.padding, data: new Uint8Array(pad) }]);
+  }
+
+  it.each([16383, 16384])('a ClientHello whose record fragment is %i bytes is accepted and answered with a ServerHello', (n) => {
+    expect(nodeHello.extensions.some((x) => x.type === ExtensionType.padding || x.type === ExtensionType.pre_shared_key)).toBe(false);
+    const record = helloRecord(paddedTo(nodeHello, n));
+    expect(record.length - 5).toBe(n);
+    const engine = fresh();
+    const out = engine.receive(record);
+    expect(out.events.filter((e) => e.type === 'alertSent')).toEqual([]);
+    expect(engine.snapshot().handshake.kind).toBe('expectFinished');
+    // The first record out is the plaintext ServerHello.
+    expect(Array.from(out.toClient[0]!.subarray(0, 6))).toEqual([22, 3, 3, out.toClient[0]![3], out.toClient[0]![4], 2]);
+  });
+
+  it('a ClientHello whose record fragment is 16385 bytes is record_overflow', () => {
+    const record = helloRecord(paddedTo(nodeHello, 16385));
+    expect(record.length - 5).toBe(16385);
+    expectPlainAlert(fresh(), record, 'record_overflow');
+  });
+
+  it('a ClientHello larger than a record, over two records of 2^14 bytes and the rest, is accepted', () => {
+    const message = helloMessage(paddedTo(nodeHello, 20_000));
+    const engine = fresh();
+    const out = engine.receive(concat([plainRecord(22, message.subarray(0, 16384)), plainRecord(22, message.subarray(16384))]));
+    expect(out.events.filter((e) => e.type === 'alertSent')).toEqual([]);
+    expect(engine.snapshot().handshake.kind).toBe('expectFinished');
   });
 });
