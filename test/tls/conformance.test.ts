@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { RecordSealer } from '../../src/tls/crypto/record-protection.js';
 import { suiteById } from '../../src/tls/crypto/suites.js';
 import { TlsServerEngine } from '../../src/tls/index.js';
-import { ExtensionType } from '../../src/tls/wire/constants.js';
+import { ExtensionType, NamedGroup } from '../../src/tls/wire/constants.js';
 import { concat } from '../../src/util/bytes.js';
 import { Writer } from '../../src/util/writer.js';
 import { expectAlert, expectPlainAlert } from '../helpers/alert-check.js';
@@ -156,5 +156,40 @@ describe('the largest plaintext record (RFC 8446 section 5.1)', () => {
     const out = engine.receive(concat([plainRecord(22, message.subarray(0, 16384)), plainRecord(22, message.subarray(16384))]));
     expect(out.events.filter((e) => e.type === 'alertSent')).toEqual([]);
     expect(engine.snapshot().handshake.kind).toBe('expectFinished');
+  });
+});
+
+describe('key share lengths (RFC 8446 section 4.2.8)', () => {
+  /** `nodeHello` with its key_share replaced by shares of the given groups and key_exchange lengths. */
+  function withShares(shares: readonly (readonly [group: number, length: number])[]): Uint8Array {
+    const data = new Writer()
+      .vec(2, (w) => shares.forEach(([group, n]) => w.u16(group).vecBytes(2, new Uint8Array(n).fill(n === 65 ? 4 : 9))))
+      .finish();
+    return helloRecord(withExtensions(nodeHello, nodeHello.extensions.map((x) => (x.type === ExtensionType.key_share ? { type: x.type, data } : x))));
+  }
+  const X25519 = NamedGroup.x25519;
+  const P256 = NamedGroup.secp256r1;
+
+  it('an x25519 share with an empty key_exchange is illegal_parameter', () => {
+    expectPlainAlert(fresh(), withShares([[X25519, 0]]), 'illegal_parameter');
+  });
+
+  it('an empty key_exchange is illegal_parameter even beside the good x25519 share we would pick', () => {
+    const shares = ext(nodeHello, ExtensionType.key_share).data;
+    const data = new Writer().vec(2, (w) => w.bytes(shares.subarray(2)).u16(P256).u16(0)).finish();
+    const p = withExtensions(nodeHello, nodeHello.extensions.map((x) => (x.type === ExtensionType.key_share ? { type: x.type, data } : x)));
+    expectPlainAlert(fresh(), helloRecord(p), 'illegal_parameter');
+  });
+
+  it.each([1, 31, 33, 65])('an x25519 key_exchange of %i bytes is illegal_parameter', (n) => {
+    expectPlainAlert(fresh(), withShares([[X25519, n]]), 'illegal_parameter');
+  });
+
+  it.each([0, 1, 32, 33, 64, 66, 97])('a secp256r1 key_exchange of %i bytes is illegal_parameter', (n) => {
+    expectPlainAlert(fresh(deterministicServer({ groups: ['secp256r1'] })), withShares([[P256, n]]), 'illegal_parameter');
+  });
+
+  it('a 65-byte secp256r1 share that is not on the curve is illegal_parameter', () => {
+    expectPlainAlert(fresh(deterministicServer({ groups: ['secp256r1'] })), withShares([[P256, 65]]), 'illegal_parameter');
   });
 });

@@ -81,7 +81,11 @@ function parseKeyShares(data: Uint8Array): KeyShareEntry[] {
   const out: KeyShareEntry[] = [];
   while (!list.atEnd()) {
     const group = list.u16('key_share group');
-    const keyExchange = list.vec(2, 'key_exchange', 1);
+    const keyExchange = list.vec(2, 'key_exchange');
+    // key_exchange<1..2^16-1>: an empty one is no public value of any group, the invalid
+    // share of section 4.2.8.2 rather than a framing error, so illegal_parameter (as the
+    // wrong-length shares of the group we pick are, in key-exchange.ts).
+    if (keyExchange.length === 0) throw new TlsError('illegal_parameter', 'empty key_exchange');
     // RFC 8446 section 4.2.8: clients MUST NOT offer multiple shares for one group.
     if (out.some((e) => e.group === group)) throw new TlsError('illegal_parameter', 'two key shares for one group');
     out.push({ group, keyExchange });
