@@ -47,7 +47,7 @@ import {
   type TrafficState,
 } from './state.js';
 import type { TlsCounters, TlsDeps, TlsEvent, TlsOutput, TlsServerConfig, TlsSink } from './types.js';
-import { parseClientHello, type ClientHello } from './wire/client-hello.js';
+import { parseClientHello, retryInvariant, type ClientHello } from './wire/client-hello.js';
 import {
   ContentType,
   HandshakeType,
@@ -646,6 +646,10 @@ export class TlsServerEngine {
         throw new TlsError('illegal_parameter', 'retried ClientHello does not echo the cookie');
       }
       peerShare = retriedShare(ch, group).keyExchange;
+      // Section 4.1.2: beyond those, the retried ClientHello is the first one, unchanged.
+      if (retry.firstHello && !constantTimeEqual(hashOf(suite.hash, retryInvariant(ch.raw)), retry.firstHello)) {
+        throw new TlsError('illegal_parameter', 'retried ClientHello differs from the first beyond what section 4.1.2 allows');
+      }
     } else {
       suite = pickCipherSuite(settings.suites, ch.cipherSuites);
       const choice = pickGroup(settings.groups, ch);
@@ -771,6 +775,7 @@ export class TlsServerEngine {
       transcript: concat([msg.messageHash(hashOf(suite.hash, ch.raw)), hrr]),
       sentChangeCipherSpec: compat,
       cookie,
+      firstHello: hashOf(suite.hash, retryInvariant(ch.raw)),
     });
     return false;
   }

@@ -32,6 +32,12 @@ export type HandshakeState =
       readonly sentChangeCipherSpec: boolean;
       /** The cookie the retried ClientHello must echo, if we sent one. */
       readonly cookie: Uint8Array | null;
+      /**
+       * Hash of `retryInvariant(ClientHello1)`: what the retried ClientHello must repeat.
+       * Absent from a snapshot of an engine from before the check (the same snapshot
+       * version: a takeover across that upgrade goes on, without the comparison).
+       */
+      readonly firstHello?: Uint8Array;
     }
   | {
       /**
@@ -138,7 +144,7 @@ function handshakeOk(h: unknown): boolean {
     case 'closed':
       return isBool(x.error);
     case 'expectRetriedClientHello':
-      return isNum(x.cipherSuite) && typeof x.group === 'string' && isBytes(x.transcript) && isBool(x.sentChangeCipherSpec) && (x.cookie === null || isBytes(x.cookie));
+      return isNum(x.cipherSuite) && typeof x.group === 'string' && isBytes(x.transcript) && isBool(x.sentChangeCipherSpec) && (x.cookie === null || isBytes(x.cookie)) && (x.firstHello === undefined || isBytes(x.firstHello));
     case 'expectFinished':
       return isBytes(x.clientVerifyData) && isBytes(x.clientApplicationSecret) && isBytes(x.resumptionMasterSecret);
     default:

@@ -8,12 +8,12 @@
 import { describe, expect, it } from 'vitest';
 import { RecordSealer } from '../../src/tls/crypto/record-protection.js';
 import { suiteById } from '../../src/tls/crypto/suites.js';
-import { TlsServerEngine } from '../../src/tls/index.js';
+import { TlsServerEngine, type TlsSnapshot } from '../../src/tls/index.js';
 import { ExtensionType, NamedGroup } from '../../src/tls/wire/constants.js';
-import { concat } from '../../src/util/bytes.js';
+import { concat, toHex } from '../../src/util/bytes.js';
 import { Writer } from '../../src/util/writer.js';
 import { expectAlert, expectPlainAlert } from '../helpers/alert-check.js';
-import { ext, helloMessage, helloRecord, parseHelloRecord, plainRecord, withExtensions, type HelloParts } from '../helpers/hello-editor.js';
+import { ext, helloMessage, helloRecord, parseHelloRecord, plainRecord, withExtensions, type Extension, type HelloParts } from '../helpers/hello-editor.js';
 import { applyStep, deterministicServer, recordSession, toRecordSteps, type DeterministicServer, type Step } from '../helpers/recorded-session.js';
 
 const server = deterministicServer();
@@ -191,5 +191,103 @@ describe('key share lengths (RFC 8446 section 4.2.8)', () => {
 
   it('a 65-byte secp256r1 share that is not on the curve is illegal_parameter', () => {
     expectPlainAlert(fresh(deterministicServer({ groups: ['secp256r1'] })), withShares([[P256, 65]]), 'illegal_parameter');
+  });
+});
+
+describe('the ClientHello after a HelloRetryRequest (RFC 8446 section 4.1.2)', async () => {
+  const retryServer = deterministicServer({ groups: ['secp256r1'] });
+  const cookieServer: DeterministicServer = {
+    config: retryServer.config,
+    deps: () => ({ ...retryServer.deps(), helloRetryCookie: () => Uint8Array.of(0xc0, 0x0c, 0x1e) }),
+  };
+  const retried = await recordSession(retryServer);
+  const steps = toRecordSteps(retried.steps);
+  /** Steps up to (not including) the retried ClientHello, and that ClientHello. */
+  const secondAt = steps.findIndex((s, i) => i > 0 && s.kind === 'client' && s.bytes[0] === 22);
+  const before = steps.slice(0, secondAt);
+  const second = parseHelloRecord(recordBytes(steps[secondAt]));
+  const first = parseHelloRecord(recordBytes(steps[0]));
+
+  function recordBytes(s: Step | undefined): Uint8Array {
+    if (s?.kind !== 'client') throw new Error('expected a client record');
+    return s.bytes;
+  }
+  /** An engine that sent its HelloRetryRequest after `hello1` (the recorded first hello by default). */
+  function afterRetry(hello1: HelloParts = first): TlsServerEngine {
+    const engine = fresh(retryServer);
+    engine.receive(helloRecord(hello1));
+    for (const s of before.slice(1)) applyStep(engine, s);
+    expect(engine.snapshot().handshake.kind).toBe('expectRetriedClientHello');
+    return engine;
+  }
+  function expectAccepted(engine: TlsServerEngine, hello2: HelloParts): void {
+    const out = engine.receive(helloRecord(hello2));
+    expect(out.events.filter((e) => e.type === 'alertSent')).toEqual([]);
+    expect(engine.snapshot().handshake.kind).toBe('expectFinished');
+  }
+  const mapExtensions = (p: HelloParts, f: (x: Extension) => Extension | null): HelloParts =>
+    withExtensions(p, p.extensions.flatMap((x) => f(x) ?? []));
+  const padding = (n: number): Extension => ({ type: ExtensionType.padding, data: new Uint8Array(n) });
+  const earlyData: Extension = { type: ExtensionType.early_data, data: new Uint8Array(0) };
+
+  it('the recorded retry differs from the first hello only in key_share', () => {
+    const strip = (p: HelloParts) => withExtensions(p, p.extensions.filter((x) => x.type !== ExtensionType.key_share));
+    expect(toHex(helloMessage(strip(second)))).toBe(toHex(helloMessage(strip(first))));
+    expectAccepted(afterRetry(), second);
+  });
+
+  it('the same extensions in another order are illegal_parameter', () => {
+    const xs = second.extensions;
+    const swapped = [xs[1]!, xs[0]!, ...xs.slice(2)];
+    expect(swapped.slice(0, 2).some((x) => x.type === ExtensionType.key_share)).toBe(false);
+    expectAlert(afterRetry(), helloRecord(withExtensions(second, swapped)), 'illegal_parameter');
+  });
+
+  it('a changed cipher_suites list (still holding the chosen suite) is illegal_parameter', () => {
+    expect(second.cipherSuites.length).toBeGreaterThan(1);
+    expectAlert(afterRetry(), helloRecord({ ...second, cipherSuites: [...second.cipherSuites].reverse() }), 'illegal_parameter');
+    expectAlert(afterRetry(), helloRecord({ ...second, cipherSuites: [...second.cipherSuites, 0x00ff] }), 'illegal_parameter');
+  });
+
+  it('a dropped or added extension is illegal_parameter', () => {
+    expectAlert(afterRetry(), helloRecord(mapExtensions(second, (x) => (x.type === ExtensionType.server_name ? null : x))), 'illegal_parameter');
+    const unknown: Extension = { type: 0x7a7a, data: Uint8Array.of(1) };
+    expectAlert(afterRetry(), helloRecord(withExtensions(second, [unknown, ...second.extensions])), 'illegal_parameter');
+  });
+
+  it('a changed extension body, random or legacy_session_id is illegal_parameter', () => {
+    const groups = ext(second, ExtensionType.supported_groups);
+    const fewer = new Writer().vec(2, (w) => w.u16(NamedGroup.secp256r1)).finish();
+    expectAlert(afterRetry(), helloRecord(mapExtensions(second, (x) => (x === groups ? { type: x.type, data: fewer } : x))), 'illegal_parameter');
+    expectAlert(afterRetry(), helloRecord({ ...second, random: new Uint8Array(32).fill(7) }), 'illegal_parameter');
+    expectAlert(afterRetry(), helloRecord({ ...second, sessionId: new Uint8Array(32).fill(7) }), 'illegal_parameter');
+  });
+
+  it('padding added, resized or removed, and early_data removed, are allowed', () => {
+    expectAccepted(afterRetry(), withExtensions(second, [...second.extensions, padding(100)]));
+    const padded1 = withExtensions(first, [...first.extensions, padding(10)]);
+    expectAccepted(afterRetry(padded1), withExtensions(second, [...second.extensions, padding(300)]));
+    expectAccepted(afterRetry(padded1), second);
+    expectAccepted(afterRetry(withExtensions(first, [...first.extensions, earlyData])), second);
+  });
+
+  it('the check survives a snapshot and restore; a snapshot from before it (no firstHello) restores and goes on unchecked', () => {
+    const reordered = helloRecord(withExtensions(second, [second.extensions[1]!, second.extensions[0]!, ...second.extensions.slice(2)]));
+    const snap = afterRetry().snapshot();
+    expectAlert(TlsServerEngine.restore(snap, retryServer.config, retryServer.deps()), reordered, 'illegal_parameter');
+    const { firstHello, ...older } = snap.handshake as Extract<TlsSnapshot['handshake'], { kind: 'expectRetriedClientHello' }>;
+    expect(firstHello).toBeInstanceOf(Uint8Array);
+    const engine = TlsServerEngine.restore({ ...snap, handshake: older }, retryServer.config, retryServer.deps());
+    expectAccepted(engine, withExtensions(second, [second.extensions[1]!, second.extensions[0]!, ...second.extensions.slice(2)]));
+  });
+
+  it('a cookie echoed as asked is allowed (Node echoes ours)', async () => {
+    const withCookie = await recordSession(cookieServer);
+    expect(withCookie.output.events).toContainEqual(expect.objectContaining({ type: 'handshakeDone', helloRetry: true }));
+  });
+
+  it('an updated pre_shared_key (binder, ticket age) is allowed: a resumption through a HelloRetryRequest', async () => {
+    const resumed = await recordSession(retryServer, { session: retried.sessions.at(-1)! });
+    expect(resumed.output.events).toContainEqual(expect.objectContaining({ type: 'handshakeDone', helloRetry: true, resumed: true }));
   });
 });

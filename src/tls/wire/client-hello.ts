@@ -3,6 +3,7 @@
  * Malformed input raises DecodeError (decode_error) or TlsError with the alert the RFC names.
  */
 import { DecodeError, Reader } from '../../util/reader.js';
+import { Writer } from '../../util/writer.js';
 import { TlsError } from '../errors.js';
 import { ExtensionType } from './constants.js';
 
@@ -226,4 +227,38 @@ export function parseClientHello(raw: Uint8Array): ClientHello {
     }
   }
   return ch;
+}
+
+/** Section 4.1.2: what the ClientHello after a HelloRetryRequest may change (key_share for the group asked for). */
+const RETRY_MAY_CHANGE: ReadonlySet<number> = new Set([
+  ExtensionType.key_share,
+  ExtensionType.early_data,
+  ExtensionType.cookie,
+  ExtensionType.pre_shared_key,
+  ExtensionType.padding,
+]);
+
+/**
+ * The part of a ClientHello (`raw`, already parsed) that the retried ClientHello MUST
+ * repeat unchanged (section 4.1.2): every field before the extensions, and every
+ * extension the client may not change, in their order. Two hellos give equal bytes
+ * exactly when they differ only as the RFC allows.
+ */
+export function retryInvariant(raw: Uint8Array): Uint8Array {
+  const body = raw.subarray(4);
+  const r = new Reader(body);
+  r.bytes(2 + 32);
+  r.vec(1, 'legacy_session_id');
+  r.vec(2, 'cipher_suites');
+  r.vec(1, 'legacy_compression_methods');
+  const out = new Writer(raw.length).bytes(body.subarray(0, r.offset));
+  if (r.atEnd()) return out.finish();
+  const exts = r.sub(2, 'extensions');
+  while (!exts.atEnd()) {
+    const start = body.length - exts.remaining;
+    const type = exts.u16('extension type');
+    exts.vec(2, 'extension data');
+    if (!RETRY_MAY_CHANGE.has(type)) out.bytes(body.subarray(start, body.length - exts.remaining));
+  }
+  return out.finish();
 }
