@@ -476,8 +476,10 @@ export class TlsServerEngine {
   private onRecord(record: Uint8Array, sink: TlsSink): void {
     const type = record[0]!;
     const s = this.s;
-    if (type === ContentType.change_cipher_spec) return this.onChangeCipherSpec(record);
     const opener = this.opener;
+    // A protected record's true type is known once it is open (checked there).
+    if (type !== ContentType.application_data || opener === null) this.refuseInsideHandshakeMessage(type);
+    if (type === ContentType.change_cipher_spec) return this.onChangeCipherSpec(record);
     if (opener === null) {
       const body = record.subarray(RECORD_HEADER_LEN);
       // Section 5.1: unprotected records hold at most 2^14 bytes.
@@ -521,11 +523,11 @@ export class TlsServerEngine {
     }
     s.earlyDataBudget = 0;
     const inner = opener.contentType;
+    this.refuseInsideHandshakeMessage(inner);
     if (inner === ContentType.application_data) {
       if (s.handshake.kind !== 'established') {
         throw new TlsError('unexpected_message', 'application data before the client Finished');
       }
-      if (s.pendingHandshake.length) throw new TlsError('unexpected_message', 'application data inside a handshake message');
       // Section 6.1: data after close_notify MUST be ignored.
       if (!s.readClosed && n) {
         sink.toApplication(n);
@@ -548,6 +550,17 @@ export class TlsServerEngine {
     }
     if (this.opener && this.opener.seq >= this.settings.keyUpdateAfter && !s.awaitingPeerKeyUpdate) {
       if (s.handshake.kind === 'established' && !s.writeClosed) this.updateWriteKey(true, sink);
+    }
+  }
+
+  /**
+   * Section 5.1: handshake messages MUST NOT be interleaved with other record types; any
+   * record but a handshake one while part of a handshake message is buffered is
+   * unexpected_message (a dummy change_cipher_spec or a warning alert included).
+   */
+  private refuseInsideHandshakeMessage(type: number): void {
+    if (type !== ContentType.handshake && this.s.pendingHandshake.length) {
+      throw new TlsError('unexpected_message', `record of type ${type} inside a handshake message`);
     }
   }
 

@@ -6,7 +6,7 @@
  * interleaved handshake fragments and record padding.
  */
 import { describe, expect, it } from 'vitest';
-import { RecordSealer } from '../../src/tls/crypto/record-protection.js';
+import { RecordOpener, RecordSealer } from '../../src/tls/crypto/record-protection.js';
 import { suiteById } from '../../src/tls/crypto/suites.js';
 import { TlsServerEngine, type TlsSnapshot } from '../../src/tls/index.js';
 import { ExtensionType, NamedGroup } from '../../src/tls/wire/constants.js';
@@ -34,6 +34,12 @@ const nodeHello = parseHelloRecord(clientRecords[0]!);
 const finishedAt = recordSteps.findIndex((s) => s.kind === 'client' && s.bytes[0] === 23);
 /** The step index of the first client record after the handshake. */
 const dataAt = recordSteps.findIndex((s, i) => i > finishedAt && s.kind === 'client');
+
+function recordBytesAt(i: number): Uint8Array {
+  const s = recordSteps[i];
+  if (s?.kind !== 'client') throw new Error('expected a client record');
+  return s.bytes;
+}
 
 /** An engine at a record boundary, and a sealer for the client's next record under its current key. */
 function engineWithClientKey(steps: readonly Step[]): { engine: TlsServerEngine; sealer: RecordSealer } {
@@ -289,5 +295,64 @@ describe('the ClientHello after a HelloRetryRequest (RFC 8446 section 4.1.2)', a
   it('an updated pre_shared_key (binder, ticket age) is allowed: a resumption through a HelloRetryRequest', async () => {
     const resumed = await recordSession(retryServer, { session: retried.sessions.at(-1)! });
     expect(resumed.output.events).toContainEqual(expect.objectContaining({ type: 'handshakeDone', helloRetry: true, resumed: true }));
+  });
+});
+
+describe('handshake messages are not interleaved with other records (RFC 8446 section 5.1)', () => {
+  const keyUpdate = Uint8Array.of(24, 0, 0, 1, 0);
+  /** The recorded client Finished, opened: the message to split. */
+  function clientFinished(): { engine: TlsServerEngine; sealer: RecordSealer; finished: Uint8Array } {
+    const { engine, sealer } = handshakeKeys();
+    const snap = engine.snapshot();
+    const record = recordBytesAt(finishedAt);
+    const finished = new RecordOpener(suiteById(snap.negotiated!.cipherSuite)!, snap.read!.secret, Number(snap.read!.seq)).open(record.subarray(0, 5), record.subarray(5)).content;
+    expect(finished[0]).toBe(20);
+    return { engine, sealer, finished };
+  }
+
+  it('a KeyUpdate split over two records with nothing between is accepted', () => {
+    const { engine, sealer } = applicationKeys();
+    const out = engine.receive(concat([sealer.seal(22, keyUpdate.subarray(0, 2)), sealer.seal(22, keyUpdate.subarray(2))]));
+    expect(out.events).toContainEqual({ type: 'keyUpdated', direction: 'read' });
+    expect(engine.phase).toBe('established');
+  });
+
+  it('a KeyUpdate split over two records with application data between is unexpected_message', () => {
+    const { engine, sealer } = applicationKeys();
+    const out = engine.receive(sealer.seal(22, keyUpdate.subarray(0, 2)));
+    expect(out.events).toEqual([]);
+    expect(engine.snapshot().pendingHandshake.length).toBe(2);
+    expectAlert(engine, concat([sealer.seal(23, Uint8Array.of(1, 2, 3)), sealer.seal(22, keyUpdate.subarray(2))]), 'unexpected_message');
+  });
+
+  it('... or an empty application data record between', () => {
+    const { engine, sealer } = applicationKeys();
+    engine.receive(sealer.seal(22, keyUpdate.subarray(0, 3)));
+    expectAlert(engine, sealer.seal(23, EMPTY, 4), 'unexpected_message');
+  });
+
+  it('... or a warning alert (user_canceled) between', () => {
+    const { engine, sealer } = applicationKeys();
+    engine.receive(sealer.seal(22, keyUpdate.subarray(0, 1)));
+    expectAlert(engine, sealer.seal(21, Uint8Array.of(1, 90)), 'unexpected_message');
+  });
+
+  it('a client Finished split over two records with a dummy change_cipher_spec between is unexpected_message', () => {
+    const { engine, sealer, finished } = clientFinished();
+    engine.receive(sealer.seal(22, finished.subarray(0, 10)));
+    expectAlert(engine, concat([Uint8Array.of(20, 3, 3, 0, 1, 1), sealer.seal(22, finished.subarray(10))]), 'unexpected_message');
+  });
+
+  it('a client Finished split over two records with nothing between is accepted', () => {
+    const { engine, sealer, finished } = clientFinished();
+    const out = engine.receive(concat([sealer.seal(22, finished.subarray(0, 10)), sealer.seal(22, finished.subarray(10))]));
+    expect(out.events.map((e) => e.type)).toContain('handshakeDone');
+  });
+
+  it('a ClientHello split over two records with a plaintext alert between is unexpected_message', () => {
+    const message = helloMessage(nodeHello);
+    const engine = fresh();
+    engine.receive(plainRecord(22, message.subarray(0, 100)));
+    expectPlainAlert(engine, concat([Uint8Array.of(21, 3, 3, 0, 2, 1, 90), plainRecord(22, message.subarray(100))]), 'unexpected_message');
   });
 });
