@@ -52,6 +52,16 @@ const handshakeKeys = () => engineWithClientKey(recordSteps.slice(0, finishedAt)
 /** Established, under the client application key. */
 const applicationKeys = () => engineWithClientKey(recordSteps.slice(0, dataAt));
 
+/** The recorded client Finished, opened: the message to split. */
+function clientFinished(): { engine: TlsServerEngine; sealer: RecordSealer; finished: Uint8Array } {
+  const { engine, sealer } = handshakeKeys();
+  const snap = engine.snapshot();
+  const record = recordBytesAt(finishedAt);
+  const finished = new RecordOpener(suiteById(snap.negotiated!.cipherSuite)!, snap.read!.secret, Number(snap.read!.seq)).open(record.subarray(0, 5), record.subarray(5)).content;
+  expect(finished[0]).toBe(20);
+  return { engine, sealer, finished };
+}
+
 const EMPTY = new Uint8Array(0);
 
 describe('empty alert records (RFC 8446 section 5.4)', () => {
@@ -300,16 +310,6 @@ describe('the ClientHello after a HelloRetryRequest (RFC 8446 section 4.1.2)', a
 
 describe('handshake messages are not interleaved with other records (RFC 8446 section 5.1)', () => {
   const keyUpdate = Uint8Array.of(24, 0, 0, 1, 0);
-  /** The recorded client Finished, opened: the message to split. */
-  function clientFinished(): { engine: TlsServerEngine; sealer: RecordSealer; finished: Uint8Array } {
-    const { engine, sealer } = handshakeKeys();
-    const snap = engine.snapshot();
-    const record = recordBytesAt(finishedAt);
-    const finished = new RecordOpener(suiteById(snap.negotiated!.cipherSuite)!, snap.read!.secret, Number(snap.read!.seq)).open(record.subarray(0, 5), record.subarray(5)).content;
-    expect(finished[0]).toBe(20);
-    return { engine, sealer, finished };
-  }
-
   it('a KeyUpdate split over two records with nothing between is accepted', () => {
     const { engine, sealer } = applicationKeys();
     const out = engine.receive(concat([sealer.seal(22, keyUpdate.subarray(0, 2)), sealer.seal(22, keyUpdate.subarray(2))]));
@@ -354,5 +354,48 @@ describe('handshake messages are not interleaved with other records (RFC 8446 se
     const engine = fresh();
     engine.receive(plainRecord(22, message.subarray(0, 100)));
     expectPlainAlert(engine, concat([Uint8Array.of(21, 3, 3, 0, 2, 1, 90), plainRecord(22, message.subarray(100))]), 'unexpected_message');
+  });
+});
+
+/**
+ * Record padding (RFC 8446 section 5.4). The suite expects decode_error for a Finished
+ * padded with 16 KiB of zeros; we cannot see its probe, so we follow the RFC: padding
+ * counts towards the 2^14 + 1 bytes the full TLSInnerPlaintext may hold (5.2, 5.4), and
+ * a record that decrypts to more is record_overflow (section 6.2 names that alert for a
+ * plaintext over the limit). Within the limit any amount of padding is accepted and
+ * the Finished is processed as usual.
+ */
+describe('record padding (RFC 8446 sections 5.2 and 5.4)', () => {
+  const LIMIT = (1 << 14) + 1;
+
+  it.each([1, 1000, 16_000])('a client Finished with %i bytes of padding is processed normally', (padding) => {
+    const { engine, sealer, finished } = clientFinished();
+    const out = engine.receive(sealer.seal(22, finished, padding));
+    expect(out.events.map((e) => e.type)).toContain('handshakeDone');
+    expect(engine.phase).toBe('established');
+  });
+
+  it('a client Finished padded to exactly 2^14 + 1 bytes of inner plaintext is processed normally', () => {
+    const { engine, sealer, finished } = clientFinished();
+    const out = engine.receive(sealer.seal(22, finished, LIMIT - finished.length - 1));
+    expect(out.events.map((e) => e.type)).toContain('handshakeDone');
+  });
+
+  it('a client Finished padded to 2^14 + 2 bytes of inner plaintext is record_overflow', () => {
+    const { engine, sealer, finished } = clientFinished();
+    expectAlert(engine, sealer.seal(22, finished, LIMIT - finished.length), 'record_overflow');
+  });
+
+  it("the suite's probe: a client Finished and 16 KiB of zeros (inner plaintext 2^14 + 37 bytes) is record_overflow", () => {
+    const { engine, sealer, finished } = clientFinished();
+    const record = sealer.seal(22, finished, 16_384);
+    expect(record.length - 5).toBeLessThanOrEqual((1 << 14) + 256); // within the ciphertext limit
+    expectAlert(engine, record, 'record_overflow');
+  });
+
+  it('application data padded to the limit is delivered, padding stripped', () => {
+    const { engine, sealer } = applicationKeys();
+    const out = engine.receive(sealer.seal(23, Uint8Array.of(1, 2, 3), LIMIT - 4));
+    expect(out.plaintext.map((p) => Array.from(p))).toEqual([[1, 2, 3]]);
   });
 });
