@@ -196,6 +196,8 @@ export class TlsServerEngine {
   private readonly settings: Settings;
   private sealer: RecordSealer | null = null;
   private opener: RecordOpener | null = null;
+  /** Where a handshake message over several records is reassembled (see appendToPendingHandshake). */
+  private assembly: Uint8Array | null = null;
 
   private constructor(
     private readonly config: TlsServerConfig,
@@ -594,19 +596,47 @@ export class TlsServerEngine {
 
   private onHandshakeFragment(fragment: Uint8Array, sink: TlsSink): void {
     const s = this.s;
-    let buf = s.pendingHandshake.length ? concat([s.pendingHandshake, fragment]) : fragment;
+    const appended = s.pendingHandshake.length > 0;
+    let buf = appended ? this.appendToPendingHandshake(fragment) : fragment;
+    const whole = buf;
     while (buf.length >= 4) {
       const length = (buf[1]! << 16) | (buf[2]! << 8) | buf[3]!;
       if (length > MAX_HANDSHAKE_MESSAGE) throw new TlsError('unexpected_message', 'handshake message too large');
       if (buf.length < 4 + length) break;
       const message = buf.subarray(0, 4 + length);
       buf = buf.subarray(4 + length);
+      // The message may keep views into the room (a parsed ClientHello): never written again.
+      this.assembly = null;
       const keysChange = this.onHandshakeMessage(message, sink);
       // Section 5.1: handshake messages MUST NOT span a key change.
       if (keysChange && buf.length) throw new TlsError('unexpected_message', 'handshake data across a key change');
       if (this.s.handshake.kind === 'closed') return;
     }
-    this.setPendingHandshake(buf.length === 0 ? empty() : copyBytes(buf));
+    // Still one partial message in the room: it stays there, a view, and grows in place.
+    const inRoom = appended && buf === whole;
+    this.setPendingHandshake(buf.length === 0 ? empty() : inRoom ? buf : copyBytes(buf));
+  }
+
+  /**
+   * `pendingHandshake` + `fragment`, copied into a room sized for the whole message its
+   * header announces, so a message over many records is copied once, not once per record
+   * (linear, not quadratic, in its size). The pending bytes are the room's prefix after
+   * the first append; a restored engine starts a room afresh.
+   */
+  private appendToPendingHandshake(fragment: Uint8Array): Uint8Array {
+    const pending = this.s.pendingHandshake;
+    const need = pending.length + fragment.length;
+    let room = this.assembly;
+    const isPrefix = room !== null && room.buffer === pending.buffer && room.byteOffset === pending.byteOffset;
+    if (!isPrefix || room!.length < need) {
+      const head = concat([pending, fragment.subarray(0, Math.max(0, 4 - pending.length))]);
+      const announced = head.length >= 4 ? 4 + Math.min(((head[1]! << 16) | (head[2]! << 8) | head[3]!), MAX_HANDSHAKE_MESSAGE) : 0;
+      room = new Uint8Array(Math.max(need, announced, isPrefix ? 2 * room!.length : 0));
+      room.set(pending, 0);
+      this.assembly = room;
+    }
+    room!.set(fragment, pending.length);
+    return room!.subarray(0, need);
   }
 
   /** Handles one whole handshake message; returns true when the read key changed after it. */
