@@ -45,8 +45,10 @@ export function pickGroup(preference: readonly GroupName[], ch: ClientHello): Gr
   if (ch.keyShares === null || ch.supportedGroups === null) {
     throw new TlsError('missing_extension', 'key_share and supported_groups are both required');
   }
+  // A set: shares times groups would be quadratic in a hello of thousands of entries.
+  const supported = new Set(ch.supportedGroups);
   for (const share of ch.keyShares) {
-    if (!ch.supportedGroups.includes(share.group)) {
+    if (!supported.has(share.group)) {
       throw new TlsError('illegal_parameter', 'key share for a group not in supported_groups');
     }
   }
@@ -55,7 +57,7 @@ export function pickGroup(preference: readonly GroupName[], ch: ClientHello): Gr
     if (share) return { kind: 'share', group: g, peer: share.keyExchange };
   }
   for (const g of preference) {
-    if (ch.supportedGroups.includes(NamedGroup[g])) return { kind: 'retry', group: g };
+    if (supported.has(NamedGroup[g])) return { kind: 'retry', group: g };
   }
   throw new TlsError('handshake_failure', 'no key exchange group in common');
 }

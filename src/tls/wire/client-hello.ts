@@ -80,6 +80,8 @@ function parseKeyShares(data: Uint8Array): KeyShareEntry[] {
   const list = r.sub(2, 'client_shares');
   r.end('key_share');
   const out: KeyShareEntry[] = [];
+  // A set, not a scan of `out`: a hello may hold thousands of entries (linear, not quadratic).
+  const groups = new Set<number>();
   while (!list.atEnd()) {
     const group = list.u16('key_share group');
     const keyExchange = list.vec(2, 'key_exchange');
@@ -88,7 +90,8 @@ function parseKeyShares(data: Uint8Array): KeyShareEntry[] {
     // wrong-length shares of the group we pick are, in key-exchange.ts).
     if (keyExchange.length === 0) throw new TlsError('illegal_parameter', 'empty key_exchange');
     // RFC 8446 section 4.2.8: clients MUST NOT offer multiple shares for one group.
-    if (out.some((e) => e.group === group)) throw new TlsError('illegal_parameter', 'two key shares for one group');
+    if (groups.has(group)) throw new TlsError('illegal_parameter', 'two key shares for one group');
+    groups.add(group);
     out.push({ group, keyExchange });
   }
   return out;
@@ -157,13 +160,17 @@ export function parseClientHello(raw: Uint8Array): ClientHello {
   if (r.atEnd()) return ch; // a pre-TLS 1.3 hello may omit extensions entirely
   const exts = r.sub(2, 'extensions');
   r.end('ClientHello');
+  // Duplicates found through a set: a hello may carry some 16k extensions, and a scan of
+  // `extensionTypes` per extension made that quadratic.
+  const seen = new Set<number>();
   while (!exts.atEnd()) {
     // The extensions block ends the message, so this is the extension's offset in `raw`.
     const typeAt = raw.length - exts.remaining;
     const type = exts.u16('extension type');
     const data = exts.vec(2, 'extension data');
     // RFC 8446 section 4.2: at most one extension of each type.
-    if (extensionTypes.includes(type)) throw new TlsError('illegal_parameter', `duplicate extension ${type}`);
+    if (seen.has(type)) throw new TlsError('illegal_parameter', `duplicate extension ${type}`);
+    seen.add(type);
     if (ch.preSharedKey !== null) {
       throw new TlsError('illegal_parameter', 'pre_shared_key is not the last extension');
     }
