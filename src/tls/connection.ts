@@ -180,6 +180,24 @@ function refuseSslv2Hello(buf: Uint8Array, at: number, pendingHandshake: number)
   }
 }
 
+/**
+ * The room holding `pending` + `more`: `room` itself when `pending` is its prefix and it
+ * has space, else a new one of at least `size` bytes (what the header announces). Bytes
+ * arriving in many pieces are so copied about once, not once per piece (linear, not
+ * quadratic, in their length). The pending bytes stay a view of the room between calls.
+ */
+function appendInRoom(room: Uint8Array | null, pending: Uint8Array, more: Uint8Array, size: number): Uint8Array {
+  const need = pending.length + more.length;
+  const isPrefix = room !== null && room.buffer === pending.buffer && room.byteOffset === pending.byteOffset;
+  if (!isPrefix || room!.length < need) {
+    const grown = new Uint8Array(Math.max(need, size, isPrefix ? 2 * room!.length : 0));
+    grown.set(pending, 0);
+    room = grown;
+  }
+  room!.set(more, pending.length);
+  return room!;
+}
+
 /** A sink that keeps nothing (the warm-up's throwaway output). */
 const DISCARD: TlsSink = (() => {
   let scratch = new Uint8Array(256);
@@ -198,6 +216,8 @@ export class TlsServerEngine {
   private opener: RecordOpener | null = null;
   /** Where a handshake message over several records is reassembled (see appendToPendingHandshake). */
   private assembly: Uint8Array | null = null;
+  /** Where a record over several `receive()` calls is reassembled (see appendToPendingRecord). */
+  private recordRoom: Uint8Array | null = null;
 
   private constructor(
     private readonly config: TlsServerConfig,
@@ -404,7 +424,8 @@ export class TlsServerEngine {
     const s = this.s;
     if (s.handshake.kind === 'closed') return;
     s.counters.bytesFromClient += bytes.length;
-    const buf = s.pendingRecord.length ? concat([s.pendingRecord, bytes]) : bytes;
+    const appended = s.pendingRecord.length > 0;
+    const buf = appended ? this.appendToPendingRecord(bytes) : bytes;
     let at = 0;
     try {
       while (buf.length - at >= RECORD_HEADER_LEN && this.s.handshake.kind !== 'closed') {
@@ -415,10 +436,14 @@ export class TlsServerEngine {
         const end = at + RECORD_HEADER_LEN + length;
         if (buf.length < end) break;
         // One whole record per call (what the gateway's framing delivers) takes no view.
+        // Records handed on may be views into the room (a ClientHello): it is not written again.
+        this.recordRoom = null;
         this.onRecord(at === 0 && end === buf.length ? buf : buf.subarray(at, end), sink);
         at = end;
       }
-      this.setPendingRecord(this.s.handshake.kind === 'closed' || at === buf.length ? empty() : copyBytes(buf.subarray(at)));
+      // A partial record still in the room stays there, a view, and grows in place.
+      const rest = this.s.handshake.kind === 'closed' || at === buf.length ? empty() : appended && at === 0 ? buf : copyBytes(buf.subarray(at));
+      this.setPendingRecord(rest);
     } catch (err) {
       this.fail(err, sink);
     }
@@ -617,26 +642,22 @@ export class TlsServerEngine {
     this.setPendingHandshake(buf.length === 0 ? empty() : inRoom ? buf : copyBytes(buf));
   }
 
-  /**
-   * `pendingHandshake` + `fragment`, copied into a room sized for the whole message its
-   * header announces, so a message over many records is copied once, not once per record
-   * (linear, not quadratic, in its size). The pending bytes are the room's prefix after
-   * the first append; a restored engine starts a room afresh.
-   */
+  /** `pendingHandshake` + `fragment`, in a room sized for the message its header announces. */
   private appendToPendingHandshake(fragment: Uint8Array): Uint8Array {
     const pending = this.s.pendingHandshake;
-    const need = pending.length + fragment.length;
-    let room = this.assembly;
-    const isPrefix = room !== null && room.buffer === pending.buffer && room.byteOffset === pending.byteOffset;
-    if (!isPrefix || room!.length < need) {
-      const head = concat([pending, fragment.subarray(0, Math.max(0, 4 - pending.length))]);
-      const announced = head.length >= 4 ? 4 + Math.min(((head[1]! << 16) | (head[2]! << 8) | head[3]!), MAX_HANDSHAKE_MESSAGE) : 0;
-      room = new Uint8Array(Math.max(need, announced, isPrefix ? 2 * room!.length : 0));
-      room.set(pending, 0);
-      this.assembly = room;
-    }
-    room!.set(fragment, pending.length);
-    return room!.subarray(0, need);
+    const at = (i: number): number => (i < pending.length ? pending[i]! : (fragment[i - pending.length] ?? 0));
+    const announced = pending.length + fragment.length >= 4 ? 4 + Math.min((at(1) << 16) | (at(2) << 8) | at(3), MAX_HANDSHAKE_MESSAGE) : 0;
+    this.assembly = appendInRoom(this.assembly, pending, fragment, announced);
+    return this.assembly.subarray(0, pending.length + fragment.length);
+  }
+
+  /** `pendingRecord` + `bytes`, in a room sized for the record its header announces. */
+  private appendToPendingRecord(bytes: Uint8Array): Uint8Array {
+    const pending = this.s.pendingRecord;
+    const at = (i: number): number => (i < pending.length ? pending[i]! : (bytes[i - pending.length] ?? 0));
+    const announced = pending.length + bytes.length >= RECORD_HEADER_LEN ? RECORD_HEADER_LEN + Math.min((at(3) << 8) | at(4), MAX_CIPHERTEXT) : 0;
+    this.recordRoom = appendInRoom(this.recordRoom, pending, bytes, announced);
+    return this.recordRoom.subarray(0, pending.length + bytes.length);
   }
 
   /** Handles one whole handshake message; returns true when the read key changed after it. */

@@ -1,8 +1,9 @@
 /**
  * Costs that must grow linearly with the input, measured by counting work rather than
  * by the clock (a loaded machine makes timings noise): bytes copied while a handshake
- * message is reassembled from many records, and array elements scanned while a
- * ClientHello with thousands of extensions or key shares is checked for duplicates.
+ * message is reassembled from many records or a record from many pieces, and array
+ * elements scanned while a ClientHello with thousands of extensions or key shares is
+ * checked for duplicates.
  * Each case runs at n and 4n: linear work grows about 4 times, quadratic about 16.
  */
 import { describe, expect, it } from 'vitest';
@@ -106,6 +107,16 @@ describe('linear costs', () => {
     expectLinear(n, n4);
     // And in absolute terms: a few copies of the 32 KB message, not 32 KB x 320 records / 2.
     expect(n4).toBeLessThan(8 * 32_000 + 64_000);
+  });
+
+  it('a ClientHello record arriving in 8-byte pieces is copied a bounded number of times, not once per piece', () => {
+    const pieces = (p: HelloParts): Uint8Array[] => {
+      const [record] = helloRecords(p, 1 << 14);
+      return Array.from({ length: Math.ceil(record!.length / 8) }, (_, i) => record!.subarray(8 * i, 8 * i + 8));
+    };
+    const n = bytesCopied(receiveAll(pieces(padded(3_500))));
+    const n4 = bytesCopied(receiveAll(pieces(padded(15_500))));
+    expectLinear(n, n4);
   });
 
   it('a ClientHello with thousands of distinct extensions is checked for duplicates in linear work', () => {
