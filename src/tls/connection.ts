@@ -5,13 +5,12 @@
  * can be exported at any call boundary and an engine restored from it continues
  * with byte-identical output.
  */
-import { createHash, createHmac, type Hash } from 'node:crypto';
 import { concat, copyBytes, empty, toHex } from '../util/bytes.js';
 import { Reader } from '../util/reader.js';
 import { Writer } from '../util/writer.js';
 import { pickCertificate, signCertificateVerify } from './certificates.js';
 import { constantTimeEqual } from './crypto/constant-time.js';
-import { hashOf } from './crypto/hkdf.js';
+import { hashOf, hmac } from './crypto/hkdf.js';
 import { generateKeyShare, sharedSecret } from './crypto/key-exchange.js';
 import {
   applicationSecrets,
@@ -27,6 +26,7 @@ import {
 } from './crypto/key-schedule.js';
 import { RecordOpener, RecordSealer, sealedRecordLength } from './crypto/record-protection.js';
 import { sealTicket } from './crypto/ticket-aead.js';
+import { Transcript } from './crypto/transcript.js';
 import { suiteById, suiteByName, type Suite } from './crypto/suites.js';
 import { decodeSnapshot, encodeSnapshot } from './snapshot-codec.js';
 import { AlertDescription, alertFor, alertName, SnapshotError, TlsError, type AlertName } from './errors.js';
@@ -76,6 +76,8 @@ const CERTIFICATE_VERIFY_CONTEXT = concat([
   new Uint8Array(Buffer.from('TLS 1.3, server CertificateVerify', 'latin1')),
   new Uint8Array(1),
 ]);
+/** The HMAC label a ticket's age_add and IV derive under (with the nonce, from the connection seed). */
+const TICKET_LABEL = new Uint8Array(Buffer.from('ticket', 'latin1'));
 
 type Phase = 'handshaking' | 'established' | 'closed';
 
@@ -105,11 +107,6 @@ class Collector implements TlsSink {
   event(e: TlsEvent): void {
     this.out.events.push(e);
   }
-}
-
-/** The digest of what `h` has taken so far (`h` goes on). */
-function digestSoFar(h: Hash): Uint8Array {
-  return new Uint8Array(h.copy().digest());
 }
 
 /** Settings resolved once from the configuration. */
@@ -764,15 +761,15 @@ export class TlsServerEngine {
       keyShare: { group: NamedGroup[group], publicKey: share.publicKey },
       selectedIdentity: psk ? psk.index : null,
     });
-    // The transcript is hashed as it grows; nothing of it is kept.
-    const transcript = createHash(suite.hash).update(prefix).update(ch.raw).update(serverHello);
+    // The transcript lives in a per-thread scratch while the flight is built; nothing of it is kept.
+    const transcript = new Transcript(suite.hash).update(prefix).update(ch.raw).update(serverHello);
     this.writeHandshake([serverHello], sink);
     // Appendix D.4: in compatibility mode the server's first flight carries one dummy change_cipher_spec.
     if (ch.legacySessionId.length > 0 && !retry?.sentChangeCipherSpec) this.emitPlain(CCS_RECORD, sink);
 
-    const early = earlySecret(suite.hash, psk ? psk.ticket.psk : null);
+    const early = psk ? psk.early : earlySecret(suite.hash, null);
     const hsSecret = handshakeSecret(early, ecdhe);
-    const hsTraffic = handshakeTrafficSecrets(hsSecret, digestSoFar(transcript));
+    const hsTraffic = handshakeTrafficSecrets(hsSecret, transcript.digest());
     this.keyLog(sink, 'CLIENT_HANDSHAKE_TRAFFIC_SECRET', hsTraffic.client);
     this.keyLog(sink, 'SERVER_HANDSHAKE_TRAFFIC_SECRET', hsTraffic.server);
     this.setWrite({ secret: hsTraffic.server, seq: 0n, generation: 0, application: false });
@@ -789,19 +786,19 @@ export class TlsServerEngine {
       const certificate = msg.certificate(signing.certificate.chain);
       flight.push(certificate);
       transcript.update(certificate);
-      const data = concat([CERTIFICATE_VERIFY_CONTEXT, digestSoFar(transcript)]);
+      const data = concat([CERTIFICATE_VERIFY_CONTEXT, transcript.digest()]);
       const sign = this.deps.sign ?? signCertificateVerify;
       const signature = sign({ scheme: signing.scheme, certificate: signing.certificate, data });
       const verify = msg.certificateVerify(SignatureScheme[signing.scheme], signature);
       flight.push(verify);
       transcript.update(verify);
     }
-    const serverFinished = msg.finished(finishedVerifyData(suite.hash, hsTraffic.server, digestSoFar(transcript)));
+    const serverFinished = msg.finished(finishedVerifyData(suite.hash, hsTraffic.server, transcript.digest()));
     flight.push(serverFinished);
     transcript.update(serverFinished);
     this.writeHandshake(flight, sink);
 
-    const serverFinishedHash = digestSoFar(transcript);
+    const serverFinishedHash = transcript.digest();
     const master: MasterSecret = masterSecret(hsSecret);
     const app = applicationSecrets(master, serverFinishedHash);
     this.keyLog(sink, 'CLIENT_TRAFFIC_SECRET_0', app.client);
@@ -812,7 +809,7 @@ export class TlsServerEngine {
     // secret over that, are known now (section 7.1).
     const clientVerifyData = finishedVerifyData(suite.hash, hsTraffic.client, serverFinishedHash);
     transcript.update(msg.finished(clientVerifyData));
-    const resumption = resumptionMasterSecret(master, new Uint8Array(transcript.digest()));
+    const resumption = resumptionMasterSecret(master, transcript.digest());
     this.setWrite({ secret: app.server, seq: 0n, generation: 0, application: true });
     this.setRead({ secret: hsTraffic.client, seq: 0n, generation: 0, application: false });
     this.setHandshake({
@@ -888,8 +885,8 @@ export class TlsServerEngine {
     const suite = this.suite();
     const nonce = new Writer(2).u16(s.ticketsIssued++).finish();
     this.touch();
-    const derived = createHmac('sha256', s.seed!).update('ticket').update(nonce).digest();
-    const ageAdd = derived.readUInt32BE(0);
+    const derived = hmac('sha256', s.seed!, concat([TICKET_LABEL, nonce]));
+    const ageAdd = ((derived[0]! << 24) | (derived[1]! << 16) | (derived[2]! << 8) | derived[3]!) >>> 0;
     const keys = this.config.ticketKeys!;
     const contents = encodeTicketContents({
       cipherSuite: suite.id,

@@ -8,7 +8,7 @@
  * thirty HMACs; a Buffer digest costs more than the hash itself. The bytes are those
  * of `createHmac` (tested against it and RFC 8448).
  */
-import { createHash, hash as oneShotHash } from 'node:crypto';
+import { hash as oneShotHash } from 'node:crypto';
 import { Writer } from '../../util/writer.js';
 
 /** `crypto.hash` takes any Buffer encoding at run time; its types list only the text ones. */
@@ -40,7 +40,7 @@ function keyBlock(buf: Buffer, key: Uint8Array, block: number, pad: number): voi
  */
 function hmacOfScratch(hash: HashName, key: Uint8Array, msgLen: number, out: Uint8Array, at: number, take: number): void {
   const block = BLOCK_LEN[hash];
-  if (key.length > block) key = new Uint8Array(createHash(hash).update(key).digest());
+  if (key.length > block) key = hashOf(hash, key);
   const buf = scratch;
   keyBlock(buf, key, block, IPAD);
   const inner = hashToLatin1(hash, buf.subarray(0, block + msgLen), 'latin1');
@@ -58,8 +58,16 @@ export function hmac(hash: HashName, key: Uint8Array, data: Uint8Array): Uint8Ar
   return out;
 }
 
+/** A one-shot digest into an on-heap array (no Hash object, no Buffer backing store to sweep). */
 export function hashOf(hash: HashName, data: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash(hash).update(data).digest());
+  return latin1Bytes(hashToLatin1(hash, data, 'latin1'));
+}
+
+/** The bytes of a latin1 string (a digest) in a fresh Uint8Array. */
+export function latin1Bytes(s: string): Uint8Array {
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
 }
 
 /** HKDF-Extract(salt, IKM); a zero-length salt means HashLen zero bytes (the same key to HMAC). */
