@@ -41,7 +41,8 @@ export function generateKeyShare(group: GroupName, random: RandomSource): KeySha
   if (group === 'x25519') {
     const privateKey = random.bytes(32);
     const keyObject = x25519Private(privateKey);
-    const jwk = createPublicKey(keyObject).export({ format: 'jwk' });
+    // The private key's JWK carries the public half (`x`): no second KeyObject.
+    const jwk = keyObject.export({ format: 'jwk' });
     return { group, privateKey, publicKey: new Uint8Array(Buffer.from(jwk.x!, 'base64url')), keyObject };
   }
   const [curve, len] = CURVES[group];

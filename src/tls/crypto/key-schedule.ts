@@ -25,13 +25,41 @@ function hashLen(hash: HashName): number {
   return hash === 'sha256' ? 32 : 48;
 }
 
+/**
+ * What depends on the hash alone, computed once per hash: Hash(""), the Early Secret of
+ * a handshake without PSK, and its "derived" salt. These are public values (no secret
+ * goes into them), the same in every full handshake.
+ */
+interface HashConstants {
+  readonly emptyHash: Uint8Array;
+  readonly noPskEarly: EarlySecret;
+  readonly noPskDerived: Uint8Array;
+}
+const constants = new Map<HashName, HashConstants>();
+
+function constantsOf(hash: HashName): HashConstants {
+  let c = constants.get(hash);
+  if (!c) {
+    const emptyHash = hashOf(hash, new Uint8Array(0));
+    const noPskEarly: EarlySecret = {
+      stage: 'early',
+      hash,
+      secret: hkdfExtract(hash, new Uint8Array(0), new Uint8Array(hashLen(hash))),
+    };
+    c = { emptyHash, noPskEarly, noPskDerived: deriveSecret(hash, noPskEarly.secret, 'derived', emptyHash) };
+    constants.set(hash, c);
+  }
+  return c;
+}
+
 function emptyHash(hash: HashName): Uint8Array {
-  return hashOf(hash, new Uint8Array(0));
+  return constantsOf(hash).emptyHash;
 }
 
 /** Early Secret = HKDF-Extract(0, PSK or zeros). */
 export function earlySecret(hash: HashName, psk: Uint8Array | null): EarlySecret {
-  return { stage: 'early', hash, secret: hkdfExtract(hash, new Uint8Array(0), psk ?? new Uint8Array(hashLen(hash))) };
+  if (psk === null) return constantsOf(hash).noPskEarly;
+  return { stage: 'early', hash, secret: hkdfExtract(hash, new Uint8Array(0), psk) };
 }
 
 /** binder_key = Derive-Secret(Early Secret, "res binder", ""). */
@@ -41,7 +69,8 @@ export function resumptionBinderKey(early: EarlySecret): Uint8Array {
 
 /** Handshake Secret = HKDF-Extract(Derive-Secret(Early, "derived", ""), (EC)DHE). */
 export function handshakeSecret(early: EarlySecret, ecdhe: Uint8Array): HandshakeSecret {
-  const salt = deriveSecret(early.hash, early.secret, 'derived', emptyHash(early.hash));
+  const c = constantsOf(early.hash);
+  const salt = early === c.noPskEarly ? c.noPskDerived : deriveSecret(early.hash, early.secret, 'derived', c.emptyHash);
   return { stage: 'handshake', hash: early.hash, secret: hkdfExtract(early.hash, salt, ecdhe) };
 }
 

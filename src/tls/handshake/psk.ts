@@ -4,7 +4,7 @@
  */
 import { constantTimeEqual } from '../crypto/constant-time.js';
 import { hashOf } from '../crypto/hkdf.js';
-import { earlySecret, finishedVerifyData, resumptionBinderKey } from '../crypto/key-schedule.js';
+import { earlySecret, finishedVerifyData, resumptionBinderKey, type EarlySecret } from '../crypto/key-schedule.js';
 import type { Suite } from '../crypto/suites.js';
 import { TlsError } from '../errors.js';
 import { readTicket, type TicketContents } from '../session/ticket.js';
@@ -16,6 +16,8 @@ import { concat } from '../../util/bytes.js';
 export interface AcceptedPsk {
   readonly index: number;
   readonly ticket: TicketContents;
+  /** The Early Secret from the ticket's PSK, derived for the binder and kept for the key schedule. */
+  readonly early: EarlySecret;
 }
 
 /**
@@ -45,13 +47,15 @@ export function selectPsk(
     if (ageMs < 0 || ageMs > ticket.lifetimeSeconds * 1000) continue;
     if (ticket.serverName !== ch.serverName) continue;
     // Section 4.2.11.2: the binder MUST be validated before the PSK is accepted.
-    const binderKey = resumptionBinderKey(earlySecret(suite.hash, ticket.psk));
-    const partial = concat([transcriptPrefix, ch.raw.subarray(0, offer.truncatedLength)]);
+    const early = earlySecret(suite.hash, ticket.psk);
+    const binderKey = resumptionBinderKey(early);
+    const truncated = ch.raw.subarray(0, offer.truncatedLength);
+    const partial = transcriptPrefix.length ? concat([transcriptPrefix, truncated]) : truncated;
     const expected = finishedVerifyData(suite.hash, binderKey, hashOf(suite.hash, partial));
     if (!constantTimeEqual(expected, offer.binders[index]!)) {
       throw new TlsError('decrypt_error', 'PSK binder does not verify');
     }
-    return { index, ticket };
+    return { index, ticket, early };
   }
   return null;
 }
