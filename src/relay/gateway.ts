@@ -414,7 +414,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       // The client sends no more (after close_notify, or a truncation without it): end the
       // backend's input, and keep relaying its answer until it ends too (half-close).
       c.clientEnded = true;
-      if (c.backendConnected) c.backend!.end();
+      this.endBackend(c);
       this.maybeFinish(c);
     });
     client.on('error', () => this.finish(c));
@@ -462,6 +462,14 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
   }
 
+  /**
+   * Ends the backend's input once (a close_notify and the client's FIN both ask): a
+   * second `end()` builds an ERR_STREAM_ALREADY_FINISHED, stack trace and all.
+   */
+  private endBackend(c: Conn): void {
+    if (c.backendConnected && !c.backend!.writableEnded) c.backend!.end();
+  }
+
   private connectBackend(c: Conn): void {
     const backendIn = new SocketInput(this.ledger, this.small, this.scratch, false, (chunk, offset, length) => this.input(c, 'backend', chunk, offset, length));
     c.backendIn = backendIn;
@@ -477,7 +485,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       c.backendConnected = true;
       if (c.toBackend.pending) this.touch(c);
       this.flushWrites();
-      if (c.peerClosed || c.clientEnded) backend.end();
+      if (c.peerClosed || c.clientEnded) this.endBackend(c);
     });
     backend.on('end', () => {
       this.input(c, 'backendEnd');
@@ -607,7 +615,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         case 'peerClosed':
           if (!c.peerClosed) {
             c.peerClosed = true;
-            if (c.backendConnected) c.backend!.end();
+            this.endBackend(c);
           }
           break;
         case 'closed':
