@@ -36,10 +36,13 @@ import { encodeTicketContents } from './session/ticket.js';
 import {
   applyRecordState,
   badSnapshotField,
+  OLDEST_SNAPSHOT_VERSION,
   RECORD_STATE_LENGTH,
   SNAPSHOT_FORMAT,
   SNAPSHOT_VERSION,
+  upgradeSnapshot,
   writeRecordState,
+  type ConnectionSettings,
   type EngineState,
   type HandshakeState,
   type Negotiated,
@@ -109,15 +112,16 @@ class Collector implements TlsSink {
   }
 }
 
-/** Settings resolved once from the configuration. */
+/**
+ * Settings resolved once from the configuration. Only the handshake's choices are read
+ * from here; what shapes the records is copied into each new connection's state.
+ */
 interface Settings {
   readonly suites: readonly Suite[];
   readonly groups: readonly GroupName[];
   readonly alpn: readonly string[];
-  readonly ticketCount: number;
-  readonly ticketLifetime: number;
-  readonly keyUpdateAfter: number;
-  readonly maxRecord: number;
+  /** What a connection created under this configuration keeps (`EngineState.settings`). */
+  readonly connection: ConnectionSettings;
 }
 
 /** Settings per configuration, resolved once: every connection of a relay shares its configuration. */
@@ -134,16 +138,20 @@ function resolve(config: TlsServerConfig): Settings {
     suites: (config.cipherSuites ?? DEFAULT_SUITES).map(suiteByName),
     groups: config.groups ?? DEFAULT_GROUPS,
     alpn: config.alpn ?? [],
-    ticketCount: config.ticketKeys ? (config.ticketCount ?? 2) : 0,
-    ticketLifetime: Math.min(config.ticketLifetimeSeconds ?? 7200, MAX_TICKET_LIFETIME),
-    keyUpdateAfter: Math.max(1, config.keyUpdateAfterRecords ?? DEFAULT_KEY_UPDATE_AFTER),
-    maxRecord: Math.min(Math.max(1, config.maxRecordPlaintext ?? MAX_PLAINTEXT), MAX_PLAINTEXT),
+    connection: Object.freeze({
+      keyUpdateAfterRecords: Math.max(1, config.keyUpdateAfterRecords ?? DEFAULT_KEY_UPDATE_AFTER),
+      maxRecordPlaintext: Math.min(Math.max(1, config.maxRecordPlaintext ?? MAX_PLAINTEXT), MAX_PLAINTEXT),
+      ticketCount: config.ticketKeys ? (config.ticketCount ?? 2) : 0,
+      ticketLifetimeSeconds: Math.min(config.ticketLifetimeSeconds ?? 7200, MAX_TICKET_LIFETIME),
+    }),
   };
 }
 
-function freshState(): EngineState {
+/** A connection before its ClientHello, with the record-shaping settings of its configuration. */
+function freshState(settings: ConnectionSettings): EngineState {
   return {
     revision: 0,
+    settings,
     handshake: { kind: 'expectClientHello' },
     negotiated: null,
     read: null,
@@ -208,6 +216,7 @@ const DISCARD: TlsSink = (() => {
 
 /** A TLS 1.3 server connection. */
 export class TlsServerEngine {
+  /** The configuration's handshake choices; the record-shaping settings are the connection's (`s.settings`). */
   private readonly settings: Settings;
   private sealer: RecordSealer | null = null;
   private opener: RecordOpener | null = null;
@@ -228,12 +237,14 @@ export class TlsServerEngine {
 
   /** A new connection waiting for its ClientHello. */
   static create(config: TlsServerConfig, deps: TlsDeps): TlsServerEngine {
-    return new TlsServerEngine(config, deps, freshState());
+    return new TlsServerEngine(config, deps, freshState(settingsOf(config).connection));
   }
 
   /**
    * Continues a connection from `snapshot()`. Refuses a snapshot of another
-   * format or version with a {@link SnapshotError}.
+   * format, or of a version this engine does not read, with a {@link SnapshotError}.
+   * The connection keeps the record-shaping settings it began with (its snapshot's
+   * `settings`), whatever `config` says of them.
    */
   static restore(snapshot: TlsSnapshot, config: TlsServerConfig, deps: TlsDeps): TlsServerEngine {
     return TlsServerEngine.adopt(structuredClone(snapshot), config, deps);
@@ -255,7 +266,7 @@ export class TlsServerEngine {
    */
   static warmUp(config: TlsServerConfig, deps: TlsDeps, rounds = 64): void {
     const state: EngineState = {
-      ...freshState(),
+      ...freshState(settingsOf(config).connection),
       handshake: { kind: 'established' },
       negotiated: {
         cipherSuite: suiteByName('TLS_AES_128_GCM_SHA256').id,
@@ -285,12 +296,13 @@ export class TlsServerEngine {
     if (snapshot === null || typeof snapshot !== 'object' || snapshot.format !== SNAPSHOT_FORMAT) {
       throw new SnapshotError('not a TLS server engine snapshot');
     }
-    if (snapshot.version !== SNAPSHOT_VERSION) {
+    const current = upgradeSnapshot(snapshot, settingsOf(config).connection);
+    if (current === null) {
       throw new SnapshotError(
-        `snapshot format version ${String(snapshot.version)} is not supported (this engine reads version ${SNAPSHOT_VERSION})`,
+        `snapshot format version ${String(snapshot.version)} is not supported (this engine reads versions ${OLDEST_SNAPSHOT_VERSION} to ${SNAPSHOT_VERSION})`,
       );
     }
-    const { format: _f, version: _v, ...state } = snapshot;
+    const { format: _f, version: _v, ...state } = current;
     const bad = badSnapshotField(state as unknown as Record<string, unknown>);
     if (bad) throw new SnapshotError(`snapshot field "${bad}" is missing or malformed`);
     return new TlsServerEngine(config, deps, state as EngineState);
@@ -572,7 +584,7 @@ export class TlsServerEngine {
           throw new TlsError('unexpected_message', `unknown inner content type ${inner}`);
       }
     }
-    if (this.opener && this.opener.seq >= this.settings.keyUpdateAfter && !s.awaitingPeerKeyUpdate) {
+    if (this.opener && this.opener.seq >= s.settings.keyUpdateAfterRecords && !s.awaitingPeerKeyUpdate) {
       if (s.handshake.kind === 'established' && !s.writeClosed) this.updateWriteKey(true, sink);
     }
   }
@@ -749,7 +761,7 @@ export class TlsServerEngine {
       helloRetry: retry !== null,
       clientRandom: copyBytes(ch.random),
       // RFC 8449 section 4: in TLS 1.3 the limit counts the inner content type byte.
-      maxRecordPlaintext: Math.min(settings.maxRecord, (ch.recordSizeLimit ?? Infinity) - 1),
+      maxRecordPlaintext: Math.min(s.settings.maxRecordPlaintext, (ch.recordSizeLimit ?? Infinity) - 1),
     };
     s.negotiated = negotiated;
     this.touch();
@@ -776,7 +788,7 @@ export class TlsServerEngine {
 
     const encryptedExtensions = msg.encryptedExtensions({
       groups: config.advertisedGroups ?? [],
-      recordSizeLimit: ch.recordSizeLimit === null ? null : settings.maxRecord + 1,
+      recordSizeLimit: ch.recordSizeLimit === null ? null : s.settings.maxRecordPlaintext + 1,
       acknowledgeServerName: ch.serverName !== null && !psk,
       alpn,
     });
@@ -868,7 +880,9 @@ export class TlsServerEngine {
       helloRetry: n.helloRetry,
     });
     if (!s.writeClosed) {
-      for (let i = 0; i < this.settings.ticketCount; i++) this.writeHandshake([this.newSessionTicket()], sink);
+      // Without ticket keys here (a relay configured without them took over) none can be sealed.
+      const tickets = this.config.ticketKeys ? s.settings.ticketCount : 0;
+      for (let i = 0; i < tickets; i++) this.writeHandshake([this.newSessionTicket()], sink);
       const pending = s.pendingSend;
       if (pending.length) {
         s.pendingSend = [];
@@ -892,12 +906,12 @@ export class TlsServerEngine {
       cipherSuite: suite.id,
       psk: ticketPsk(suite.hash, s.resumptionMasterSecret!, nonce),
       issuedAtMs: s.handshakeTimeMs,
-      lifetimeSeconds: this.settings.ticketLifetime,
+      lifetimeSeconds: s.settings.ticketLifetimeSeconds,
       ageAdd,
       serverName: s.negotiated!.serverName,
     });
     const ticket = sealTicket(keys.current, derived.subarray(4, 16), contents);
-    return msg.newSessionTicket({ lifetimeSeconds: this.settings.ticketLifetime, ageAdd, nonce, ticket });
+    return msg.newSessionTicket({ lifetimeSeconds: s.settings.ticketLifetimeSeconds, ageAdd, nonce, ticket });
   }
 
   /** Section 4.6.3: the client's KeyUpdate; answered with ours when it asks. */
@@ -948,14 +962,14 @@ export class TlsServerEngine {
   }
 
   private sealApplicationRecord(chunk: Uint8Array, sink: TlsSink): void {
-    if (this.sealer!.seq >= this.settings.keyUpdateAfter) this.updateWriteKey(false, sink);
+    if (this.sealer!.seq >= this.s.settings.keyUpdateAfterRecords) this.updateWriteKey(false, sink);
     this.writeRecord(ContentType.application_data, chunk, sink);
   }
 
   /** Packs handshake messages into as few records as the size limit allows. */
   private writeHandshake(messages: readonly Uint8Array[], sink: TlsSink): void {
     const data = concat(messages);
-    const max = this.sealer ? this.s.negotiated!.maxRecordPlaintext : this.settings.maxRecord;
+    const max = this.sealer ? this.s.negotiated!.maxRecordPlaintext : this.s.settings.maxRecordPlaintext;
     for (let at = 0; at < data.length; at += max) {
       this.writeRecord(ContentType.handshake, data.subarray(at, Math.min(at + max, data.length)), sink);
     }

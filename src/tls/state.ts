@@ -68,6 +68,24 @@ export interface TrafficState {
   readonly application: boolean;
 }
 
+/**
+ * The settings that shape the connection's records, taken from the configuration
+ * when the connection is created and kept with it: an engine restored on a relay
+ * configured otherwise goes on as the connection began. Read from the restoring
+ * engine's configuration, a KeyUpdate threshold of its own would seal data where
+ * the old owner sealed a KeyUpdate, under the same key and sequence number (AES-GCM
+ * nonce reuse); a ticket count or lifetime of its own, other bytes likewise.
+ */
+export interface ConnectionSettings {
+  /** Records sealed (or opened) under one key before we start a KeyUpdate. */
+  readonly keyUpdateAfterRecords: number;
+  /** Our largest plaintext per record, before the client's record_size_limit lowers it (see `Negotiated`). */
+  readonly maxRecordPlaintext: number;
+  /** NewSessionTickets sent after the client Finished (0 without ticket keys). */
+  readonly ticketCount: number;
+  readonly ticketLifetimeSeconds: number;
+}
+
 export interface Counters {
   bytesFromClient: number;
   bytesToClient: number;
@@ -82,6 +100,8 @@ export interface EngineState {
    * most in their record state.
    */
   revision: number;
+  /** Fixed for the connection's life (see {@link ConnectionSettings}). */
+  readonly settings: ConnectionSettings;
   handshake: HandshakeState;
   negotiated: Negotiated | null;
   /** Null while the direction is unprotected. */
@@ -110,8 +130,13 @@ export interface EngineState {
 }
 
 export const SNAPSHOT_FORMAT = 'baton.tls13.server';
-/** 2: `revision`; `expectFinished` keeps the client's verify_data instead of the transcript. */
-export const SNAPSHOT_VERSION = 2;
+/**
+ * 2: `revision`; `expectFinished` keeps the client's verify_data instead of the transcript.
+ * 3: `settings`, the connection's own record-shaping settings.
+ */
+export const SNAPSHOT_VERSION = 3;
+/** The oldest version `restore` still reads (see {@link upgradeSnapshot}). */
+export const OLDEST_SNAPSHOT_VERSION = 2;
 
 /**
  * A snapshot: `EngineState` tagged with its format and version. Secret fields:
@@ -127,6 +152,40 @@ export interface TlsSnapshot extends EngineState {
 const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array;
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 const isBool = (v: unknown): v is boolean => typeof v === 'boolean';
+
+const isPositiveInt = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 1;
+const isCountValue = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+
+function settingsOk(v: unknown): boolean {
+  const x = v as ConnectionSettings | null;
+  return (
+    !!x &&
+    typeof x === 'object' &&
+    isPositiveInt(x.keyUpdateAfterRecords) &&
+    isPositiveInt(x.maxRecordPlaintext) &&
+    x.maxRecordPlaintext <= 1 << 14 &&
+    isCountValue(x.ticketCount) &&
+    isCountValue(x.ticketLifetimeSeconds)
+  );
+}
+
+/**
+ * A snapshot of an older version readable as the current one, or null for a version
+ * this engine does not read. Version 2 predates `settings`: a connection from before
+ * the upgrade takes them from the restoring engine's configuration (`fill`), as the
+ * engine that wrote it would have on restore. Only sound when both relays agree on
+ * them, as they did for that engine; every snapshot written since carries its own.
+ */
+export function upgradeSnapshot(snapshot: TlsSnapshot, fill: ConnectionSettings): TlsSnapshot | null {
+  switch (snapshot.version) {
+    case SNAPSHOT_VERSION:
+      return snapshot;
+    case 2:
+      return { ...snapshot, version: SNAPSHOT_VERSION, settings: fill };
+    default:
+      return null;
+  }
+}
 
 function trafficOk(t: unknown): boolean {
   if (t === null) return true;
@@ -162,6 +221,7 @@ export function badSnapshotField(s: Record<string, unknown>): string | null {
   const c = s.counters as Counters | undefined;
   const checks: [string, boolean][] = [
     ['revision', isNum(s.revision)],
+    ['settings', settingsOk(s.settings)],
     ['handshake', handshakeOk(s.handshake)],
     ['negotiated', n === null || (typeof n === 'object' && isNum(n.cipherSuite) && isBytes(n.clientRandom) && isNum(n.maxRecordPlaintext))],
     ['read', trafficOk(s.read) && (s.read === null || n !== null)],

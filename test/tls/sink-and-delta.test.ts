@@ -492,7 +492,7 @@ describe('snapshot format 2: the handshake state no longer carries the transcrip
   });
 
   it('refuses a version 1 snapshot with a SnapshotError naming both versions', () => {
-    expect(SNAPSHOT_VERSION).toBe(2);
+    expect(SNAPSHOT_VERSION).toBe(3);
     const snap = { ...TlsServerEngine.create(server.config, server.deps()).snapshot(), version: 1 };
     let caught: unknown;
     try {
@@ -501,7 +501,7 @@ describe('snapshot format 2: the handshake state no longer carries the transcrip
       caught = err;
     }
     expect(caught).toBeInstanceOf(SnapshotError);
-    expect((caught as SnapshotError).message).toBe('snapshot format version 1 is not supported (this engine reads version 2)');
+    expect((caught as SnapshotError).message).toBe('snapshot format version 1 is not supported (this engine reads versions 2 to 3)');
   });
 
   it('the resumption master secret computed with the server flight is the one the tickets use (the resumption session resumes)', () => {
