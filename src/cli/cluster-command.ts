@@ -10,6 +10,8 @@
  * typed on the command line override it. The file is reloaded on SIGHUP and by the
  * admin API's `POST /config` (`baton reload`): its TLS settings roll out as the next
  * configuration version; settings that need a restart are kept, with a warning.
+ * Without `--config`, SIGHUP and `POST /config` re-read `--cert`/`--key` and roll the
+ * certificate out the same way (sighup.ts); SIGHUP never kills the cluster.
  */
 import { readFile } from 'node:fs/promises';
 import { X509Certificate } from 'node:crypto';
@@ -28,6 +30,7 @@ import { isLoopback, parseHostPort as parseHostPortValue } from '../util/host-po
 import { LOG_LEVELS, createLogger, type LogFields, type LogLevel, type Logger } from '../util/log.js';
 import { CliError, EXIT_FAILURE, parseWholeNumber } from './errors.js';
 import { makeSelfSigned } from './self-signed.js';
+import { handleSighup, hupPlan } from './sighup.js';
 
 export { LOG_LEVELS, type LogLevel };
 
@@ -87,7 +90,7 @@ export function registerClusterCommand(program: Command): void {
     .option('--relays <n>', 'relay actors, one worker thread each', CLUSTER_DEFAULTS.relays)
     .option('--listen <host:port>', 'TLS address to listen on (port 0: any free port)', CLUSTER_DEFAULTS.listen)
     .option('--backend <host:port>', 'plaintext TCP backend to forward to (required)')
-    .option('--cert <file>', 'PEM certificate chain, leaf first (default: a self-signed one for localhost)')
+    .option('--cert <file>', 'PEM certificate chain, leaf first (default: a self-signed one for localhost); re-read on SIGHUP')
     .option('--key <file>', 'PEM private key of the leaf certificate (with --cert)')
     .option('--watchdog-ms <ms>', 'heartbeat deadline before a silent relay is declared hung (default: 1000)')
     .option('--alpn <list>', 'ALPN protocols in preference order, comma-separated, e.g. h2,http/1.1')
@@ -413,13 +416,8 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  // SIGHUP reloads the --config file once the cluster is up (and must not kill it while it starts).
-  let reloadOnHup: (() => void) | null = null;
-  const onHup = () => {
-    if (reloadOnHup) reloadOnHup();
-    else log('warn', 'SIGHUP while starting: ignored (nothing to reload yet)', { event: 'config.reload', signal: 'SIGHUP' });
-  };
-  if (source.configPath) process.on('SIGHUP', onHup);
+  // SIGHUP never kills: it reloads what the cluster was started from (see sighup.ts).
+  const hup = handleSighup(hupPlan(source.configPath, flags.files), log);
 
   const options: ClusterOptions = {
     relays: flags.relays,
@@ -451,19 +449,51 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
     metrics.attach(cluster);
     watchGateway(cluster, logger);
 
-    /** Loads a configuration file (`path`, or the --config one) and rolls it out; never throws for a bad file. */
+    /** The leaf certificate new handshakes get, for the log lines of a reload. */
+    let serving = loaded.fingerprint256;
+
+    /**
+     * Loads a configuration file (`path`, or the --config one) and rolls it out; never
+     * throws for a bad file. Without either, the --cert/--key files are read again and
+     * rolled out the same way. --cert/--key files are always read afresh (a renewed
+     * certificate at the same path is picked up).
+     */
     const reload = async (path?: string): Promise<ReloadResult> => {
       const target = path ?? source.configPath;
-      if (target === undefined) {
-        return { status: 'invalid', error: 'the cluster was started without --config: give the file to load ({"path": "/abs/baton.yaml"}, or baton reload --file FILE)' };
-      }
       let next: ClusterFlags;
-      try {
-        next = parseClusterFlags(source.cli, loadConfigFile(target));
-      } catch (e) {
-        if (!(e instanceof ConfigFileError) && !(e instanceof CliError)) throw e;
-        log('error', `configuration not reloaded: ${e.message}`, { event: 'config.invalid', configFile: target, error: e.message });
-        return { status: 'invalid', error: e.message };
+      if (target === undefined) {
+        if (!flags.files) {
+          return {
+            status: 'invalid',
+            error: 'the cluster was started without --config or --cert/--key: give the file to load ({"path": "/abs/baton.yaml"}, or baton reload --file FILE)',
+          };
+        }
+        next = flags;
+      } else {
+        try {
+          next = parseClusterFlags(source.cli, loadConfigFile(target));
+        } catch (e) {
+          if (!(e instanceof ConfigFileError) && !(e instanceof CliError)) throw e;
+          log('error', `configuration not reloaded: ${e.message}`, { event: 'config.invalid', configFile: target, error: e.message });
+          return { status: 'invalid', error: e.message };
+        }
+      }
+      let nextLeaf: LoadedCertificate;
+      if (next.files) {
+        try {
+          nextLeaf = await loadClusterCertificate(next.files);
+        } catch (e) {
+          if (!(e instanceof CliError)) throw e;
+          log('error', `certificate not reloaded, still serving sha256 ${serving}: ${e.message}`, {
+            event: 'config.invalid',
+            certFile: next.files.cert,
+            keyFile: next.files.key,
+            error: e.message,
+          });
+          return { status: 'invalid', error: e.message };
+        }
+      } else {
+        nextLeaf = describeFileCertificates(next.config!.tls.certificates);
       }
       const warnings: string[] = [];
       const running = restartOnly(flags);
@@ -482,7 +512,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
       // Ticket keys belong to the cluster (and rotate on their own) unless the file names a
       // key file shared with other processes: then rewriting that file rotates them.
       const { certificates: _c, alpn: _a, cipherSuites: _s, groups: _g, ...kept } = cluster.activeTls;
-      const nextCertificates = next.files ? certificates : next.config!.tls.certificates;
+      const nextCertificates = next.files ? [nextLeaf.certificate] : next.config!.tls.certificates;
       const ticketKeys = next.config?.ticketKeys ?? kept.ticketKeys;
       const result = await cluster.reconfigure({ ...kept, ticketKeys, ...tlsOf(next, nextCertificates) });
       if (!result.ok) {
@@ -505,6 +535,15 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
         digest: shortDigest(result.digest),
         unchanged: result.unchanged,
       });
+      if (nextLeaf.fingerprint256 !== serving) {
+        serving = nextLeaf.fingerprint256;
+        log('info', `certificate sha256 ${serving} served to new handshakes (${nextLeaf.subject.replace(/\n/g, ', ')})`, {
+          event: 'cert.reloaded',
+          certificateSha256: serving,
+          version: result.version,
+          ...(next.files ? { certFile: next.files.cert, keyFile: next.files.key } : { configFile: target }),
+        });
+      }
       return { status: 'applied', version: result.version, digest: result.digest, unchanged: result.unchanged, warnings };
     };
 
@@ -544,10 +583,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
       ...(source.configPath ? { configFile: source.configPath } : {}),
     });
     for (const w of flags.config?.obsolete ?? []) log('warn', w, { event: 'config.obsolete', configFile: source.configPath });
-    reloadOnHup = () => {
-      log('info', 'SIGHUP: reloading the configuration', { event: 'config.reload', signal: 'SIGHUP', configFile: source.configPath });
-      reload().catch((e: unknown) => log('error', 'configuration reload failed', { event: 'config.invalid', error: e }));
-    };
+    hup.ready(reload);
 
     const why = await stopped;
     if ('signal' in why) log('info', `${why.signal}: closing`, { event: 'cluster.closing', signal: why.signal });
@@ -571,7 +607,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    process.off('SIGHUP', onHup);
+    hup.dispose();
   }
 }
 
