@@ -6,6 +6,8 @@
 import type net from 'node:net';
 import { ActorSystem, Arena, createArena, type ActorRef, type FaultKind, type Supervisor, type SupervisorEvent } from '../actors/index.js';
 import { aeadBackend, type AeadBackend, type TicketKeys } from '../tls/index.js';
+import type { Clock } from '../util/clock.js';
+import { DEFAULT_DEADLINES, type DeadlineSettings } from './deadlines.js';
 import { DEFAULT_GATEWAY, Gateway, type HostPort } from './gateway.js';
 import type { RelayMsg } from './protocol.js';
 import type { RelayArgs, RelayShared } from './relay-actor.js';
@@ -43,8 +45,16 @@ export interface ClusterOptions {
   readonly watchdogMs?: number;
   /** V8 old-generation limit per relay worker, in MiB. Default 512. */
   readonly relayHeapMb?: number;
-  /** Connections open at once, at most (each has a slot in the state store). Default 10000. */
+  /**
+   * Connections served at once, at most; more wait, unread, until one ends (see
+   * GatewayOptions.maxConnections). Default 10000. The state store has twice as many
+   * slots: a takeover takes a fresh slot while the dead owner's cools.
+   */
   readonly maxConnections?: number;
+  /** Handshake, idle and backend connect deadlines (deadlines.ts; 0: off). Default {@link DEFAULT_DEADLINES}. */
+  readonly deadlines?: Partial<DeadlineSettings>;
+  /** Where the gateway's deadlines read the time (tests); default the system clock. */
+  readonly clock?: Clock;
   /** Bytes of each direction of a relay's data channel. Default 1 MiB. */
   readonly channelBytes?: number;
   /** Chunks of 128 KiB in the arena all socket and relay bytes pass through. Default 4096 (512 MiB, taken as used). */
@@ -56,7 +66,7 @@ export interface ClusterOptions {
 }
 
 const RELAY_MODULE = new URL('./relay-actor.ts', import.meta.url);
-const DEFAULT_MAX_CONNECTIONS = 10_000;
+export const DEFAULT_MAX_CONNECTIONS = 10_000;
 const DEFAULT_CHANNEL_BYTES = 1 << 20;
 const DEFAULT_ARENA_CHUNKS = 4096;
 const ARENA_CHUNK_BYTES = 128 << 10;
@@ -137,7 +147,8 @@ export class Cluster {
     if (!Number.isInteger(opts.relays) || opts.relays < 1) throw new RangeError('relays must be a whole number of at least 1');
     const system = new ActorSystem();
     try {
-      const store = opts.replication === false ? null : createStore(opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
+      const maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+      const store = opts.replication === false ? null : createStore(2 * maxConnections);
       const arena = createArena(opts.arenaChunks ?? DEFAULT_ARENA_CHUNKS, ARENA_CHUNK_BYTES);
       const gateway = new Gateway({
         ...DEFAULT_GATEWAY,
@@ -146,6 +157,9 @@ export class Cluster {
         store: store ? new StateStore(store) : null,
         arena: new Arena(arena),
         ...(opts.reproducible ? { connectionId: (n: number) => `c${n}` } : {}),
+        maxConnections,
+        deadlines: { ...DEFAULT_DEADLINES, ...opts.deadlines },
+        ...(opts.clock ? { clock: opts.clock } : {}),
       });
       const tls: TlsSettings = {
         certificates: opts.certificates,

@@ -10,8 +10,10 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { Arena, ActorRef, ChannelEnd, Crash } from '../actors/index.js';
+import { systemClock, type Clock } from '../util/clock.js';
 import { newId } from '../util/ids.js';
 import { ChunkLedger, SmallAllocator } from './chunk-ledger.js';
+import { DEFAULT_DEADLINES, overdue, sweepPeriodMs, type DeadlineSettings, type Overdue } from './deadlines.js';
 import type { ConnectionEvent, RelayMsg } from './protocol.js';
 import { RelayLink } from './relay-link.js';
 import { RetainedQueue, type InputKind } from './retained.js';
@@ -59,7 +61,20 @@ export interface GatewayOptions {
   readonly maxInFlight: number;
   /** Connection ids; default random (nanoid). Reproducible runs number them. */
   readonly connectionId?: (n: number) => string;
+  /** Handshake, idle and backend connect deadlines (deadlines.ts); default {@link DEFAULT_DEADLINES}. */
+  readonly deadlines?: DeadlineSettings;
+  /**
+   * Connections served at once, at most; past it accepted connections wait, unread, in
+   * arrival order (at most {@link MAX_WAITING}, then closed at once) until one ends.
+   * Default: no limit.
+   */
+  readonly maxConnections?: number;
+  /** Where the deadlines read the time; default the system clock. */
+  readonly clock?: Clock;
 }
+
+/** Accepted connections that may wait for room past `maxConnections`; more are closed at once. */
+export const MAX_WAITING = 1024;
 
 /** How long an ended client socket may wait for the peer's end of stream. */
 const LINGER_MS = 5_000;
@@ -162,6 +177,11 @@ interface Conn {
   suspect: number;
   /** Poison: no input past this one is handed to a relay again. */
   quarantineAfter: number | null;
+  /** Deadline bookkeeping (deadlines.ts), in clock milliseconds. */
+  openedAt: number;
+  lastActive: number;
+  backendConnectingSince: number;
+  idleClosingSince: number;
   /** Detection time and crash kind of a takeover in progress, for latency. */
   takeover: { readonly since: number; readonly kind: string } | null;
   done: boolean;
@@ -203,6 +223,13 @@ export interface GatewayStats {
   quarantined: number;
   /** Output that arrived past what was written (bytes a client would miss; the connection is reset; must stay 0). */
   outputGaps: number;
+  /** Connections closed by a deadline: handshake, idle, backend connect (deadlines.ts). */
+  handshakeTimeouts: number;
+  idleTimeouts: number;
+  backendConnectTimeouts: number;
+  /** Accepted connections that had to wait for room (max connections reached), and those waiting now. */
+  connectionsQueued: number;
+  connectionsWaiting: number;
   /** The most recent takeovers (at most {@link MAX_SAMPLES}); every one is also a 'takeover' event. */
   readonly takeoverSamples: TakeoverSample[];
 }
@@ -217,6 +244,10 @@ export interface GatewayEvents {
   quarantined: [info: { readonly conn: string; readonly input: number; readonly crash: string }];
   connectionLost: [info: { readonly conn: string; readonly reason: string }];
   connectionClosed: [info: { readonly conn: string }];
+  /** A deadline closed the connection (see deadlines.ts). */
+  timedOut: [info: { readonly conn: string; readonly deadline: Exclude<Overdue, 'idleGrace'> }];
+  /** The listening socket failed after it started listening (it is not retried). */
+  listenError: [error: Error];
 }
 
 export class Gateway extends EventEmitter<GatewayEvents> {
@@ -250,14 +281,27 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     connectionsLost: 0,
     quarantined: 0,
     outputGaps: 0,
+    handshakeTimeouts: 0,
+    idleTimeouts: 0,
+    backendConnectTimeouts: 0,
+    connectionsQueued: 0,
+    connectionsWaiting: 0,
     takeoverSamples: [],
   };
+  private readonly clock: Clock;
+  private readonly deadlines: DeadlineSettings;
+  private sweeper: NodeJS.Timeout | null = null;
+  /** Accepted connections waiting for room (max connections), oldest first, with when they came. */
+  private readonly waiting: { readonly accepted: net.Socket | object; readonly at: number }[] = [];
+  private admitScheduled = false;
 
   constructor(private readonly opts: GatewayOptions) {
     super();
     this.slots = opts.store ? new SlotAllocator(opts.store) : null;
     this.ledger = new ChunkLedger(opts.arena);
     this.small = new SmallAllocator(this.ledger);
+    this.clock = opts.clock ?? systemClock;
+    this.deadlines = opts.deadlines ?? DEFAULT_DEADLINES;
   }
 
   /**
@@ -294,8 +338,12 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       server.once('error', reject);
       server.listen(this.opts.listen.port, this.opts.listen.host, () => {
         server.off('error', reject);
+        // Without a listener an error after start would end the process with a stack trace.
+        server.on('error', (e) => this.emit('listenError', e));
         // Accepted connections read straight into the arena (see socket-input.ts).
         takeAccepts(server, (handle) => this.accept(handle));
+        this.sweeper = setInterval(() => this.sweep(), sweepPeriodMs(this.deadlines));
+        this.sweeper.unref();
         resolve();
       });
     });
@@ -347,15 +395,52 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     c.owner = owner;
   }
 
-  /** A new client connection: its handle (the usual way), or a Socket where Node kept the handle to itself. */
+  /** Closes an accepted connection at once (its handle, or a Socket). */
+  private refuse(accepted: net.Socket | object): void {
+    if (accepted instanceof net.Socket) accepted.destroy();
+    else acceptedSocket(accepted, { buffer: () => this.scratch, callback: () => true }).destroy();
+  }
+
+  /**
+   * A new client connection: its handle (the usual way), or a Socket where Node kept the
+   * handle to itself. At max connections it waits, unread (the kernel holds its bytes).
+   */
   private accept(accepted: net.Socket | object): void {
+    const max = this.opts.maxConnections;
+    if (max !== undefined && (this.stats.connectionsActive >= max || this.waiting.length > 0)) {
+      if (this.waiting.length >= MAX_WAITING) {
+        this.stats.connectionsRefused++;
+        this.refuse(accepted);
+        return;
+      }
+      if (accepted instanceof net.Socket) accepted.pause();
+      this.waiting.push({ accepted, at: this.clock.now() });
+      this.stats.connectionsQueued++;
+      this.stats.connectionsWaiting = this.waiting.length;
+      return;
+    }
+    this.serve(accepted);
+  }
+
+  /** Serves waiting connections while there is room (after a connection ended). */
+  private admit(): void {
+    this.admitScheduled = false;
+    const max = this.opts.maxConnections ?? Infinity;
+    while (this.waiting.length > 0 && this.stats.connectionsActive < max && this.server !== null) {
+      const { accepted } = this.waiting.shift()!;
+      this.serve(accepted);
+      if (accepted instanceof net.Socket) accepted.resume();
+    }
+    this.stats.connectionsWaiting = this.waiting.length;
+  }
+
+  private serve(accepted: net.Socket | object): void {
     const owner = this.leastLoaded();
     const slot = this.slots ? this.slots.allocate() : { slot: -1, token: 0 };
     if (owner === null || slot === null) {
       this.stats.connectionsRefused++;
       if (slot !== null && slot.slot >= 0) this.slots?.release(slot.slot);
-      if (accepted instanceof net.Socket) accepted.destroy();
-      else acceptedSocket(accepted, { buffer: () => this.scratch, callback: () => true }).destroy();
+      this.refuse(accepted);
       return;
     }
     const num = this.nextNum++;
@@ -397,9 +482,14 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       strikes: 0,
       suspect: 0,
       quarantineAfter: null,
+      openedAt: this.clock.now(),
+      lastActive: 0,
+      backendConnectingSince: 0,
+      idleClosingSince: 0,
       takeover: null,
       done: false,
     };
+    c.lastActive = c.openedAt;
     conn = c;
     this.sockets.add(client);
     client.once('close', () => this.sockets.delete(client));
@@ -433,6 +523,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
     if (kind === 'client') this.stats.bytesFromClients += length;
     else if (kind === 'backend') this.stats.bytesFromBackends += length;
+    c.lastActive = this.clock.now();
     c.retained.push(kind, chunk, offset, length);
     if (c.clientIn.starved || c.backendIn?.starved) {
       this.starved.add(c);
@@ -481,8 +572,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       onread: backendIn.onread,
     } as net.NetConnectOpts);
     c.backend = backend;
+    c.backendConnectingSince = this.clock.now();
     backend.on('connect', () => {
       c.backendConnected = true;
+      c.backendConnectingSince = 0;
       if (c.toBackend.pending) this.touch(c);
       this.flushWrites();
       if (c.peerClosed || c.clientEnded) this.endBackend(c);
@@ -735,6 +828,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     c.done = true;
     this.stats.connectionsActive--;
     this.emit('connectionClosed', { conn: c.id });
+    if (this.waiting.length > 0 && !this.admitScheduled) {
+      this.admitScheduled = true;
+      setImmediate(() => this.admit());
+    }
     if (!c.engineClosed) c.client.destroy();
     // A peer that never closes its side does not hold the socket forever.
     else setTimeout(() => c.client.destroy(), LINGER_MS).unref();
@@ -857,8 +954,85 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.pump(c);
   }
 
+  // ---- deadlines ----
+
+  /**
+   * One pass over every connection's deadlines (deadlines.ts), and over the connections
+   * waiting for room: one that waited past the handshake deadline is closed. Run every
+   * sweep period; public for tests that move an injected clock.
+   */
+  sweep(): void {
+    const now = this.clock.now();
+    const d = this.deadlines;
+    if (d.handshakeTimeoutMs > 0) {
+      while (this.waiting.length > 0 && now - this.waiting[0]!.at >= d.handshakeTimeoutMs) {
+        this.stats.handshakeTimeouts++;
+        this.refuse(this.waiting.shift()!.accepted);
+      }
+      this.stats.connectionsWaiting = this.waiting.length;
+    }
+    let closed = false;
+    for (const c of this.conns.values()) {
+      if (c.done) continue;
+      const late = overdue(c, now, d);
+      if (late === null) continue;
+      closed = true;
+      switch (late) {
+        case 'handshake':
+          this.stats.handshakeTimeouts++;
+          this.emit('timedOut', { conn: c.id, deadline: late });
+          this.finish(c);
+          break;
+        case 'backendConnect':
+          // As a refused connect: the relay answers with a fatal alert and closes.
+          this.stats.backendConnectTimeouts++;
+          this.emit('timedOut', { conn: c.id, deadline: late });
+          c.backendConnectingSince = 0;
+          c.backend!.removeAllListeners('connect');
+          c.backend!.destroy();
+          if (!c.engineClosed) this.input(c, 'backendFailed');
+          break;
+        case 'idle':
+          this.stats.idleTimeouts++;
+          this.emit('timedOut', { conn: c.id, deadline: late });
+          this.closeIdle(c, now);
+          break;
+        case 'idleGrace':
+          this.finish(c);
+          break;
+      }
+    }
+    if (closed) this.flushWrites();
+  }
+
+  /**
+   * Closes an idle connection with close_notify: the backend is let go and its end of
+   * stream given to the relay, which answers with close_notify; the connection ends
+   * once the client answers hers, or after the grace.
+   */
+  private closeIdle(c: Conn, now: number): void {
+    c.idleClosingSince = now;
+    if (c.backendEndSeq !== 0 || c.engineClosed) {
+      // Its close_notify is sent already, or there is no relay to seal one: cut it.
+      this.finish(c);
+      return;
+    }
+    if (c.backend) {
+      c.backend.removeAllListeners('end');
+      c.backend.removeAllListeners('error');
+      c.backend.on('error', () => {});
+      c.backend.destroy();
+    }
+    this.input(c, 'backendEnd');
+    c.backendEndSeq = c.retained.next - 1;
+  }
+
   /** Stops listening and ends every connection. Idempotent. */
   async close(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
+    for (const w of this.waiting.splice(0)) this.refuse(w.accepted);
+    this.stats.connectionsWaiting = 0;
     for (const c of [...this.conns.values()]) this.finish(c);
     for (const s of this.sockets) s.destroy();
     for (const r of this.relays.values()) r.link?.close();
