@@ -30,12 +30,13 @@ import { isLoopback, parseHostPort as parseHostPortValue } from '../util/host-po
 import { LOG_LEVELS, createLogger, type LogFields, type LogLevel, type Logger } from '../util/log.js';
 import { CliError, EXIT_FAILURE, parseWholeNumber } from './errors.js';
 import { makeSelfSigned } from './self-signed.js';
+import { LIMIT_OPTIONS, limitFields, parseLimits, type ConnectionLimits, type RawLimitFlags } from './limits.js';
 import { handleSighup, hupPlan } from './sighup.js';
 
 export { LOG_LEVELS, type LogLevel };
 
 /** Flag values as commander hands them over: strings, each possibly absent. */
-export interface RawClusterFlags {
+export interface RawClusterFlags extends RawLimitFlags {
   readonly relays?: string;
   readonly listen?: string;
   readonly backend?: string;
@@ -68,6 +69,8 @@ export interface ClusterFlags {
   /** Replication batching from the configuration file (the defaults when absent). */
   /** The configuration file the values not given as flags came from (`--config`). Secret: keys. */
   readonly config?: ClusterFileConfig;
+  /** Connection deadlines and limit (limits.ts). */
+  readonly limits: ConnectionLimits;
 }
 
 export const CLUSTER_DEFAULTS = {
@@ -98,6 +101,10 @@ export function registerClusterCommand(program: Command): void {
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, CLUSTER_DEFAULTS.logLevel)
     .option('--admin <host:port|off>', `admin API address, loopback only (port 0: any free port; off: no admin API) (default: "${DEFAULT_ADMIN.host}:${DEFAULT_ADMIN.port}")`)
     .option('--token-file <path>', `where to write the admin API token, mode 0600 (default: "${defaultTokenFile(DEFAULT_ADMIN.port)}", admin-PORT.token for another port)`)
+    .option(LIMIT_OPTIONS[0]![0], LIMIT_OPTIONS[0]![1])
+    .option(LIMIT_OPTIONS[1]![0], LIMIT_OPTIONS[1]![1])
+    .option(LIMIT_OPTIONS[2]![0], LIMIT_OPTIONS[2]![1])
+    .option(LIMIT_OPTIONS[3]![0], LIMIT_OPTIONS[3]![1])
     .option('--config <file>', 'YAML or JSON configuration file (flags given on the command line override it); reloaded on SIGHUP, POST /config or `baton reload`')
     .action(async (raw: RawClusterFlags, cmd: Command) => {
       // Only what was typed on the command line overrides the file; defaults apply last.
@@ -148,6 +155,7 @@ export function parseClusterFlags(raw: RawClusterFlags, file?: ClusterFileConfig
   if (raw.tokenFile === '') throw new CliError('--token-file is empty: give a file path');
   if (raw.tokenFile !== undefined && admin === 'off') throw new CliError('--token-file has no use with --admin off');
   const tokenFile = raw.tokenFile ?? (admin === 'off' ? undefined : file?.admin?.tokenFile);
+  const limits = parseLimits(raw, file);
   return {
     relays,
     listen,
@@ -160,6 +168,7 @@ export function parseClusterFlags(raw: RawClusterFlags, file?: ClusterFileConfig
     ...(admin !== undefined ? { admin } : {}),
     ...(tokenFile !== undefined ? { tokenFile } : {}),
     ...(file ? { config: file } : {}),
+    limits,
   };
 }
 
@@ -372,6 +381,7 @@ function restartOnly(f: ClusterFlags): Record<string, string> {
     watchdogMs: f.watchdogMs === undefined ? 'default' : String(f.watchdogMs),
     'admin.address': f.admin === undefined ? 'default' : f.admin === 'off' ? 'off' : formatHostPort(f.admin.host, f.admin.port),
     'admin.tokenFile': f.tokenFile ?? 'default',
+    ...limitFields(f.limits),
   };
 }
 
@@ -431,6 +441,12 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
     ...(rotationSeconds !== undefined ? { ticketRotationMs: rotationSeconds * 1000 } : {}),
     ...(flags.config?.ticketKeys ? { ticketKeys: flags.config.ticketKeys } : {}),
     ...(flags.watchdogMs !== undefined ? { watchdogMs: flags.watchdogMs } : {}),
+    maxConnections: flags.limits.maxConnections,
+    deadlines: {
+      handshakeTimeoutMs: flags.limits.handshakeTimeoutMs,
+      idleTimeoutMs: flags.limits.idleTimeoutMs,
+      backendConnectTimeoutMs: flags.limits.backendConnectTimeoutMs,
+    },
     onEvent: (e) => {
       metrics.supervisorEvent(e);
       const { level, line } = describeEvent(e);
@@ -618,7 +634,9 @@ function watchGateway(cluster: Cluster, log: Logger): void {
     g.on('handshake', (h) => log.debug('handshake', { event: 'conn.handshake', conn: h.conn, relay: h.relay, resumed: h.resumed, cipherSuite: h.cipherSuite }));
     g.on('takeover', (t) => log.debug('takeover', { event: 'conn.takeover', conn: t.conn, crash: t.kind, ms: t.ms }));
     g.on('connectionClosed', (c) => log.debug('connection closed', { event: 'conn.closed', conn: c.conn }));
+    g.on('timedOut', (t) => log.debug(`connection closed: ${t.deadline} deadline passed`, { event: 'conn.timedOut', conn: t.conn, deadline: t.deadline }));
   }
+  g.on('listenError', (e) => log.error(`the listening socket failed: ${e.message}`, { event: 'listen.error', code: (e as NodeJS.ErrnoException).code }));
   g.on('quarantined', (c) => log.warn(`connection quarantined: its input ${c.input} crashed two owners (last: ${c.crash})`, { event: 'conn.quarantined', conn: c.conn, input: c.input, crash: c.crash }));
   g.on('connectionLost', (c) => log.warn(`connection lost: ${c.reason}`, { event: 'conn.lost', conn: c.conn }));
 }

@@ -15,6 +15,8 @@
  * relays: 3
  * replication: { enabled: true, batchInputs: 32, batchDelayMs: 5 }
  * watchdogMs: 1000
+ * handshakeTimeoutMs: 10000              # 0: off; and idleTimeoutMs (300000), backendConnectTimeoutMs (5000)
+ * maxConnections: 10000
  * tickets: { rotationSeconds: 3600 }      # or { keyFile: tickets.keys }, shared by several processes
  * admin: { address: 127.0.0.1:9901, tokenFile: /run/baton/admin.token }
  * ```
@@ -46,6 +48,11 @@ export interface ClusterFileConfig {
   /** Fields the file sets that no longer do anything, with why (warned about at start). */
   readonly obsolete: readonly string[];
   readonly watchdogMs?: number;
+  /** Connection deadlines in milliseconds (0: off) and the connection limit (cli/limits.ts). */
+  readonly handshakeTimeoutMs?: number;
+  readonly idleTimeoutMs?: number;
+  readonly backendConnectTimeoutMs?: number;
+  readonly maxConnections?: number;
   readonly ticketRotationSeconds?: number;
   /**
    * Ticket keys from a file, so that several Baton processes open each other's tickets
@@ -72,6 +79,9 @@ const hostPort = (opts: { allowPortZero: boolean; loopbackOnly?: boolean }) =>
 
 const SUITES = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'] as const;
 const GROUPS = ['x25519', 'secp256r1', 'secp384r1'] as const;
+
+/** A connection deadline in milliseconds: 0 (off) to a day. */
+const timeoutMs = z.number().int().min(0).max(86_400_000).optional();
 
 const schema = z.strictObject({
   listeners: z
@@ -104,6 +114,10 @@ const schema = z.strictObject({
     })
     .optional(),
   watchdogMs: z.number().int().min(50).max(3_600_000).optional(),
+  handshakeTimeoutMs: timeoutMs,
+  idleTimeoutMs: timeoutMs,
+  backendConnectTimeoutMs: timeoutMs,
+  maxConnections: z.number().int().min(1).max(100_000).optional(),
   tickets: z
     .strictObject({ rotationSeconds: z.number().int().min(1).max(604_800).optional(), keyFile: z.string().min(1).optional() })
     .refine((t) => !(t.rotationSeconds && t.keyFile), 'rotationSeconds and keyFile exclude each other: keys from a file rotate when the file changes')
@@ -199,6 +213,10 @@ export function loadConfigFile(path: string): ClusterFileConfig {
       .filter((k) => c.replication?.[k] !== undefined)
       .map((k) => `replication.${k} is no longer used: relays commit connection state after every batch they handle`),
     ...(c.watchdogMs ? { watchdogMs: c.watchdogMs } : {}),
+    ...(c.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: c.handshakeTimeoutMs } : {}),
+    ...(c.idleTimeoutMs !== undefined ? { idleTimeoutMs: c.idleTimeoutMs } : {}),
+    ...(c.backendConnectTimeoutMs !== undefined ? { backendConnectTimeoutMs: c.backendConnectTimeoutMs } : {}),
+    ...(c.maxConnections !== undefined ? { maxConnections: c.maxConnections } : {}),
     ...(c.tickets?.rotationSeconds ? { ticketRotationSeconds: c.tickets.rotationSeconds } : {}),
     ...(c.tickets?.keyFile ? { ticketKeys: readTicketKeys(file, resolve(base, c.tickets.keyFile)) } : {}),
     ...(c.admin

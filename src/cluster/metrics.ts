@@ -82,6 +82,30 @@ export class ClusterMetrics {
     mirror('baton_quarantined_connections_total', 'poison connections closed with a fatal alert after crashing owners twice', (s) => s.quarantined);
     mirror('baton_connections_lost_total', 'connections that could not be carried on after a crash (see the log for why)', (s) => s.connectionsLost);
     mirror('baton_output_gaps_total', 'relay output past what was written (bytes a client would miss; the connection is reset; must stay 0)', (s) => s.outputGaps);
+    mirror('baton_connections_refused_total', 'connections closed at accept: no relay up, no free state slot, or too many waiting for room', (s) => s.connectionsRefused);
+    mirror('baton_connections_queued_total', 'connections that waited, unread, for room because max connections were served', (s) => s.connectionsQueued);
+    new Gauge({
+      name: 'baton_connections_waiting',
+      help: 'connections waiting now, unread, for room (max connections reached)',
+      registers,
+      collect() {
+        this.set(stats()?.connectionsWaiting ?? 0);
+      },
+    });
+    new Counter<'deadline'>({
+      name: 'baton_deadline_closes_total',
+      help: 'connections closed by a deadline: handshake (not done in time), idle (no bytes either way), backend_connect (the backend did not answer in time)',
+      labelNames: ['deadline'],
+      registers,
+      collect() {
+        const s = stats();
+        this.reset();
+        if (!s) return;
+        this.inc({ deadline: 'handshake' }, s.handshakeTimeouts);
+        this.inc({ deadline: 'idle' }, s.idleTimeouts);
+        this.inc({ deadline: 'backend_connect' }, s.backendConnectTimeouts);
+      },
+    });
     new Counter<'peer' | 'direction'>({
       name: 'baton_bytes_total',
       help: 'bytes through the gateway: peer client (ciphertext) or backend (plaintext), direction in (read) or out (written)',

@@ -37,6 +37,7 @@ describe('parseClusterFlags', () => {
       backend: { host: '127.0.0.1', port: 9000 },
       replication: true,
       logLevel: 'info',
+      limits: { handshakeTimeoutMs: 10_000, idleTimeoutMs: 300_000, backendConnectTimeoutMs: 5_000, maxConnections: 10_000 },
     });
   });
 
@@ -52,6 +53,10 @@ describe('parseClusterFlags', () => {
         alpn: 'h2,http/1.1',
         replication: 'off',
         logLevel: 'debug',
+        handshakeTimeout: '1s',
+        idleTimeout: '0',
+        backendConnectTimeout: '750ms',
+        maxConnections: '2',
       }),
     ).toEqual({
       relays: 5,
@@ -62,7 +67,16 @@ describe('parseClusterFlags', () => {
       alpn: ['h2', 'http/1.1'],
       replication: false,
       logLevel: 'debug',
+      limits: { handshakeTimeoutMs: 1_000, idleTimeoutMs: 0, backendConnectTimeoutMs: 750, maxConnections: 2 },
     });
+  });
+
+  it('reads durations as ms, s or m (a bare number is seconds)', () => {
+    const limits = (raw: RawClusterFlags) => parseClusterFlags({ ...ok, ...raw }).limits;
+    expect(limits({ idleTimeout: '5m' }).idleTimeoutMs).toBe(300_000);
+    expect(limits({ idleTimeout: '90' }).idleTimeoutMs).toBe(90_000);
+    expect(limits({ handshakeTimeout: '1.5s' }).handshakeTimeoutMs).toBe(1_500);
+    expect(limits({ backendConnectTimeout: '250ms' }).backendConnectTimeoutMs).toBe(250);
   });
 
   it.each([
@@ -93,6 +107,12 @@ describe('parseClusterFlags', () => {
     [{ ...ok, alpn: 'h 2' }, /--alpn protocol "h 2" must be printable ASCII/],
     [{ ...ok, replication: 'maybe' }, /--replication must be "on" or "off", got "maybe"/],
     [{ ...ok, logLevel: 'verbose' }, /--log-level must be one of debug, info, warn, error, got "verbose"/],
+    [{ ...ok, handshakeTimeout: 'soon' }, /--handshake-timeout must be a duration such as 10s, 500ms or 5m \(0: off\), got "soon"/],
+    [{ ...ok, idleTimeout: '-1s' }, /--idle-timeout must be a duration/],
+    [{ ...ok, backendConnectTimeout: '0.5ms' }, /--backend-connect-timeout must be a duration/],
+    [{ ...ok, idleTimeout: '2000m' }, /--idle-timeout must be at most 24 hours/],
+    [{ ...ok, maxConnections: '0' }, /--max-connections must be a whole number from 1 to 100000, got "0"/],
+    [{ ...ok, maxConnections: 'lots' }, /--max-connections must be a whole number/],
   ] as [RawClusterFlags, RegExp][])('rejects %j', (raw, message) => {
     const e = cliError(raw);
     expect(e.message).toMatch(message);

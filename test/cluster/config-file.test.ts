@@ -103,6 +103,16 @@ describe('configuration file', () => {
     expectError(GOOD.replace('tickets: { rotationSeconds: 3600 }', 'tickets: { rotationSeconds: 60, keyFile: tickets.keys }'), /tickets: .*exclude each other/);
   });
 
+  it('reads the connection deadlines and limit (0: off); a bad one is named', () => {
+    const c = loadConfigFile(write('limits.yaml', GOOD.replace('watchdogMs: 800', 'watchdogMs: 800\nhandshakeTimeoutMs: 2000\nidleTimeoutMs: 0\nbackendConnectTimeoutMs: 1500\nmaxConnections: 50')));
+    expect([c.handshakeTimeoutMs, c.idleTimeoutMs, c.backendConnectTimeoutMs, c.maxConnections]).toEqual([2000, 0, 1500, 50]);
+    const plain = loadConfigFile(write('no-limits.yaml', GOOD));
+    expect([plain.handshakeTimeoutMs, plain.idleTimeoutMs, plain.backendConnectTimeoutMs, plain.maxConnections]).toEqual([undefined, undefined, undefined, undefined]);
+    expectError(GOOD.replace('watchdogMs: 800', 'watchdogMs: 800\nidleTimeoutMs: -1'), /idleTimeoutMs: .*>=\s*0/);
+    expectError(GOOD.replace('watchdogMs: 800', 'watchdogMs: 800\nhandshakeTimeoutMs: 10s'), /handshakeTimeoutMs: .*number/);
+    expectError(GOOD.replace('watchdogMs: 800', 'watchdogMs: 800\nmaxConnections: 0'), /maxConnections: /);
+  });
+
   it('says which file could not be read', () => {
     expect(() => loadConfigFile(join(dir, 'nope.yaml'))).toThrow(/nope\.yaml.*ENOENT/);
   });
