@@ -3,10 +3,12 @@
  * trickling its ClientHello a byte every 200 ms is closed by a 1 s handshake deadline
  * while a normal client is served; an idle connection gets close_notify after a 1 s
  * idle deadline while a chatty one carries on; with at most 2 connections a third waits,
- * unserved, until one ends. The deadline rules themselves (including the backend
- * connect deadline, which loopback cannot stall reliably) are checked on a fake clock.
+ * unserved, until one ends; a backend whose accept queue is full (a process that
+ * listens, then blocks) makes the connect hang: a 1 s backend connect deadline gives
+ * the client a fatal alert. The deadline rules themselves are checked on a fake clock.
  * Every wait is on an event or a condition, bounded generously (CPU hogs).
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -60,6 +62,30 @@ async function clientHello(): Promise<Buffer> {
   client.destroy();
   server.close();
   return hello;
+}
+
+/**
+ * A backend whose connects never complete: a child process listens with an accept queue
+ * of 1 and blocks (without spinning); once two connections fill the queue (Linux holds
+ * backlog + 1), the kernel drops every further SYN. (A backlog of 0 is Node's default, 511.)
+ */
+async function blackhole(): Promise<{ port: number; child: ChildProcess; fillers: net.Socket[] }> {
+  const code = `const s=require('net').createServer();s.listen({port:0,host:'127.0.0.1',backlog:1},()=>{process.stdout.write(s.address().port+'\\n',()=>Atomics.wait(new Int32Array(new SharedArrayBuffer(4)),0,0,120000))})`;
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await within(
+    new Promise<number>((resolve) => {
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('\n')) resolve(Number(out.trim()));
+      });
+    }),
+    15_000,
+    'the blackhole port',
+  );
+  const fillers = [0, 1].map(() => net.connect(port, '127.0.0.1').on('error', () => {}));
+  await within(Promise.all(fillers.map((f) => new Promise((r) => f.once('connect', r)))), 15_000, 'the filler connections');
+  return { port, child, fillers };
 }
 
 describe('deadline rules (fake clock)', () => {
@@ -159,6 +185,32 @@ describe('deadlines and the connection limit (loopback)', () => {
     expect(t.cluster.gateway.stats.idleTimeouts).toBe(1);
     await until('the idle connection to end in the gateway', () => t!.cluster.gateway.stats.connectionsActive === 1, 15_000);
     expect(await echo(chatty, 'after')).toBe('after');
+  }, 60_000);
+
+  it('gives up a backend connect that hangs after the deadline: the client gets a fatal alert', async () => {
+    const hole = await blackhole();
+    try {
+      t = await startTestCluster({ relays: 1, backend: { host: '127.0.0.1', port: hole.port }, deadlines: { backendConnectTimeoutMs: 1_000 } });
+      const client = await connectTls(t.cluster.address.port);
+      sockets.push(client);
+      const since = Date.now();
+      const failed = within(
+        new Promise<Error | null>((resolve) => {
+          client.once('error', (e) => resolve(e));
+          client.once('close', () => resolve(null));
+        }),
+        20_000,
+        'the client to be failed',
+      );
+      client.write('anyone there?');
+      const e = await failed;
+      expect(Date.now() - since).toBeGreaterThanOrEqual(900);
+      expect(e?.message ?? '').toMatch(/internal error/i);
+      expect(t.cluster.gateway.stats.backendConnectTimeouts).toBe(1);
+    } finally {
+      for (const f of hole.fillers) f.destroy();
+      hole.child.kill('SIGKILL');
+    }
   }, 60_000);
 
   it('with at most 2 connections, a third waits unserved until one ends', async () => {
