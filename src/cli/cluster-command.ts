@@ -20,6 +20,7 @@ import { Command } from 'commander';
 import { describeReason, type SupervisorEvent } from '../actors/index.js';
 import { AdminApi, type ReloadResult } from '../cluster/admin-api.js';
 import { ConfigFileError, loadConfigFile, type ClusterFileConfig } from '../cluster/config-file.js';
+import { readConfigText } from '../cluster/config-read.js';
 import { ClusterMetrics } from '../cluster/metrics.js';
 import { DEFAULT_ADMIN, TokenFileError, defaultTokenFile, newAdminToken, writeTokenFile } from '../cluster/token.js';
 import { Cluster, type ClusterOptions } from '../relay/cluster.js';
@@ -487,7 +488,12 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
         next = flags;
       } else {
         try {
-          next = parseClusterFlags(source.cli, loadConfigFile(target));
+          if (path !== undefined && source.configPath === undefined) {
+            throw new ConfigFileError(`${path}: the cluster was started without --config: POST /config loads files only from the folder of the --config file`);
+          }
+          // A file named by POST /config must lie beside the --config one (config-read.ts).
+          const text = await readConfigText(target, path !== undefined ? source.configPath : undefined);
+          next = parseClusterFlags(source.cli, loadConfigFile(target, text));
         } catch (e) {
           if (!(e instanceof ConfigFileError) && !(e instanceof CliError)) throw e;
           log('error', `configuration not reloaded: ${e.message}`, { event: 'config.invalid', configFile: target, error: e.message });

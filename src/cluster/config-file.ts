@@ -167,10 +167,13 @@ export function readTicketKeys(configFile: string, keyFile: string): TicketKeys 
   return { current: keys[0]!, previous: keys.slice(1) };
 }
 
-/** Reads, parses and checks a configuration file; certificates are loaded and matched to their keys. */
-export function loadConfigFile(path: string): ClusterFileConfig {
+/**
+ * Reads, parses and checks a configuration file; certificates are loaded and matched to
+ * their keys. `text`: the file's text, already read (see config-read.ts).
+ */
+export function loadConfigFile(path: string, text?: string): ClusterFileConfig {
   const file = resolve(path);
-  const text = readText(file, file);
+  text ??= readText(file, file);
   let raw: unknown;
   try {
     raw = parseYaml(text);

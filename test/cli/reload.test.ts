@@ -8,6 +8,7 @@
  * version 2 throughout. A malformed file at start is refused with exit 2. Every
  * spawned process is killed after each test.
  */
+import { execFileSync } from 'node:child_process';
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -204,6 +205,17 @@ describe('baton cluster --config and baton reload (end to end)', () => {
     const missing = await batonOnce(['reload', '--file', path.join(dir, 'nope.yaml'), ...admin]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain(`${path.join(dir, 'nope.yaml')}: cannot read`);
+
+    // Only regular files beside the --config one: a FIFO and /dev/zero are refused at once.
+    const fifo = path.join(dir, 'fifo.yaml');
+    execFileSync('mkfifo', [fifo]);
+    const fromFifo = await batonOnce(['reload', '--file', fifo, ...admin]);
+    expect(fromFifo.code).toBe(2);
+    expect(fromFifo.stderr).toContain(`${fifo}: not a regular file`);
+    const zero = await batonOnce(['reload', '--file', '/dev/zero', ...admin]);
+    expect(zero.code).toBe(2);
+    expect(zero.stderr).toContain('/dev/zero: only files in the folder of the --config file');
+    expect(await servedKeyType(Number(m[2]))).toBe('rsa');
   }, 60_000);
 
   it('refuses a malformed file at start with exit 2, naming the file and the field', async () => {
