@@ -16,6 +16,7 @@
 import { readFile } from 'node:fs/promises';
 import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { Command } from 'commander';
 import { describeReason, type SupervisorEvent } from '../actors/index.js';
 import { AdminApi, type ReloadResult } from '../cluster/admin-api.js';
@@ -74,15 +75,23 @@ export interface ClusterFlags {
   readonly limits: ConnectionLimits;
 }
 
+/** Relay workers we agree to start on one host. */
+export const MAX_RELAYS = 256;
+
+/**
+ * One relay per core, and never fewer than two (a crashed relay's connections need a
+ * sibling to carry them on at once). More relays than cores add only threads that take
+ * turns on the same cores: on 2 cores, 3 relays cost ~12% more CPU per handshake than 2
+ * (bench/handshake-cpu.ts).
+ */
+export const DEFAULT_RELAYS = Math.min(MAX_RELAYS, Math.max(2, availableParallelism()));
+
 export const CLUSTER_DEFAULTS = {
-  relays: '3',
+  relays: String(DEFAULT_RELAYS),
   listen: '127.0.0.1:8443',
   replication: 'on',
   logLevel: 'info',
 } as const;
-
-/** Relay workers we agree to start on one host. */
-export const MAX_RELAYS = 256;
 const WATCHDOG_MIN_MS = 50;
 const WATCHDOG_MAX_MS = 3_600_000;
 
@@ -91,7 +100,7 @@ export function registerClusterCommand(program: Command): void {
   program
     .command('cluster')
     .description('run a local relay cluster until SIGINT or SIGTERM')
-    .option('--relays <n>', 'relay actors, one worker thread each', CLUSTER_DEFAULTS.relays)
+    .option('--relays <n>', 'relay actors, one worker thread each (default: one per core, at least 2)', CLUSTER_DEFAULTS.relays)
     .option('--listen <host:port>', 'TLS address to listen on (port 0: any free port)', CLUSTER_DEFAULTS.listen)
     .option('--backend <host:port>', 'plaintext TCP backend to forward to (required)')
     .option('--cert <file>', 'PEM certificate chain, leaf first (default: a self-signed one for localhost); re-read on SIGHUP')

@@ -9,6 +9,7 @@ import tls from 'node:tls';
 import { afterEach, beforeAll, afterAll, describe, expect, it } from 'vitest';
 import { startEchoBackend, type EchoBackend } from '../../src/cli/demo/echo-backend.js';
 import { describeEvent, parseClusterFlags, parseHostPort, type RawClusterFlags } from '../../src/cli/cluster-command.js';
+import { availableParallelism } from 'node:os';
 import type { ActorRef } from '../../src/actors/index.js';
 import { CliError } from '../../src/cli/errors.js';
 import { makeSelfSigned } from '../../src/cli/self-signed.js';
@@ -32,7 +33,7 @@ const ok = { backend: '127.0.0.1:9000' } as const;
 describe('parseClusterFlags', () => {
   it('applies the defaults', () => {
     expect(parseClusterFlags(ok)).toEqual({
-      relays: 3,
+      relays: Math.max(2, availableParallelism()),
       listen: { host: '127.0.0.1', port: 8443 },
       backend: { host: '127.0.0.1', port: 9000 },
       replication: true,
