@@ -107,14 +107,24 @@ describe('restart strategies', () => {
     const events: SupervisorEvent[] = [];
     const sup = await sys.supervise({
       strategy: 'one_for_one',
-      children: [{ ...worker('t'), restart: 'temporary' }],
+      intensity: 10,
+      children: [{ ...worker('t'), restart: 'temporary' }, worker('p')],
       listener: (e) => events.push(e),
     });
+    const restarted = (child: string) => events.some((e) => e.type === 'Restarted' && e.child === child);
     sys.inject(sup.childRef('t'), 'throw');
-    await waitFor(() => events.length > 0, 'crash');
-    await new Promise((r) => setTimeout(r, 100));
-    expect(events.map((e) => e.type)).toEqual(['Crashed']);
-    expect(sup.whichChildren()).toEqual([]);
+    await waitFor(() => events.some((e) => e.type === 'Crashed' && e.child === 't'), 'the crash of t');
+    // The proof that t is not restarted is a restart that would come after one of t: the
+    // permanent sibling p, crashed after t, is restarted; then we wait as long again as (plus a margin)
+    // p's restart took (measured, so a slow machine waits longer).
+    const crashedAt = Date.now();
+    sys.inject(sup.childRef('p'), 'throw');
+    await waitFor(() => restarted('p'), 'the restart of p');
+    const restartMs = Date.now() - crashedAt;
+    await waitFor(() => restarted('t'), 'a restart of t', restartMs + 200).catch(() => undefined);
+    expect(restarted('t')).toBe(false);
+    expect(events.map((e) => e.type === 'Crashed' || e.type === 'Restarted' ? `${e.type} ${e.child}` : e.type)).toEqual(['Crashed t', 'Crashed p', 'Restarted p']);
+    expect(sup.whichChildren().map((c) => c.id)).toEqual(['p']);
   });
 });
 
