@@ -12,7 +12,7 @@ import type { SupervisorEvent } from '../../src/actors/index.js';
 import { startEchoBackend, type EchoBackend } from '../../src/cli/demo/echo-backend.js';
 import { VerifyingClient } from '../../src/cli/demo/verifying-client.js';
 import { AdminApi, isLoopback, type CrashResponse, type StatusResponse } from '../../src/cluster/admin-api.js';
-import { ClusterMetrics, quantile } from '../../src/cluster/metrics.js';
+import { ClusterMetrics, quantile, replicationLag } from '../../src/cluster/metrics.js';
 import { defaultTokenFile, newAdminToken, readTokenFile, writeTokenFile } from '../../src/cluster/token.js';
 import { Cluster } from '../../src/relay/cluster.js';
 import { createLogger, redact } from '../../src/util/log.js';
@@ -114,12 +114,22 @@ describe('admin API', () => {
     }
     expect(s.connections.active).toBe(3);
     expect(s.relays.reduce((n, r) => n + r.owned, 0)).toBe(3);
+    const live = new Map(cluster.gateway.connections().map((c) => [c.id, c]));
     for (const c of s.connections.list) {
       expect(c.owner).not.toBeNull();
       expect(c.epoch).toBe(1);
       expect(c.handshakeDone).toBe(true);
-      expect(c.replicationLag).toBeGreaterThanOrEqual(0);
+      // Uncommitted inputs are a whole number of this connection's inputs so far (which only grow).
+      expect(Number.isInteger(c.replicationLag)).toBe(true);
+      expect(c.replicationLag).toBeLessThanOrEqual(live.get(c.id)!.inputs);
     }
+    // The totals are those of the list (all three connections are listed).
+    expect(s.connections.truncated).toBe(false);
+    expect(s.replicationLag.sum).toBe(s.connections.list.reduce((n, c) => n + c.replicationLag, 0));
+    expect(s.replicationLag.max).toBe(Math.max(...s.connections.list.map((c) => c.replicationLag)));
+    // The lag is inputs less the committed ones, and none when a commit runs ahead.
+    expect(replicationLag({ inputs: 7, committedUpTo: 4 })).toBe(3);
+    expect(replicationLag({ inputs: 4, committedUpTo: 4 })).toBe(0);
     expect(s.takeovers.count).toBe(0);
   });
 
