@@ -12,6 +12,38 @@ import { caPem, fixture } from '../helpers/interop.js';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const MiB = 1 << 20;
 
+/** Polls until `cond` holds; throws after `boundMs`. */
+async function until(what: string, cond: () => boolean, boundMs = 20_000): Promise<void> {
+  const end = Date.now() + boundMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+/**
+ * Resolves once `value()` has not changed for `quietMs` while `blocked()` holds (a
+ * writer waiting for a drain that does not come); throws after `boundMs`. A machine
+ * too busy to move bytes for `quietMs` only makes the stall look earlier: every
+ * assertion after it is a bound on bytes, never on time.
+ */
+async function stalled(what: string, value: () => number, blocked: () => boolean, quietMs = 1_000, boundMs = 30_000): Promise<void> {
+  const end = Date.now() + boundMs;
+  let last = value();
+  let since = Date.now();
+  for (;;) {
+    await sleep(25);
+    const v = value();
+    if (v !== last || !blocked()) {
+      last = v;
+      since = Date.now();
+    } else if (Date.now() - since >= quietMs) {
+      return;
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what} to stall`);
+  }
+}
+
 let cluster: Cluster | undefined;
 let server: net.Server | undefined;
 const backendSockets = new Set<net.Socket>();
@@ -90,7 +122,9 @@ describe('backend side', () => {
 
   it('a client that stops reading pauses the backend: buffers stay bounded', async () => {
     let written = 0;
+    let backend: net.Socket | undefined;
     const port = await backendServer((s) => {
+      backend = s;
       const chunk = Buffer.alloc(64 * 1024, 7);
       const pump = () => {
         while (written < 256 * MiB && s.write(chunk)) written += chunk.length;
@@ -101,21 +135,20 @@ describe('backend side', () => {
     const c = await start(port);
     const client = await connect(c);
     client.write('start');
-    await sleep(300);
+    // The backend's bytes arrive; then the client stops reading.
+    await new Promise((r) => client.once('data', r));
     client.pause();
-    await sleep(1500);
+    // Without backpressure the backend would write all 256 MiB; it stalls waiting for a drain.
+    await stalled('the backend', () => written, () => backend?.writableNeedDrain === true);
     const stalledAt = written;
-    await sleep(1000);
-    // Nothing more is pulled from the backend while the client does not read.
-    expect(written - stalledAt).toBeLessThanOrEqual(2 * MiB);
     expect(stalledAt).toBeLessThan(64 * MiB);
     for (const conn of c.gateway.connections()) expect(conn.retainedBytes).toBeLessThanOrEqual(4 * MiB + 64 * 1024);
     let received = 0;
     client.on('data', (d: Buffer) => (received += d.length));
     client.resume();
-    await sleep(500);
-    expect(received).toBeGreaterThan(0);
-    expect(written).toBeGreaterThan(stalledAt);
+    // Reading again drains the client side, which lets the backend write on.
+    await until('bytes after resuming', () => received > 0);
+    await until('the backend writing on', () => written > stalledAt);
     client.destroy();
   });
 
@@ -125,26 +158,20 @@ describe('backend side', () => {
     const client = await connect(c);
     const chunk = Buffer.alloc(64 * 1024, 1);
     let written = 0;
-    let stalled = false;
-    const deadline = Date.now() + 20_000;
-    // Write whenever the socket drains, until it stops draining (bounded in count and time).
-    while (!stalled && written < 512 * MiB && Date.now() < deadline) {
-      if (client.write(chunk)) {
+    const accepted = () => written - client.writableLength;
+    // Write whenever the socket drains (bounded in bytes): without backpressure all 512 MiB would go.
+    const writeOn = () => {
+      while (written < 512 * MiB && client.write(chunk)) written += chunk.length;
+      if (written < 512 * MiB) {
         written += chunk.length;
-        continue;
+        client.once('drain', writeOn);
       }
-      written += chunk.length;
-      stalled = !(await Promise.race([
-        new Promise<boolean>((r) => client.once('drain', () => r(true))),
-        sleep(1500).then(() => false),
-      ]));
-    }
-    expect(stalled).toBe(true);
-    const accepted = written - client.writableLength;
-    await sleep(500);
-    // Nothing more leaves the client while the backend does not read.
-    expect(written - client.writableLength).toBe(accepted);
-    expect(accepted).toBeLessThan(64 * MiB);
+    };
+    writeOn();
+    await stalled('the client', accepted, () => client.writableNeedDrain);
+    // Nothing near what was offered leaves the client while the backend does not read.
+    expect(accepted()).toBeLessThan(64 * MiB);
+    expect(written).toBeLessThan(512 * MiB);
     for (const conn of c.gateway.connections()) expect(conn.retainedBytes).toBeLessThanOrEqual(4 * MiB + 64 * 1024);
     client.destroy();
   });
