@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { backoffDelay, DEFAULT_BACKOFF, recordRestart } from '../../src/actors/index.js';
 import { arm, hit, type ArmedTable } from '../../src/actors/faults.js';
 import { Mailbox } from '../../src/actors/mailbox.js';
+import { waitFor } from './helpers.js';
 import { decodeHeader, decodePayload, encodeFrame, rawPayload } from '../../src/actors/protocol.js';
 
 describe('restart intensity (pure)', () => {
@@ -83,7 +84,7 @@ describe('mailbox', () => {
       { onError: (e) => { throw e; } },
     );
     expect([mb.offer(1), mb.offer(2), mb.offer(3), mb.offer(4)]).toEqual([true, true, true, false]);
-    for (let i = 0; i < 100 && seen.length < 3; i++) await new Promise((r) => setTimeout(r, 5));
+    await waitFor(() => seen.length >= 3, 'three messages processed');
     expect(seen).toEqual([1, 2, 3]);
     expect(maxActive).toBe(1);
   });

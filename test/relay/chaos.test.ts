@@ -10,7 +10,7 @@ import type { FaultKind, SupervisorEvent } from '../../src/actors/index.js';
 import { VerifyingClient } from '../../src/cli/demo/verifying-client.js';
 import type { Cluster } from '../../src/relay/cluster.js';
 import type { RelayFaultPoint } from '../../src/relay/relay-actor.js';
-import { sleep, startTestCluster, until, type TestCluster } from '../helpers/cluster.js';
+import { startTestCluster, until, type TestCluster } from '../helpers/cluster.js';
 import { caPem } from '../helpers/interop.js';
 
 const CLIENTS = 50;
@@ -90,7 +90,8 @@ describe('chaos: crashes under load never reach a client', () => {
         () => cluster.relayNames.every((n) => cluster.threadIdOf(n) !== undefined),
         60_000,
       );
-      await sleep(150);
+      // ...and the gateway has them back too (their data channels registered).
+      await until('the gateway sees every relay up', () => [...cluster.gateway.placement().values()].every((p) => p.up), 60_000);
       // Takeovers gather connections on the relays that survived, and a restarted relay
       // owns nothing until new connections arrive: aim mid-stream faults at relays that
       // own connections.
@@ -118,7 +119,7 @@ describe('chaos: crashes under load never reach a client', () => {
       await until(`restart of ${victim}`, () => restarted() > restartsBefore, 60_000);
     }
     while (clients.length < CLIENTS) await connectClient();
-    await sleep(300);
+    await until('every client streaming', () => clients.every((c) => c.bytesVerified > 0), 60_000);
     await Promise.all(clients.map((c) => c.stop()));
 
     expect(crashed()).toBeGreaterThanOrEqual(20);

@@ -67,10 +67,11 @@ async function record(port: number): Promise<Recording> {
     client.once('error', reject);
   });
   let echoed = 0;
+  let tickets = 0;
   client.on('data', (d: Buffer) => (echoed += d.length));
-  // The tickets follow the client Finished; let them arrive before the first request.
-  await until('tickets', () => receivedBytes > 0 && writes.length >= 2);
-  await sleep(100);
+  client.on('session', () => tickets++);
+  // The tickets follow the client Finished; let both arrive before the first request.
+  await until('tickets', () => receivedBytes > 0 && writes.length >= 2 && tickets >= 2);
   for (let i = 0; i < MESSAGES; i++) {
     const msg = createHash('sha512').update(`message ${i}`).digest();
     const want = echoed + msg.length * 10;

@@ -61,7 +61,9 @@ describe('faults confined to one connection', () => {
     raw.write(Buffer.concat([Buffer.from([23, 3, 3, 0, 40]), Buffer.alloc(40, 0xa5)]));
     await closed;
     expect(errors.map((e) => e.message).join()).toMatch(/bad record mac/i);
-    await sleep(200);
+    // The bystander streams on past the other connection's end.
+    const verified = bystander.bytesVerified;
+    await until('the bystander streaming on', () => bystander.bytesVerified > verified);
     await bystander.stop();
     expect(bystander.errors).toEqual([]);
     expect(bystander.bytesVerified).toBeGreaterThan(0);
@@ -84,11 +86,12 @@ describe('faults confined to one connection', () => {
     // The relay that quarantined it never reached the point: disarm it before traffic resumes.
     for (const n of cluster.relayNames) if (cluster.threadIdOf(n) !== undefined) await cluster.arm(n, 'relay.midStream', 'throw', { times: 0 });
     await until('all relays up', allUp);
+    const bystanderBefore = bystander.bytesVerified;
     bystander.start();
-    await sleep(300);
+    await until('the bystander streaming again', () => bystander.bytesVerified > bystanderBefore);
     const fresh = await verifyingClient('after-quarantine');
     fresh.start();
-    await sleep(300);
+    await until('a new connection streaming', () => fresh.bytesVerified > 0);
     await Promise.all([bystander.stop(), fresh.stop()]);
     for (const c of [bystander, fresh]) {
       expect(c.errors).toEqual([]);
