@@ -29,7 +29,7 @@ import { sealTicket } from './crypto/ticket-aead.js';
 import { Transcript } from './crypto/transcript.js';
 import { suiteById, suiteByName, type Suite } from './crypto/suites.js';
 import { decodeSnapshot, encodeSnapshot } from './snapshot-codec.js';
-import { AlertDescription, alertFor, alertName, SnapshotError, TlsError, type AlertName } from './errors.js';
+import { AlertDescription, alertFor, alertName, SnapshotError, TlsError, TlsLimitError, type AlertName } from './errors.js';
 import { checkVersion, pickAlpn, pickCipherSuite, pickGroup, retriedShare } from './handshake/negotiate.js';
 import { selectPsk } from './handshake/psk.js';
 import { encodeTicketContents } from './session/ticket.js';
@@ -49,7 +49,7 @@ import {
   type TlsSnapshot,
   type TrafficState,
 } from './state.js';
-import type { TlsCounters, TlsDeps, TlsEvent, TlsOutput, TlsServerConfig, TlsSink } from './types.js';
+import { DEFAULT_HANDSHAKE_NOISE_CAP, type TlsCounters, type TlsDeps, type TlsEvent, type TlsOutput, type TlsServerConfig, type TlsSink } from './types.js';
 import { parseClientHello, retryInvariant, type ClientHello } from './wire/client-hello.js';
 import {
   ContentType,
@@ -143,6 +143,10 @@ function resolve(config: TlsServerConfig): Settings {
       maxRecordPlaintext: Math.min(Math.max(1, config.maxRecordPlaintext ?? MAX_PLAINTEXT), MAX_PLAINTEXT),
       ticketCount: config.ticketKeys ? (config.ticketCount ?? 2) : 0,
       ticketLifetimeSeconds: Math.min(config.ticketLifetimeSeconds ?? 7200, MAX_TICKET_LIFETIME),
+      handshakeCaps: Object.freeze([
+        Math.max(0, config.maxHandshakeChangeCipherSpecs ?? DEFAULT_HANDSHAKE_NOISE_CAP),
+        Math.max(0, config.maxHandshakeWarningAlerts ?? DEFAULT_HANDSHAKE_NOISE_CAP),
+      ] as const),
     }),
   };
 }
@@ -168,6 +172,7 @@ function freshState(settings: ConnectionSettings): EngineState {
     writeClosed: false,
     awaitingPeerKeyUpdate: false,
     counters: { bytesFromClient: 0, bytesToClient: 0, plaintextSent: 0, plaintextReceived: 0 },
+    handshakeSeen: [0, 0],
   };
 }
 
@@ -600,12 +605,24 @@ export class TlsServerEngine {
     }
   }
 
-  /** Appendix D.4: one dummy change_cipher_spec is dropped during the handshake; otherwise unexpected. */
+  /**
+   * Appendix D.4: a dummy change_cipher_spec is dropped during the handshake, up to the
+   * connection's cap (a client sends one: more is a flood costing us a record each);
+   * otherwise unexpected.
+   */
   private onChangeCipherSpec(record: Uint8Array): void {
-    const k = this.s.handshake.kind;
+    const s = this.s;
+    const k = s.handshake.kind;
     const dummy = record.length === RECORD_HEADER_LEN + 1 && record[RECORD_HEADER_LEN] === 1;
-    if ((k === 'expectRetriedClientHello' || k === 'expectFinished') && dummy) return;
-    throw new TlsError('unexpected_message', 'change_cipher_spec outside the handshake');
+    if (!((k === 'expectRetriedClientHello' || k === 'expectFinished') && dummy)) {
+      throw new TlsError('unexpected_message', 'change_cipher_spec outside the handshake');
+    }
+    const cap = s.settings.handshakeCaps[0];
+    if (s.handshakeSeen[0] >= cap) {
+      throw new TlsLimitError('handshakeChangeCipherSpecs', 'unexpected_message', `more than ${cap} change_cipher_spec records during the handshake`);
+    }
+    s.handshakeSeen = [s.handshakeSeen[0] + 1, s.handshakeSeen[1]];
+    this.touch();
   }
 
   private onAlert(body: Uint8Array, sink: TlsSink): void {
@@ -621,6 +638,15 @@ export class TlsServerEngine {
       sink.event({ type: 'peerClosed' });
       if (s.writeClosed || s.handshake.kind !== 'established') this.finish(sink, s.handshake.kind !== 'established');
       return;
+    }
+    if (description === AlertDescription.user_canceled && s.handshake.kind !== 'established') {
+      // A warning alert costs us a record each and moves nothing: capped during the handshake.
+      const cap = s.settings.handshakeCaps[1];
+      if (s.handshakeSeen[1] >= cap) {
+        throw new TlsLimitError('handshakeWarningAlerts', 'unexpected_message', `more than ${cap} warning alerts during the handshake`);
+      }
+      s.handshakeSeen = [s.handshakeSeen[0], s.handshakeSeen[1] + 1];
+      this.touch();
     }
     sink.event({ type: 'alertReceived', alert: alertName(description) });
     // Section 6: user_canceled is followed by close_notify; every other alert is fatal.
@@ -930,10 +956,10 @@ export class TlsServerEngine {
     });
     s.awaitingPeerKeyUpdate = false;
     sink.event({ type: 'keyUpdated', direction: 'read' });
-    if (request === 1 && !s.writeClosed) this.updateWriteKey(false, sink);
+    if (request === 1 && !s.writeClosed) this.updateWriteKey(false, sink, true);
   }
 
-  private updateWriteKey(requestPeer: boolean, sink: TlsSink): void {
+  private updateWriteKey(requestPeer: boolean, sink: TlsSink, answer = false): void {
     const s = this.s;
     this.writeHandshake([msg.keyUpdate(requestPeer)], sink);
     const write = s.write!;
@@ -944,7 +970,7 @@ export class TlsServerEngine {
       application: true,
     });
     if (requestPeer) s.awaitingPeerKeyUpdate = true;
-    sink.event({ type: 'keyUpdated', direction: 'write' });
+    sink.event(answer ? { type: 'keyUpdated', direction: 'write', answer } : { type: 'keyUpdated', direction: 'write' });
   }
 
   // ---- records out ----
@@ -1023,6 +1049,7 @@ export class TlsServerEngine {
         // The alert is a courtesy; the connection is over either way.
       }
     }
+    if (err instanceof TlsLimitError) sink.event({ type: 'limitExceeded', limit: err.limit });
     sink.event({ type: 'alertSent', alert, reason });
     this.finish(sink, true);
   }

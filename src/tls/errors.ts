@@ -2,6 +2,7 @@
  * TLS errors and the one table that maps an error to its alert (RFC 8446 section 6).
  * Messages name what was wrong, never a secret value.
  */
+import type { TlsLimit } from './types.js';
 
 /** AlertDescription values, RFC 8446 section 6. */
 export const AlertDescription = {
@@ -56,6 +57,17 @@ export class TlsError extends Error {
   ) {
     super(`${alert}: ${reason}`);
     this.code = `TLS_ERR_${alert.toUpperCase()}`;
+  }
+}
+
+/** A cap exceeded (see `TlsLimit`): a fatal alert like any TlsError, and a `limitExceeded` event. */
+export class TlsLimitError extends TlsError {
+  constructor(
+    readonly limit: TlsLimit,
+    alert: AlertName,
+    reason: string,
+  ) {
+    super(alert, reason);
   }
 }
 

@@ -14,3 +14,4 @@ export {
 } from './state.js';
 export { TlsError, TlsConfigError, SnapshotError, AlertDescription, alertFor, alertName, type AlertName } from './errors.js';
 export type * from './types.js';
+export { DEFAULT_HANDSHAKE_NOISE_CAP } from './types.js';

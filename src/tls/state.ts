@@ -84,6 +84,13 @@ export interface ConnectionSettings {
   /** NewSessionTickets sent after the client Finished (0 without ticket keys). */
   readonly ticketCount: number;
   readonly ticketLifetimeSeconds: number;
+  /**
+   * Dummy change_cipher_spec records, and warning alerts (user_canceled), taken during the
+   * handshake before the next is unexpected_message (a pair: snapshots stay small).
+   * Absent from snapshots made before these caps; such a connection takes them from the
+   * restoring configuration.
+   */
+  readonly handshakeCaps: readonly [changeCipherSpecs: number, warningAlerts: number];
 }
 
 export interface Counters {
@@ -127,6 +134,8 @@ export interface EngineState {
   /** We asked the client for a KeyUpdate and have not seen it yet. */
   awaitingPeerKeyUpdate: boolean;
   counters: Counters;
+  /** Dummy change_cipher_spec records and warning alerts taken so far during the handshake (capped by `settings.handshakeCaps`). */
+  handshakeSeen: [changeCipherSpecs: number, warningAlerts: number];
 }
 
 export const SNAPSHOT_FORMAT = 'baton.tls13.server';
@@ -155,6 +164,7 @@ const isBool = (v: unknown): v is boolean => typeof v === 'boolean';
 
 const isPositiveInt = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 1;
 const isCountValue = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+const isCountPair = (v: unknown): boolean => Array.isArray(v) && v.length === 2 && v.every(isCountValue);
 
 function settingsOk(v: unknown): boolean {
   const x = v as ConnectionSettings | null;
@@ -165,7 +175,8 @@ function settingsOk(v: unknown): boolean {
     isPositiveInt(x.maxRecordPlaintext) &&
     x.maxRecordPlaintext <= 1 << 14 &&
     isCountValue(x.ticketCount) &&
-    isCountValue(x.ticketLifetimeSeconds)
+    isCountValue(x.ticketLifetimeSeconds) &&
+    isCountPair(x.handshakeCaps)
   );
 }
 
@@ -179,12 +190,28 @@ function settingsOk(v: unknown): boolean {
 export function upgradeSnapshot(snapshot: TlsSnapshot, fill: ConnectionSettings): TlsSnapshot | null {
   switch (snapshot.version) {
     case SNAPSHOT_VERSION:
-      return snapshot;
+      return withHandshakeCaps(snapshot, fill);
     case 2:
-      return { ...snapshot, version: SNAPSHOT_VERSION, settings: fill };
+      return withHandshakeCaps({ ...snapshot, version: SNAPSHOT_VERSION, settings: fill }, fill);
     default:
       return null;
   }
+}
+
+/**
+ * The handshake caps and counts, added to version 3 without a new version: a snapshot
+ * made before them has none, and takes the caps from `fill` (as version 2 takes every
+ * setting) with nothing counted yet. Every snapshot written since carries its own.
+ */
+function withHandshakeCaps(snapshot: TlsSnapshot, fill: ConnectionSettings): TlsSnapshot {
+  const s = snapshot as Partial<TlsSnapshot> & TlsSnapshot;
+  const settings = s.settings as Partial<ConnectionSettings> | undefined;
+  if (!settings || typeof settings !== 'object' || (settings.handshakeCaps !== undefined && s.handshakeSeen !== undefined)) return snapshot;
+  return {
+    ...snapshot,
+    settings: { ...(settings as ConnectionSettings), handshakeCaps: settings.handshakeCaps ?? fill.handshakeCaps },
+    handshakeSeen: s.handshakeSeen ?? [0, 0],
+  };
 }
 
 function trafficOk(t: unknown): boolean {
@@ -238,6 +265,7 @@ export function badSnapshotField(s: Record<string, unknown>): string | null {
     ['writeClosed', isBool(s.writeClosed)],
     ['awaitingPeerKeyUpdate', isBool(s.awaitingPeerKeyUpdate)],
     ['counters', !!c && typeof c === 'object' && isNum(c.bytesFromClient) && isNum(c.bytesToClient) && isNum(c.plaintextSent) && isNum(c.plaintextReceived)],
+    ['handshakeSeen', isCountPair(s.handshakeSeen)],
   ];
   for (const [name, ok] of checks) if (!ok) return name;
   return null;

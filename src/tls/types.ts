@@ -68,7 +68,24 @@ export interface TlsServerConfig {
   readonly advertisedGroups?: readonly number[];
   /** Largest plaintext per outgoing record (default and maximum 2^14). */
   readonly maxRecordPlaintext?: number;
+  /**
+   * Dummy change_cipher_spec records (RFC 8446 appendix D.4) taken during a handshake;
+   * the next one is unexpected_message. Default {@link DEFAULT_HANDSHAKE_NOISE_CAP}.
+   */
+  readonly maxHandshakeChangeCipherSpecs?: number;
+  /**
+   * Warning alerts (user_canceled, the only alert section 6 lets a connection go on
+   * after) taken during a handshake; the next one is unexpected_message. Default
+   * {@link DEFAULT_HANDSHAKE_NOISE_CAP}.
+   */
+  readonly maxHandshakeWarningAlerts?: number;
 }
+
+/** The default of both handshake caps: far above what any client sends (one CCS; no alert). */
+export const DEFAULT_HANDSHAKE_NOISE_CAP = 32;
+
+/** The caps the engine enforces by closing the connection, as named in `limitExceeded` events. */
+export type TlsLimit = 'handshakeChangeCipherSpecs' | 'handshakeWarningAlerts';
 
 /** A signature request: CertificateVerify content signed with the chosen certificate's key. */
 export interface SignRequest {
@@ -103,11 +120,14 @@ export type TlsEvent =
       readonly helloRetry: boolean;
     }
   | { readonly type: 'keyLog'; readonly line: string }
-  | { readonly type: 'keyUpdated'; readonly direction: 'read' | 'write' }
+  /** `answer`: our write-key update answers the client's update_requested (section 4.6.3). */
+  | { readonly type: 'keyUpdated'; readonly direction: 'read' | 'write'; readonly answer?: true }
   /** The client sent close_notify: no more plaintext will arrive; we may still send. */
   | { readonly type: 'peerClosed' }
   | { readonly type: 'alertReceived'; readonly alert: string }
   | { readonly type: 'alertSent'; readonly alert: AlertName; readonly reason: string }
+  /** A cap was exceeded (just before the alertSent it causes). */
+  | { readonly type: 'limitExceeded'; readonly limit: TlsLimit }
   /** The connection is over: after a fatal alert either way, or close_notify both ways. */
   | { readonly type: 'closed'; readonly error: boolean };
 

@@ -38,7 +38,7 @@ const OWN = { keyUpdateAfterRecords: 3, maxRecordPlaintext: 512, ticketCount: 3,
 const OTHER = { keyUpdateAfterRecords: 1000, maxRecordPlaintext: 16384, ticketCount: 1, ticketLifetimeSeconds: 60 } as const;
 
 /** What the snapshot carries for OWN. */
-const OWN_SETTINGS = { keyUpdateAfterRecords: 3, maxRecordPlaintext: 512, ticketCount: 3, ticketLifetimeSeconds: 600 };
+const OWN_SETTINGS = { keyUpdateAfterRecords: 3, maxRecordPlaintext: 512, ticketCount: 3, ticketLifetimeSeconds: 600, handshakeCaps: [32, 32] };
 
 const owner = deterministicServer(OWN);
 const session = await recordSession(owner);
