@@ -193,10 +193,41 @@ export class ClusterMetrics {
     });
     new Gauge({
       name: 'baton_retained_bytes',
-      help: 'input bytes the gateway retains for replay until a committed state covers them',
+      help: 'input bytes the gateway retains for replay until a committed state covers them, all connections together',
       registers,
       collect() {
-        this.set(lag.retained);
+        this.set(stats()?.retainedBytes ?? lag.retained);
+      },
+    });
+    new Gauge({
+      name: 'baton_retained_budget_bytes',
+      help: 'the retained-input budget: above it no client socket is read until retained input falls below half of it (--retained-budget)',
+      registers,
+      collect() {
+        this.set(stats()?.retainedBudgetBytes ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'baton_retained_budget_paused',
+      help: '1 while the retained-input budget holds every client socket unread, else 0',
+      registers,
+      collect() {
+        this.set(stats()?.retainedBudgetPaused ? 1 : 0);
+      },
+    });
+    mirror('baton_retained_budget_pauses_total', 'times the retained-input budget was reached and client sockets stopped being read', (s) => s.retainedBudgetPauses);
+    new Counter<'limit'>({
+      name: 'baton_limit_closes_total',
+      help: 'connections closed for a cap: handshake_change_cipher_spec and handshake_warning_alerts (unexpected_message), unread_key_updates (KeyUpdates asked for by a client that does not read; closed without an alert)',
+      labelNames: ['limit'],
+      registers,
+      collect() {
+        const s = stats();
+        this.reset();
+        if (!s) return;
+        this.inc({ limit: 'handshake_change_cipher_spec' }, s.handshakeChangeCipherSpecCloses);
+        this.inc({ limit: 'handshake_warning_alerts' }, s.handshakeWarningAlertCloses);
+        this.inc({ limit: 'unread_key_updates' }, s.unreadKeyUpdateCloses);
       },
     });
 

@@ -9,6 +9,7 @@ import { aeadBackend, type AeadBackend, type TicketKeys } from '../tls/index.js'
 import type { Clock } from '../util/clock.js';
 import { DEFAULT_DEADLINES, type DeadlineSettings } from './deadlines.js';
 import { DEFAULT_GATEWAY, Gateway, type HostPort } from './gateway.js';
+export { DEFAULT_RETAINED_BUDGET_BYTES, DEFAULT_MAX_UNREAD_KEY_UPDATES } from './gateway.js';
 import type { RelayMsg } from './protocol.js';
 import type { RelayArgs, RelayShared } from './relay-actor.js';
 import { rollOut, type RolloutHost, type RolloutResult } from './rollout.js';
@@ -37,6 +38,20 @@ export interface ClusterOptions {
   readonly ticketRotationMs?: number;
   /** Records under one key before a relay starts a KeyUpdate (lower it to exercise KeyUpdate). */
   readonly keyUpdateAfterRecords?: number;
+  /** Dummy change_cipher_spec records and warning alerts a client may send during a handshake; above: unexpected_message. Default 32 each. */
+  readonly maxHandshakeChangeCipherSpecs?: number;
+  readonly maxHandshakeWarningAlerts?: number;
+  /**
+   * KeyUpdates with update_requested answered to a client whose output is not drained;
+   * the next one closes the connection (see GatewayOptions.maxUnreadKeyUpdates). Default 32.
+   */
+  readonly maxUnreadKeyUpdates?: number;
+  /**
+   * Retained input of all connections together above which the gateway stops reading
+   * client sockets until commits bring it back below (see GatewayOptions.retainedBudgetBytes).
+   * Default {@link DEFAULT_RETAINED_BUDGET_BYTES}.
+   */
+  readonly retainedBudgetBytes?: number;
   /** Reproducible randomness and clock for tests (see RelaySettings.reproducible); also numbers connections. */
   readonly reproducible?: RelaySettings['reproducible'];
   /** Commit connection state for takeover (default true); false: a relay crash loses its connections. */
@@ -158,6 +173,8 @@ export class Cluster {
         arena: new Arena(arena),
         ...(opts.reproducible ? { connectionId: (n: number) => `c${n}` } : {}),
         maxConnections,
+        ...(opts.maxUnreadKeyUpdates !== undefined ? { maxUnreadKeyUpdates: opts.maxUnreadKeyUpdates } : {}),
+        ...(opts.retainedBudgetBytes !== undefined ? { retainedBudgetBytes: opts.retainedBudgetBytes } : {}),
         deadlines: { ...DEFAULT_DEADLINES, ...opts.deadlines },
         ...(opts.clock ? { clock: opts.clock } : {}),
       });
@@ -168,6 +185,8 @@ export class Cluster {
         ...(opts.cipherSuites ? { cipherSuites: opts.cipherSuites } : {}),
         ...(opts.groups ? { groups: opts.groups } : {}),
         ...(opts.keyUpdateAfterRecords ? { keyUpdateAfterRecords: opts.keyUpdateAfterRecords } : {}),
+        ...(opts.maxHandshakeChangeCipherSpecs !== undefined ? { maxHandshakeChangeCipherSpecs: opts.maxHandshakeChangeCipherSpecs } : {}),
+        ...(opts.maxHandshakeWarningAlerts !== undefined ? { maxHandshakeWarningAlerts: opts.maxHandshakeWarningAlerts } : {}),
       };
       const initial = configVersion(1, tls);
       const config = { active: initial };

@@ -10,6 +10,7 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { Arena, ActorRef, ChannelEnd, Crash } from '../actors/index.js';
+import type { TlsLimit } from '../tls/index.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { newId } from '../util/ids.js';
 import { ChunkLedger, SmallAllocator } from './chunk-ledger.js';
@@ -71,7 +72,24 @@ export interface GatewayOptions {
   readonly maxConnections?: number;
   /** Where the deadlines read the time; default the system clock. */
   readonly clock?: Clock;
+  /**
+   * KeyUpdates answering the client's update_requested that may be answered while the
+   * client's socket still holds output it has not taken (it does not read); the next
+   * one closes the connection. Reset whenever the socket drains. Default
+   * {@link DEFAULT_MAX_UNREAD_KEY_UPDATES}.
+   */
+  readonly maxUnreadKeyUpdates?: number;
+  /**
+   * Retained input of all connections together (bytes) above which no client socket is
+   * read until commits bring it below half of it. Default {@link DEFAULT_RETAINED_BUDGET_BYTES}.
+   */
+  readonly retainedBudgetBytes?: number;
 }
+
+/** Default of {@link GatewayOptions.maxUnreadKeyUpdates}: no client asks that often, let alone without reading. */
+export const DEFAULT_MAX_UNREAD_KEY_UPDATES = 32;
+/** Default of {@link GatewayOptions.retainedBudgetBytes}: half of the default arena (512 MiB), so output always has room. */
+export const DEFAULT_RETAINED_BUDGET_BYTES = 256 << 20;
 
 /** Accepted connections that may wait for room past `maxConnections`; more are closed at once. */
 export const MAX_WAITING = 1024;
@@ -170,6 +188,8 @@ interface Conn {
   backendEndSeq: number;
   /** Backpressure: too much uncommitted input, or a socket that stopped accepting writes. */
   pausedForRetained: boolean;
+  /** KeyUpdates answered to the client's update_requested since its socket last drained, while it held unwritten output. */
+  unreadKeyUpdates: number;
   clientFull: boolean;
   backendFull: boolean;
   /** Owner crashes while running input `suspect` (poison detection). */
@@ -230,11 +250,24 @@ export interface GatewayStats {
   /** Accepted connections that had to wait for room (max connections reached), and those waiting now. */
   connectionsQueued: number;
   connectionsWaiting: number;
+  /** Connections closed for a cap (see GatewayEvents.limitExceeded). */
+  handshakeChangeCipherSpecCloses: number;
+  handshakeWarningAlertCloses: number;
+  unreadKeyUpdateCloses: number;
+  /** Input bytes retained for replay, all connections together, and the budget they are held to. */
+  retainedBytes: number;
+  readonly retainedBudgetBytes: number;
+  /** Times the budget was reached (client sockets stopped being read), and whether it holds now. */
+  retainedBudgetPauses: number;
+  retainedBudgetPaused: boolean;
   /** The most recent takeovers (at most {@link MAX_SAMPLES}); every one is also a 'takeover' event. */
   readonly takeoverSamples: TakeoverSample[];
 }
 
 const MAX_SAMPLES = 4096;
+
+/** The caps that close a connection. */
+export type GatewayLimit = TlsLimit | 'unreadKeyUpdates';
 
 /** What the gateway announces as it happens, for metrics and logs (no secrets). */
 export interface GatewayEvents {
@@ -246,6 +279,10 @@ export interface GatewayEvents {
   connectionClosed: [info: { readonly conn: string }];
   /** A deadline closed the connection (see deadlines.ts). */
   timedOut: [info: { readonly conn: string; readonly deadline: Exclude<Overdue, 'idleGrace'> }];
+  /** A cap closed the connection: the engine's (with a fatal alert) or the gateway's (see GatewayOptions.maxUnreadKeyUpdates). */
+  limitExceeded: [info: { readonly conn: string; readonly limit: GatewayLimit }];
+  /** The retained-input budget was reached (client sockets stop being read) or left (reading resumes). */
+  retainedBudget: [info: { readonly paused: boolean; readonly retainedBytes: number }];
   /** The listening socket failed after it started listening (it is not retried). */
   listenError: [error: Error];
 }
@@ -286,10 +323,18 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     backendConnectTimeouts: 0,
     connectionsQueued: 0,
     connectionsWaiting: 0,
+    handshakeChangeCipherSpecCloses: 0,
+    handshakeWarningAlertCloses: 0,
+    unreadKeyUpdateCloses: 0,
+    retainedBytes: 0,
+    retainedBudgetBytes: 0,
+    retainedBudgetPauses: 0,
+    retainedBudgetPaused: false,
     takeoverSamples: [],
   };
   private readonly clock: Clock;
   private readonly deadlines: DeadlineSettings;
+  private readonly maxUnreadKeyUpdates: number;
   private sweeper: NodeJS.Timeout | null = null;
   /** Accepted connections waiting for room (max connections), oldest first, with when they came. */
   private readonly waiting: { readonly accepted: net.Socket | object; readonly at: number }[] = [];
@@ -302,6 +347,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.small = new SmallAllocator(this.ledger);
     this.clock = opts.clock ?? systemClock;
     this.deadlines = opts.deadlines ?? DEFAULT_DEADLINES;
+    this.maxUnreadKeyUpdates = opts.maxUnreadKeyUpdates ?? DEFAULT_MAX_UNREAD_KEY_UPDATES;
+    this.stats = { ...this.stats, retainedBudgetBytes: opts.retainedBudgetBytes ?? DEFAULT_RETAINED_BUDGET_BYTES };
   }
 
   /**
@@ -477,6 +524,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       clientEnded: false,
       backendEndSeq: 0,
       pausedForRetained: false,
+      unreadKeyUpdates: 0,
       clientFull: false,
       backendFull: false,
       strikes: 0,
@@ -511,6 +559,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     client.on('close', () => this.finish(c));
     client.on('drain', () => {
       c.clientFull = false;
+      c.unreadKeyUpdates = 0;
       this.flow(c);
     });
   }
@@ -525,6 +574,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     else if (kind === 'backend') this.stats.bytesFromBackends += length;
     c.lastActive = this.clock.now();
     c.retained.push(kind, chunk, offset, length);
+    this.stats.retainedBytes += length;
+    if (this.stats.retainedBytes > this.stats.retainedBudgetBytes && !this.stats.retainedBudgetPaused) this.budgetReached(true);
     if (c.clientIn.starved || c.backendIn?.starved) {
       this.starved.add(c);
       this.flow(c);
@@ -653,11 +704,14 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   /** Acts on an output entry that may leave now. */
   private apply(c: Conn, type: number, view: DataView, bytes: Uint8Array, at: number, length: number, seq: number): void {
     if (type === FromRelay.Done) {
-      if (seq > c.outputUpTo) c.outputUpTo = seq;
+      // A replayed input's events were acted on already when its first owner answered it.
+      const fresh = seq > c.outputUpTo;
+      if (fresh) c.outputUpTo = seq;
       // Without a store nothing could replay the input: it is done with once answered.
       if (this.slots === null) this.release(c, c.outputUpTo);
       const bits = view.getUint16(at + H_AUX16, true);
-      if (bits !== 0) this.events(c, doneEvents(bits, length > HEADER_BYTES ? decodeFacts(bytes.subarray(at + HEADER_BYTES, at + length)) : null));
+      if (bits !== 0) this.events(c, doneEvents(bits, length > HEADER_BYTES ? decodeFacts(bytes.subarray(at + HEADER_BYTES, at + length)) : null), fresh);
+      if (c.done) return;
       this.pump(c);
       this.maybeFinish(c);
       return;
@@ -694,9 +748,27 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
   }
 
-  private events(c: Conn, events: readonly ConnectionEvent[]): void {
+  private events(c: Conn, events: readonly ConnectionEvent[], fresh: boolean): void {
     for (const e of events) {
       switch (e.type) {
+        case 'limitExceeded':
+          if (!fresh) break;
+          if (e.limit === 'handshakeChangeCipherSpecs') this.stats.handshakeChangeCipherSpecCloses++;
+          else this.stats.handshakeWarningAlertCloses++;
+          this.emit('limitExceeded', { conn: c.id, limit: e.limit });
+          break;
+        case 'keyUpdateAnswered':
+          // Counted only while the socket holds output the client has not taken: a client
+          // that asks for KeyUpdates and reads their answers is not held to the cap.
+          if (!fresh || (c.client.writableLength === 0 && !c.clientFull)) break;
+          if (++c.unreadKeyUpdates > this.maxUnreadKeyUpdates) {
+            // No alert: it would be sealed behind the output this client does not read.
+            this.stats.unreadKeyUpdateCloses++;
+            this.emit('limitExceeded', { conn: c.id, limit: 'unreadKeyUpdates' });
+            this.finish(c);
+            return;
+          }
+          break;
         case 'handshakeDone':
           if (!c.handshakeDone) {
             c.handshakeDone = true;
@@ -760,13 +832,28 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
   }
 
-  /** Frees retained input up to `upTo` and resumes reading once below half the limit. */
+  /** Frees retained input up to `upTo` and resumes reading once below half the limit (and half the budget). */
   private release(c: Conn, upTo: number): void {
+    const before = c.retained.bytes;
     c.retained.release(upTo);
+    this.stats.retainedBytes -= before - c.retained.bytes;
     if (c.pausedForRetained && c.retained.bytes < this.opts.retainedLimitBytes / 2) {
       c.pausedForRetained = false;
       this.flow(c);
     }
+    if (this.stats.retainedBudgetPaused && this.stats.retainedBytes < this.stats.retainedBudgetBytes / 2) this.budgetReached(false);
+  }
+
+  /**
+   * The retained-input budget reached (`paused`) or left: every client socket stops or
+   * resumes being read (the kernel holds what clients send meanwhile). Backend sockets
+   * read on, so output, and with it the commits that free retained input, keeps moving.
+   */
+  private budgetReached(paused: boolean): void {
+    this.stats.retainedBudgetPaused = paused;
+    if (paused) this.stats.retainedBudgetPauses++;
+    for (const c of this.conns.values()) this.flow(c);
+    this.emit('retainedBudget', { paused, retainedBytes: this.stats.retainedBytes });
   }
 
   /**
@@ -776,7 +863,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
    */
   private flow(c: Conn): void {
     if (c.done) return;
-    if (c.pausedForRetained || c.backendFull || c.clientIn.starved) c.client.pause();
+    if (c.pausedForRetained || this.stats.retainedBudgetPaused || c.backendFull || c.clientIn.starved) c.client.pause();
     else c.client.resume();
     if (c.backend) {
       if (c.pausedForRetained || c.clientFull || c.backendIn!.starved) c.backend.pause();
@@ -838,7 +925,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     c.backend?.destroy();
     c.clientIn.close();
     c.backendIn?.close();
-    c.retained.clear();
+    this.release(c, Infinity);
     c.toClient.drop();
     c.toBackend.drop();
     this.dropHeld(c);

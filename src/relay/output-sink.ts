@@ -121,6 +121,10 @@ export class OutputSink implements TlsSink {
         return;
       case 'keyUpdated':
         this.keyUpdated = true;
+        if (e.answer) this.events |= EventBit.KeyUpdateAnswered;
+        return;
+      case 'limitExceeded':
+        this.events |= e.limit === 'handshakeChangeCipherSpecs' ? EventBit.HandshakeChangeCipherSpecs : EventBit.HandshakeWarningAlerts;
         return;
       case 'alertSent':
       case 'alertReceived':

@@ -4,6 +4,7 @@
  * Connection traffic itself does not travel as messages: it crosses on each relay's
  * data channel, in the entries declared in wire.ts.
  */
+import type { TlsLimit } from '../tls/index.js';
 import type { ConfigVersion } from './settings.js';
 
 /** A relay's answer to a configuration command. */
@@ -23,4 +24,8 @@ export type RelayMsg =
 export type ConnectionEvent =
   | { readonly type: 'handshakeDone'; readonly alpn: string | null; readonly serverName: string | null; readonly resumed: boolean; readonly cipherSuite: string }
   | { readonly type: 'peerClosed' }
-  | { readonly type: 'closed'; readonly error: boolean };
+  | { readonly type: 'closed'; readonly error: boolean }
+  /** The engine closed the connection for one of its caps (a fatal alert follows). */
+  | { readonly type: 'limitExceeded'; readonly limit: TlsLimit }
+  /** The output holds a KeyUpdate answering the client's update_requested. */
+  | { readonly type: 'keyUpdateAnswered' };

@@ -27,6 +27,9 @@ export interface TlsSettings {
   readonly groups?: readonly GroupName[];
   /** Records under one key before the relay starts a KeyUpdate (engine default when absent). */
   readonly keyUpdateAfterRecords?: number;
+  /** Dummy change_cipher_spec records and warning alerts taken during a handshake (engine default 32 each when absent). */
+  readonly maxHandshakeChangeCipherSpecs?: number;
+  readonly maxHandshakeWarningAlerts?: number;
 }
 
 /** A numbered configuration version with the digest that identifies its content. */
@@ -56,6 +59,8 @@ export function relayTlsConfig(settings: TlsSettings, load: (c: RelayCertificate
     ...(settings.cipherSuites ? { cipherSuites: settings.cipherSuites } : {}),
     ...(settings.groups ? { groups: settings.groups } : {}),
     ...(settings.keyUpdateAfterRecords ? { keyUpdateAfterRecords: settings.keyUpdateAfterRecords } : {}),
+    ...(settings.maxHandshakeChangeCipherSpecs !== undefined ? { maxHandshakeChangeCipherSpecs: settings.maxHandshakeChangeCipherSpecs } : {}),
+    ...(settings.maxHandshakeWarningAlerts !== undefined ? { maxHandshakeWarningAlerts: settings.maxHandshakeWarningAlerts } : {}),
   };
 }
 

@@ -51,6 +51,12 @@ export const EventBit = {
   PeerClosed: 2,
   Closed: 4,
   ClosedWithError: 8,
+  /** The engine closed the connection for a cap: too many change_cipher_spec records during the handshake. */
+  HandshakeChangeCipherSpecs: 16,
+  /** ...too many warning alerts during the handshake. */
+  HandshakeWarningAlerts: 32,
+  /** The input's output holds a KeyUpdate answering the client's update_requested (the gateway caps those while the client does not read). */
+  KeyUpdateAnswered: 64,
 } as const;
 
 /** Entry header layout (little-endian). */
@@ -98,6 +104,9 @@ export function doneEvents(bits: number, facts: HandshakeFacts | null): Connecti
   const out: ConnectionEvent[] = [];
   if (bits & EventBit.HandshakeDone && facts) out.push({ type: 'handshakeDone', ...facts });
   if (bits & EventBit.PeerClosed) out.push({ type: 'peerClosed' });
+  if (bits & EventBit.HandshakeChangeCipherSpecs) out.push({ type: 'limitExceeded', limit: 'handshakeChangeCipherSpecs' });
+  if (bits & EventBit.HandshakeWarningAlerts) out.push({ type: 'limitExceeded', limit: 'handshakeWarningAlerts' });
+  if (bits & EventBit.KeyUpdateAnswered) out.push({ type: 'keyUpdateAnswered' });
   if (bits & EventBit.Closed) out.push({ type: 'closed', error: (bits & EventBit.ClosedWithError) !== 0 });
   return out;
 }
