@@ -115,6 +115,10 @@ export function registerClusterCommand(program: Command): void {
     .option(LIMIT_OPTIONS[1]![0], LIMIT_OPTIONS[1]![1])
     .option(LIMIT_OPTIONS[2]![0], LIMIT_OPTIONS[2]![1])
     .option(LIMIT_OPTIONS[3]![0], LIMIT_OPTIONS[3]![1])
+    .option(LIMIT_OPTIONS[4]![0], LIMIT_OPTIONS[4]![1])
+    .option(LIMIT_OPTIONS[5]![0], LIMIT_OPTIONS[5]![1])
+    .option(LIMIT_OPTIONS[6]![0], LIMIT_OPTIONS[6]![1])
+    .option(LIMIT_OPTIONS[7]![0], LIMIT_OPTIONS[7]![1])
     .option('--config <file>', 'YAML or JSON configuration file (flags given on the command line override it); reloaded on SIGHUP, POST /config or `baton reload`')
     .action(async (raw: RawClusterFlags, cmd: Command) => {
       // Only what was typed on the command line overrides the file; defaults apply last.
@@ -452,6 +456,10 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
     ...(flags.config?.ticketKeys ? { ticketKeys: flags.config.ticketKeys } : {}),
     ...(flags.watchdogMs !== undefined ? { watchdogMs: flags.watchdogMs } : {}),
     maxConnections: flags.limits.maxConnections,
+    maxHandshakeChangeCipherSpecs: flags.limits.maxHandshakeChangeCipherSpecs,
+    maxHandshakeWarningAlerts: flags.limits.maxHandshakeWarningAlerts,
+    maxUnreadKeyUpdates: flags.limits.maxUnreadKeyUpdates,
+    retainedBudgetBytes: flags.limits.retainedBudgetBytes,
     deadlines: {
       handshakeTimeoutMs: flags.limits.handshakeTimeoutMs,
       idleTimeoutMs: flags.limits.idleTimeoutMs,
@@ -650,7 +658,13 @@ function watchGateway(cluster: Cluster, log: Logger): void {
     g.on('takeover', (t) => log.debug('takeover', { event: 'conn.takeover', conn: t.conn, crash: t.kind, ms: t.ms }));
     g.on('connectionClosed', (c) => log.debug('connection closed', { event: 'conn.closed', conn: c.conn }));
     g.on('timedOut', (t) => log.debug(`connection closed: ${t.deadline} deadline passed`, { event: 'conn.timedOut', conn: t.conn, deadline: t.deadline }));
+    g.on('limitExceeded', (l) => log.debug(`connection closed: ${l.limit} cap exceeded`, { event: 'conn.limitExceeded', conn: l.conn, limit: l.limit }));
   }
+  g.on('retainedBudget', (b) =>
+    b.paused
+      ? log.warn(`retained input reached its budget (${b.retainedBytes} bytes): client sockets are not read until it halves`, { event: 'gateway.retainedBudget', paused: true, retainedBytes: b.retainedBytes })
+      : log.info(`retained input is below half its budget (${b.retainedBytes} bytes): client sockets are read again`, { event: 'gateway.retainedBudget', paused: false, retainedBytes: b.retainedBytes }),
+  );
   g.on('listenError', (e) => log.error(`the listening socket failed: ${e.message}`, { event: 'listen.error', code: (e as NodeJS.ErrnoException).code }));
   g.on('quarantined', (c) => log.warn(`connection quarantined: its input ${c.input} crashed two owners (last: ${c.crash})`, { event: 'conn.quarantined', conn: c.conn, input: c.input, crash: c.crash }));
   g.on('connectionLost', (c) => log.warn(`connection lost: ${c.reason}`, { event: 'conn.lost', conn: c.conn }));

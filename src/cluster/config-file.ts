@@ -17,6 +17,9 @@
  * watchdogMs: 1000
  * handshakeTimeoutMs: 10000              # 0: off; and idleTimeoutMs (300000), backendConnectTimeoutMs (5000)
  * maxConnections: 10000
+ * maxHandshakeChangeCipherSpecs: 32        # and maxHandshakeWarningAlerts (32): more in a handshake is unexpected_message
+ * maxUnreadKeyUpdates: 32                  # KeyUpdates answered to a client that does not read; one more closes it
+ * retainedBudgetBytes: 268435456           # input retained for replay, all connections; above: client sockets not read
  * tickets: { rotationSeconds: 3600 }      # or { keyFile: tickets.keys }, shared by several processes
  * admin: { address: 127.0.0.1:9901, tokenFile: /run/baton/admin.token }
  * ```
@@ -53,6 +56,11 @@ export interface ClusterFileConfig {
   readonly idleTimeoutMs?: number;
   readonly backendConnectTimeoutMs?: number;
   readonly maxConnections?: number;
+  /** Caps and the retained-input budget (cli/limits.ts). */
+  readonly maxHandshakeChangeCipherSpecs?: number;
+  readonly maxHandshakeWarningAlerts?: number;
+  readonly maxUnreadKeyUpdates?: number;
+  readonly retainedBudgetBytes?: number;
   readonly ticketRotationSeconds?: number;
   /**
    * Ticket keys from a file, so that several Baton processes open each other's tickets
@@ -118,6 +126,10 @@ const schema = z.strictObject({
   idleTimeoutMs: timeoutMs,
   backendConnectTimeoutMs: timeoutMs,
   maxConnections: z.number().int().min(1).max(100_000).optional(),
+  maxHandshakeChangeCipherSpecs: z.number().int().min(1).max(100_000).optional(),
+  maxHandshakeWarningAlerts: z.number().int().min(0).max(100_000).optional(),
+  maxUnreadKeyUpdates: z.number().int().min(0).max(100_000).optional(),
+  retainedBudgetBytes: z.number().int().min(1 << 20).max(64 * 2 ** 30).optional(),
   tickets: z
     .strictObject({ rotationSeconds: z.number().int().min(1).max(604_800).optional(), keyFile: z.string().min(1).optional() })
     .refine((t) => !(t.rotationSeconds && t.keyFile), 'rotationSeconds and keyFile exclude each other: keys from a file rotate when the file changes')
@@ -220,6 +232,10 @@ export function loadConfigFile(path: string, text?: string): ClusterFileConfig {
     ...(c.idleTimeoutMs !== undefined ? { idleTimeoutMs: c.idleTimeoutMs } : {}),
     ...(c.backendConnectTimeoutMs !== undefined ? { backendConnectTimeoutMs: c.backendConnectTimeoutMs } : {}),
     ...(c.maxConnections !== undefined ? { maxConnections: c.maxConnections } : {}),
+    ...(c.maxHandshakeChangeCipherSpecs !== undefined ? { maxHandshakeChangeCipherSpecs: c.maxHandshakeChangeCipherSpecs } : {}),
+    ...(c.maxHandshakeWarningAlerts !== undefined ? { maxHandshakeWarningAlerts: c.maxHandshakeWarningAlerts } : {}),
+    ...(c.maxUnreadKeyUpdates !== undefined ? { maxUnreadKeyUpdates: c.maxUnreadKeyUpdates } : {}),
+    ...(c.retainedBudgetBytes !== undefined ? { retainedBudgetBytes: c.retainedBudgetBytes } : {}),
     ...(c.tickets?.rotationSeconds ? { ticketRotationSeconds: c.tickets.rotationSeconds } : {}),
     ...(c.tickets?.keyFile ? { ticketKeys: readTicketKeys(file, resolve(base, c.tickets.keyFile)) } : {}),
     ...(c.admin

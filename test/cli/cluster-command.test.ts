@@ -12,6 +12,8 @@ import { describeEvent, parseClusterFlags, parseHostPort, type RawClusterFlags }
 import { availableParallelism } from 'node:os';
 import type { ActorRef } from '../../src/actors/index.js';
 import { CliError } from '../../src/cli/errors.js';
+import { parseLimits } from '../../src/cli/limits.js';
+import type { ClusterFileConfig } from '../../src/cluster/config-file.js';
 import { makeSelfSigned } from '../../src/cli/self-signed.js';
 import { loadCertifiedKey } from '../../src/tls/index.js';
 import { baton, killAll, waitForMatch, withTimeout, type Run } from '../helpers/cli.js';
@@ -38,7 +40,16 @@ describe('parseClusterFlags', () => {
       backend: { host: '127.0.0.1', port: 9000 },
       replication: true,
       logLevel: 'info',
-      limits: { handshakeTimeoutMs: 10_000, idleTimeoutMs: 300_000, backendConnectTimeoutMs: 5_000, maxConnections: 10_000 },
+      limits: {
+        handshakeTimeoutMs: 10_000,
+        idleTimeoutMs: 300_000,
+        backendConnectTimeoutMs: 5_000,
+        maxConnections: 10_000,
+        maxHandshakeChangeCipherSpecs: 32,
+        maxHandshakeWarningAlerts: 32,
+        maxUnreadKeyUpdates: 32,
+        retainedBudgetBytes: 256 * 2 ** 20,
+      },
     });
   });
 
@@ -58,6 +69,10 @@ describe('parseClusterFlags', () => {
         idleTimeout: '0',
         backendConnectTimeout: '750ms',
         maxConnections: '2',
+        maxHandshakeCcs: '4',
+        maxHandshakeWarningAlerts: '0',
+        maxUnreadKeyUpdates: '7',
+        retainedBudget: '64MiB',
       }),
     ).toEqual({
       relays: 5,
@@ -68,8 +83,32 @@ describe('parseClusterFlags', () => {
       alpn: ['h2', 'http/1.1'],
       replication: false,
       logLevel: 'debug',
-      limits: { handshakeTimeoutMs: 1_000, idleTimeoutMs: 0, backendConnectTimeoutMs: 750, maxConnections: 2 },
+      limits: {
+        handshakeTimeoutMs: 1_000,
+        idleTimeoutMs: 0,
+        backendConnectTimeoutMs: 750,
+        maxConnections: 2,
+        maxHandshakeChangeCipherSpecs: 4,
+        maxHandshakeWarningAlerts: 0,
+        maxUnreadKeyUpdates: 7,
+        retainedBudgetBytes: 64 * 2 ** 20,
+      },
     });
+  });
+
+  it('reads sizes as bytes, KiB, MiB or GiB (KB, MB, GB and k, m, g alike)', () => {
+    const budget = (retainedBudget: string) => parseClusterFlags({ ...ok, retainedBudget }).limits.retainedBudgetBytes;
+    expect(budget('1048576')).toBe(2 ** 20);
+    expect(budget('2048KiB')).toBe(2 * 2 ** 20);
+    expect(budget('1.5GiB')).toBe(1.5 * 2 ** 30);
+    expect(budget('512mb')).toBe(512 * 2 ** 20);
+    expect(budget('3g')).toBe(3 * 2 ** 30);
+  });
+
+  it('takes the caps from the configuration file under the flags', () => {
+    const file = { maxHandshakeChangeCipherSpecs: 3, maxHandshakeWarningAlerts: 2, maxUnreadKeyUpdates: 1, retainedBudgetBytes: 8 * 2 ** 20 } as const;
+    expect(parseLimits({}, file as unknown as ClusterFileConfig)).toMatchObject(file);
+    expect(parseLimits({ maxUnreadKeyUpdates: '9' }, file as unknown as ClusterFileConfig)).toMatchObject({ ...file, maxUnreadKeyUpdates: 9 });
   });
 
   it('reads durations as ms, s or m (a bare number is seconds)', () => {
@@ -114,6 +153,12 @@ describe('parseClusterFlags', () => {
     [{ ...ok, idleTimeout: '2000m' }, /--idle-timeout must be at most 24 hours/],
     [{ ...ok, maxConnections: '0' }, /--max-connections must be a whole number from 1 to 100000, got "0"/],
     [{ ...ok, maxConnections: 'lots' }, /--max-connections must be a whole number/],
+    [{ ...ok, maxHandshakeCcs: '0' }, /--max-handshake-ccs must be a whole number from 1 to 100000, got "0"/],
+    [{ ...ok, maxHandshakeWarningAlerts: 'many' }, /--max-handshake-warning-alerts must be a whole number from 0/],
+    [{ ...ok, maxUnreadKeyUpdates: '-1' }, /--max-unread-key-updates must be a whole number from 0/],
+    [{ ...ok, retainedBudget: 'huge' }, /--retained-budget must be a size such as 256MiB, 1GiB or a number of bytes, got "huge"/],
+    [{ ...ok, retainedBudget: '512KiB' }, /--retained-budget must be from 1MiB to 64GiB, got "512KiB"/],
+    [{ ...ok, retainedBudget: '65GiB' }, /--retained-budget must be from 1MiB to 64GiB/],
   ] as [RawClusterFlags, RegExp][])('rejects %j', (raw, message) => {
     const e = cliError(raw);
     expect(e.message).toMatch(message);

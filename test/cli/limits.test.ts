@@ -130,4 +130,35 @@ describe('baton cluster deadlines and limit (end to end)', () => {
     expect(await withTimeout(run.exit, 15_000, 'exit after SIGTERM')).toBe(0);
     expect(run.stderr).toBe('');
   }, 90_000);
+
+  it('--max-handshake-warning-alerts and --retained-budget reach the running cluster and its metrics', async () => {
+    const tokenFile = path.join(dir, 'tok-caps');
+    const run = baton([
+      'cluster', '--relays', '1', '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${backend.port}`,
+      '--admin', '127.0.0.1:0', '--token-file', tokenFile, '--max-handshake-warning-alerts', '2', '--retained-budget', '8MiB',
+    ]);
+    const m = await waitForMatch(run, START_LINE, 30_000, 'the start line');
+    const metrics = async () => {
+      const token = (await readFile(tokenFile, 'utf8')).trim();
+      const r = await fetch(`http://127.0.0.1:${m[2]}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+      return r.text();
+    };
+    const before = await metrics();
+    expect(before).toMatch(/^baton_retained_budget_bytes 8388608$/m);
+    expect(before).toMatch(/^baton_limit_closes_total\{limit="handshake_warning_alerts"\} 0$/m);
+    // Three user_canceled alerts before any ClientHello: the third is one too many.
+    const s = net.connect(Number(m[1]), '127.0.0.1');
+    sockets.push(s);
+    s.on('error', () => {});
+    const got: Buffer[] = [];
+    s.on('data', (d: Buffer) => got.push(d));
+    await withTimeout(new Promise((r) => s.once('connect', r)), 10_000, 'the connect');
+    s.write(Buffer.from([21, 3, 3, 0, 2, 1, 90, 21, 3, 3, 0, 2, 1, 90, 21, 3, 3, 0, 2, 1, 90]));
+    await withTimeout(new Promise((r) => s.once('close', r)), 15_000, 'the connection closed');
+    expect([...Buffer.concat(got)]).toEqual([21, 3, 3, 0, 2, 2, 10]);
+    expect(await metrics()).toMatch(/^baton_limit_closes_total\{limit="handshake_warning_alerts"\} 1$/m);
+    run.child.kill('SIGTERM');
+    expect(await withTimeout(run.exit, 15_000, 'exit after SIGTERM')).toBe(0);
+    expect(run.stderr).toBe('');
+  }, 90_000);
 });

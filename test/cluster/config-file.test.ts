@@ -113,6 +113,17 @@ describe('configuration file', () => {
     expectError(GOOD.replace('watchdogMs: 800', 'watchdogMs: 800\nmaxConnections: 0'), /maxConnections: /);
   });
 
+  it('reads the caps and the retained-input budget; a bad one is named', () => {
+    const caps = 'watchdogMs: 800\nmaxHandshakeChangeCipherSpecs: 4\nmaxHandshakeWarningAlerts: 0\nmaxUnreadKeyUpdates: 16\nretainedBudgetBytes: 67108864';
+    const c = loadConfigFile(write('caps.yaml', GOOD.replace('watchdogMs: 800', caps)));
+    expect([c.maxHandshakeChangeCipherSpecs, c.maxHandshakeWarningAlerts, c.maxUnreadKeyUpdates, c.retainedBudgetBytes]).toEqual([4, 0, 16, 64 << 20]);
+    const plain = loadConfigFile(write('no-caps.yaml', GOOD));
+    expect([plain.maxHandshakeChangeCipherSpecs, plain.maxHandshakeWarningAlerts, plain.maxUnreadKeyUpdates, plain.retainedBudgetBytes]).toEqual([undefined, undefined, undefined, undefined]);
+    expectError(GOOD.replace('watchdogMs: 800', 'watchdogMs: 800\nmaxHandshakeChangeCipherSpecs: 0'), /maxHandshakeChangeCipherSpecs: /);
+    expectError(GOOD.replace('watchdogMs: 800', 'watchdogMs: 800\nmaxUnreadKeyUpdates: -1'), /maxUnreadKeyUpdates: /);
+    expectError(GOOD.replace('watchdogMs: 800', 'watchdogMs: 800\nretainedBudgetBytes: 1000'), /retainedBudgetBytes: /);
+  });
+
   it('says which file could not be read', () => {
     expect(() => loadConfigFile(join(dir, 'nope.yaml'))).toThrow(/nope\.yaml.*ENOENT/);
   });
