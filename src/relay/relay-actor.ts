@@ -20,7 +20,7 @@ import { seededRandom, systemRandom } from '../util/random.js';
 import { OutputSink } from './output-sink.js';
 import type { ConfigReply, RelayMsg } from './protocol.js';
 import { relayTlsConfig, type RelaySettings } from './settings.js';
-import { StateStore, type SlotWriter, type StoreBuffers } from './state-store.js';
+import { MAX_BASE_BYTES, StateStore, type SlotWriter, type StoreBuffers } from './state-store.js';
 import { FromRelay, H_AUX16, H_AUX32, H_AUX32B, H_CONN, H_EPOCH, H_LENGTH, H_OFFSET, H_SEQ, H_TYPE, HEADER_BYTES, Held, InputCode, ToRelay } from './wire.js';
 
 /** Fault points a test or operator can arm to crash a relay at an exact protocol moment. */
@@ -217,7 +217,13 @@ function commit(s: RelayState, ctx: ActorContext, o: Owned): void {
   o.dirty = false;
   if (o.slot === null || s.owned.get(o.conn) !== o) return;
   const rev = o.engine.revision;
-  const snapshot = rev === o.baseRevision && o.slot.hasBase ? null : o.engine.encodedSnapshot();
+  const needsBase = rev !== o.baseRevision || !o.slot.hasBase;
+  // A record or handshake message still arriving in pieces, too large for a slot: the
+  // state cannot be committed until it is whole (the retained input covers it). Not
+  // encoded only to find that out, once per piece, which would make its reassembly
+  // quadratic in its length.
+  if (needsBase && o.engine.bufferedBytes > MAX_BASE_BYTES && o.holdUpTo === 0) return;
+  const snapshot = needsBase ? o.engine.encodedSnapshot() : null;
   o.engine.recordState(s.record);
   ctx.faultPoint('relay.duringReplication');
   if (!o.slot.commit(o.lastSeq, snapshot, s.record)) {

@@ -351,6 +351,14 @@ export class TlsServerEngine {
   }
 
   /**
+   * Client bytes held until they form a whole record or handshake message: a lower
+   * bound on the size of {@link encodedSnapshot}, read without encoding it.
+   */
+  get bufferedBytes(): number {
+    return this.s.pendingRecord.length + this.s.pendingHandshake.length;
+  }
+
+  /**
    * Writes the record state (sequence numbers, counters, early-data budget, close
    * flags; layout `RecordStateIndex`, `RECORD_STATE_LENGTH` entries) into `into`.
    * Allocates nothing.

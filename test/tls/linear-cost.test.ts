@@ -7,11 +7,13 @@
  * Each case runs at n and 4n: linear work grows about 4 times, quadratic about 16.
  */
 import { describe, expect, it } from 'vitest';
+import { RecordSealer } from '../../src/tls/crypto/record-protection.js';
+import { suiteById } from '../../src/tls/crypto/suites.js';
 import { TlsServerEngine } from '../../src/tls/index.js';
 import { ExtensionType } from '../../src/tls/wire/constants.js';
 import { Writer } from '../../src/util/writer.js';
 import { helloMessage, parseHelloRecord, plainRecord, withExtensions, type Extension, type HelloParts } from '../helpers/hello-editor.js';
-import { deterministicServer, recordSession, toRecordSteps } from '../helpers/recorded-session.js';
+import { applyStep, deterministicServer, recordSession, toRecordSteps } from '../helpers/recorded-session.js';
 
 const server = deterministicServer();
 const session = await recordSession(server);
@@ -106,6 +108,33 @@ describe('linear costs', () => {
     const n4 = bytesCopied(receiveAll(helloRecords(padded(32_000), 100)));
     expectLinear(n, n4);
     // And in absolute terms: a few copies of the 32 KB message, not 32 KB x 320 records / 2.
+    expect(n4).toBeLessThan(8 * 32_000 + 64_000);
+  });
+
+  it('a protected handshake message in 100-byte records (after the ClientHello) is copied a bounded number of times', () => {
+    const steps = toRecordSteps(session.steps);
+    const finishedAt = steps.findIndex((s) => s.kind === 'client' && s.bytes[0] === 23);
+    /** `length` bytes of a handshake message (a Finished far too long: refused once whole, after reassembly), sealed 100 bytes a record. */
+    const run = (length: number): (() => void) => {
+      const engine = TlsServerEngine.create(server.config, server.deps());
+      for (const s of steps.slice(0, finishedAt)) applyStep(engine, s);
+      const snap = engine.snapshot();
+      const sealer = new RecordSealer(suiteById(snap.negotiated!.cipherSuite)!, snap.read!.secret, Number(snap.read!.seq));
+      const message = new Uint8Array(4 + length);
+      message.set([20, length >>> 16, (length >>> 8) & 0xff, length & 0xff]);
+      const records: Uint8Array[] = [];
+      for (let at = 0; at < message.length; at += 100) records.push(sealer.seal(22, message.subarray(at, at + 100)));
+      return () => {
+        for (const r of records.slice(0, -1)) {
+          const out = engine.receive(r);
+          if (out.events.some((e) => e.type === 'alertSent')) throw new Error(`refused early: ${JSON.stringify(out.events)}`);
+        }
+        expect(engine.snapshot().pendingHandshake.length).toBe(message.length - (message.length % 100 || 100));
+      };
+    };
+    const n = bytesCopied(run(8_000));
+    const n4 = bytesCopied(run(32_000));
+    expectLinear(n, n4);
     expect(n4).toBeLessThan(8 * 32_000 + 64_000);
   });
 
