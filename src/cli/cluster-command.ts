@@ -32,6 +32,7 @@ import { isLoopback, parseHostPort as parseHostPortValue } from '../util/host-po
 import { LOG_LEVELS, createLogger, type LogFields, type LogLevel, type Logger } from '../util/log.js';
 import { CliError, EXIT_FAILURE, parseWholeNumber } from './errors.js';
 import { makeSelfSigned } from './self-signed.js';
+import { systemClock } from '../util/clock.js';
 import { LIMIT_OPTIONS, limitFields, parseLimits, type ConnectionLimits, type RawLimitFlags } from './limits.js';
 import { handleSighup, hupPlan } from './sighup.js';
 
@@ -660,11 +661,22 @@ function watchGateway(cluster: Cluster, log: Logger): void {
     g.on('timedOut', (t) => log.debug(`connection closed: ${t.deadline} deadline passed`, { event: 'conn.timedOut', conn: t.conn, deadline: t.deadline }));
     g.on('limitExceeded', (l) => log.debug(`connection closed: ${l.limit} cap exceeded`, { event: 'conn.limitExceeded', conn: l.conn, limit: l.limit }));
   }
-  g.on('retainedBudget', (b) =>
-    b.paused
-      ? log.warn(`retained input reached its budget (${b.retainedBytes} bytes): client sockets are not read until it halves`, { event: 'gateway.retainedBudget', paused: true, retainedBytes: b.retainedBytes })
-      : log.info(`retained input is below half its budget (${b.retainedBytes} bytes): client sockets are read again`, { event: 'gateway.retainedBudget', paused: false, retainedBytes: b.retainedBytes }),
-  );
+  // The budget may be reached and left many times a second under load: a warning at most every 10 s.
+  let budgetLoggedAt = -Infinity;
+  g.on('retainedBudget', (b) => {
+    if (!b.paused) {
+      log.debug('retained input is below half its budget: every connection is read again', { event: 'gateway.retainedBudget', paused: false, retainedBytes: b.retainedBytes });
+      return;
+    }
+    if (systemClock.now() - budgetLoggedAt < 10_000) return;
+    budgetLoggedAt = systemClock.now();
+    log.warn(`retained input reached its budget (${b.retainedBytes} bytes; ${g.stats.retainedBudgetPauses} times so far): connections holding more than their share are not read until it halves`, {
+      event: 'gateway.retainedBudget',
+      paused: true,
+      retainedBytes: b.retainedBytes,
+      times: g.stats.retainedBudgetPauses,
+    });
+  });
   g.on('listenError', (e) => log.error(`the listening socket failed: ${e.message}`, { event: 'listen.error', code: (e as NodeJS.ErrnoException).code }));
   g.on('quarantined', (c) => log.warn(`connection quarantined: its input ${c.input} crashed two owners (last: ${c.crash})`, { event: 'conn.quarantined', conn: c.conn, input: c.input, crash: c.crash }));
   g.on('connectionLost', (c) => log.warn(`connection lost: ${c.reason}`, { event: 'conn.lost', conn: c.conn }));

@@ -33,7 +33,7 @@ export interface ConnectionLimits extends DeadlineSettings {
   readonly maxHandshakeWarningAlerts: number;
   /** KeyUpdates answered to a client that does not read its output; the next closes it. */
   readonly maxUnreadKeyUpdates: number;
-  /** Retained input of all connections above which client sockets are not read. */
+  /** Retained input of all connections above which connections holding more than their share are not read. */
   readonly retainedBudgetBytes: number;
 }
 
@@ -57,7 +57,7 @@ export const LIMIT_OPTIONS: readonly (readonly [string, string])[] = [
   ['--max-handshake-ccs <n>', `change_cipher_spec records a client may send during a handshake; one more: unexpected_message (default: ${DEFAULT_HANDSHAKE_NOISE_CAP})`],
   ['--max-handshake-warning-alerts <n>', `warning alerts (user_canceled) a client may send during a handshake; one more: unexpected_message (default: ${DEFAULT_HANDSHAKE_NOISE_CAP})`],
   ['--max-unread-key-updates <n>', `KeyUpdates answered to a client that asks for them but does not read its output; one more closes it (default: ${DEFAULT_MAX_UNREAD_KEY_UPDATES})`],
-  ['--retained-budget <size>', `input retained for replay, all connections together, above which client sockets are not read until it halves, e.g. 256MiB, 1GiB (default: ${DEFAULT_RETAINED_BUDGET_BYTES / 2 ** 20}MiB)`],
+  ['--retained-budget <size>', `input retained for replay, all connections together, above which connections holding more than their share are not read until it halves, e.g. 256MiB, 1GiB (default: ${DEFAULT_RETAINED_BUDGET_BYTES / 2 ** 20}MiB)`],
 ];
 
 /** A size flag: `1048576`, `512KiB`, `256MiB`, `1GiB` (KB/MB/GB and k/m/g mean the same powers of 1024); whole bytes. */

@@ -19,7 +19,7 @@
  * maxConnections: 10000
  * maxHandshakeChangeCipherSpecs: 32        # and maxHandshakeWarningAlerts (32): more in a handshake is unexpected_message
  * maxUnreadKeyUpdates: 32                  # KeyUpdates answered to a client that does not read; one more closes it
- * retainedBudgetBytes: 268435456           # input retained for replay, all connections; above: client sockets not read
+ * retainedBudgetBytes: 268435456           # input retained for replay, all connections; above: those over their share not read
  * tickets: { rotationSeconds: 3600 }      # or { keyFile: tickets.keys }, shared by several processes
  * admin: { address: 127.0.0.1:9901, tokenFile: /run/baton/admin.token }
  * ```

@@ -201,7 +201,7 @@ export class ClusterMetrics {
     });
     new Gauge({
       name: 'baton_retained_budget_bytes',
-      help: 'the retained-input budget: above it no client socket is read until retained input falls below half of it (--retained-budget)',
+      help: 'the retained-input budget (--retained-budget): above it, connections holding more than an equal share of half of it are not read until the total falls below half',
       registers,
       collect() {
         this.set(stats()?.retainedBudgetBytes ?? 0);
@@ -209,13 +209,13 @@ export class ClusterMetrics {
     });
     new Gauge({
       name: 'baton_retained_budget_paused',
-      help: '1 while the retained-input budget holds every client socket unread, else 0',
+      help: '1 while retained input is over its budget (connections over their share not read), else 0',
       registers,
       collect() {
         this.set(stats()?.retainedBudgetPaused ? 1 : 0);
       },
     });
-    mirror('baton_retained_budget_pauses_total', 'times the retained-input budget was reached and client sockets stopped being read', (s) => s.retainedBudgetPauses);
+    mirror('baton_retained_budget_pauses_total', 'times the retained-input budget was reached', (s) => s.retainedBudgetPauses);
     new Counter<'limit'>({
       name: 'baton_limit_closes_total',
       help: 'connections closed for a cap: handshake_change_cipher_spec and handshake_warning_alerts (unexpected_message), unread_key_updates (KeyUpdates asked for by a client that does not read; closed without an alert)',

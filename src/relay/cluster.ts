@@ -48,7 +48,8 @@ export interface ClusterOptions {
   readonly maxUnreadKeyUpdates?: number;
   /**
    * Retained input of all connections together above which the gateway stops reading
-   * client sockets until commits bring it back below (see GatewayOptions.retainedBudgetBytes).
+   * connections holding more than their share until commits bring it below half (see
+   * GatewayOptions.retainedBudgetBytes).
    * Default {@link DEFAULT_RETAINED_BUDGET_BYTES}.
    */
   readonly retainedBudgetBytes?: number;

@@ -80,8 +80,9 @@ export interface GatewayOptions {
    */
   readonly maxUnreadKeyUpdates?: number;
   /**
-   * Retained input of all connections together (bytes) above which no client socket is
-   * read until commits bring it below half of it. Default {@link DEFAULT_RETAINED_BUDGET_BYTES}.
+   * Retained input of all connections together (bytes) above which the sockets of
+   * every connection holding more than an equal share of half of it are not read, until
+   * commits bring the total below half. Default {@link DEFAULT_RETAINED_BUDGET_BYTES}.
    */
   readonly retainedBudgetBytes?: number;
 }
@@ -190,6 +191,8 @@ interface Conn {
   pausedForRetained: boolean;
   /** KeyUpdates answered to the client's update_requested since its socket last drained, while it held unwritten output. */
   unreadKeyUpdates: number;
+  /** Over the retained-input budget, this connection holds more than its share: it is not read. */
+  overShare: boolean;
   clientFull: boolean;
   backendFull: boolean;
   /** Owner crashes while running input `suspect` (poison detection). */
@@ -257,7 +260,7 @@ export interface GatewayStats {
   /** Input bytes retained for replay, all connections together, and the budget they are held to. */
   retainedBytes: number;
   readonly retainedBudgetBytes: number;
-  /** Times the budget was reached (client sockets stopped being read), and whether it holds now. */
+  /** Times the budget was reached (connections over their share stopped being read), and whether it holds now. */
   retainedBudgetPauses: number;
   retainedBudgetPaused: boolean;
   /** The most recent takeovers (at most {@link MAX_SAMPLES}); every one is also a 'takeover' event. */
@@ -281,7 +284,7 @@ export interface GatewayEvents {
   timedOut: [info: { readonly conn: string; readonly deadline: Exclude<Overdue, 'idleGrace'> }];
   /** A cap closed the connection: the engine's (with a fatal alert) or the gateway's (see GatewayOptions.maxUnreadKeyUpdates). */
   limitExceeded: [info: { readonly conn: string; readonly limit: GatewayLimit }];
-  /** The retained-input budget was reached (client sockets stop being read) or left (reading resumes). */
+  /** The retained-input budget was reached (connections over their share stop being read) or left (all are read again). */
   retainedBudget: [info: { readonly paused: boolean; readonly retainedBytes: number }];
   /** The listening socket failed after it started listening (it is not retried). */
   listenError: [error: Error];
@@ -525,6 +528,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       backendEndSeq: 0,
       pausedForRetained: false,
       unreadKeyUpdates: 0,
+      overShare: false,
       clientFull: false,
       backendFull: false,
       strikes: 0,
@@ -576,6 +580,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     c.retained.push(kind, chunk, offset, length);
     this.stats.retainedBytes += length;
     if (this.stats.retainedBytes > this.stats.retainedBudgetBytes && !this.stats.retainedBudgetPaused) this.budgetReached(true);
+    else if (this.stats.retainedBudgetPaused && !c.overShare && c.retained.bytes >= this.budgetShare()) this.flow(c);
     if (c.clientIn.starved || c.backendIn?.starved) {
       this.starved.add(c);
       this.flow(c);
@@ -842,12 +847,25 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       this.flow(c);
     }
     if (this.stats.retainedBudgetPaused && this.stats.retainedBytes < this.stats.retainedBudgetBytes / 2) this.budgetReached(false);
+    else if (c.overShare && c.retained.bytes < this.budgetShare()) this.flow(c);
   }
 
   /**
-   * The retained-input budget reached (`paused`) or left: every client socket stops or
-   * resumes being read (the kernel holds what clients send meanwhile). Backend sockets
-   * read on, so output, and with it the commits that free retained input, keeps moving.
+   * Over the budget, what one connection may retain and still be read: an equal share
+   * of half the budget. Those holding more wait for their commits; the others read on,
+   * so one connection with much in flight cannot stall every other one, and the total
+   * stays within the budget (a share each at most, and what the rest already held).
+   */
+  private budgetShare(): number {
+    return this.stats.retainedBudgetBytes / 2 / Math.max(1, this.stats.connectionsActive);
+  }
+
+  /**
+   * The retained-input budget reached (`paused`) or left: the sockets, client and
+   * backend, of every connection holding more than its share (see budgetShare) stop or
+   * resume being read (the kernel holds what they send meanwhile). Nothing waits for a
+   * read to free retained input: relays work through what is retained, their output is
+   * written, and the commits that follow release it.
    */
   private budgetReached(paused: boolean): void {
     this.stats.retainedBudgetPaused = paused;
@@ -863,10 +881,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
    */
   private flow(c: Conn): void {
     if (c.done) return;
-    if (c.pausedForRetained || this.stats.retainedBudgetPaused || c.backendFull || c.clientIn.starved) c.client.pause();
+    c.overShare = this.stats.retainedBudgetPaused && c.retained.bytes >= this.budgetShare();
+    if (c.pausedForRetained || c.overShare || c.backendFull || c.clientIn.starved) c.client.pause();
     else c.client.resume();
     if (c.backend) {
-      if (c.pausedForRetained || c.clientFull || c.backendIn!.starved) c.backend.pause();
+      if (c.pausedForRetained || c.overShare || c.clientFull || c.backendIn!.starved) c.backend.pause();
       else c.backend.resume();
     }
   }
