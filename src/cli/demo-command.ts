@@ -1,19 +1,54 @@
 /**
  * `baton demo` (what `npm start` runs): a cluster, an echo backend, verifying
  * clients and a crash of a random relay every few seconds, with a live view on a
- * terminal; exits 1 if any byte was lost or any client saw an error.
+ * terminal; for a time (`--duration`) or until a number of crashes (`--crashes`, a
+ * soak). Exits 1 if any byte or connection was lost, any client saw an error or any
+ * connection was quarantined.
  */
 import type { Command } from 'commander';
+import { FAULT_KINDS, type FaultKind } from '../actors/index.js';
 import { runDemo } from './demo/demo.js';
-import { EXIT_FAILURE, parseWholeNumber } from './errors.js';
+import { CliError, EXIT_FAILURE, parseWholeNumber } from './errors.js';
 
 interface RawDemoFlags {
   relays: string;
   clients: string;
-  duration: string;
-  crashEvery: string;
+  duration?: string;
+  crashes?: string;
+  crashEvery?: string;
+  crashInterval?: string;
+  crashKinds: string;
   watchdogMs: string;
   live: boolean;
+}
+
+/** Longest time between crashes, in seconds. */
+const MAX_INTERVAL_S = 3600;
+
+/**
+ * `--crash-interval`: seconds between crashes, one value (`2`, `0.5`) or a range drawn
+ * from uniformly each time (`0.3-1`); in milliseconds.
+ */
+export function parseCrashInterval(value: string): { min: number; max: number } {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(?:-\s*(\d+(?:\.\d+)?)\s*)?$/.exec(value);
+  const min = m ? Math.round(Number(m[1]) * 1000) : NaN;
+  const max = m ? Math.round(Number(m[2] ?? m[1]) * 1000) : NaN;
+  if (!(min >= 10 && max >= min && max <= MAX_INTERVAL_S * 1000)) {
+    throw new CliError(`--crash-interval must be seconds (e.g. 2 or 0.5) or a range MIN-MAX (e.g. 0.3-1), from 0.01 to ${MAX_INTERVAL_S}, got "${value}"`);
+  }
+  return { min, max };
+}
+
+/** `--crash-kinds`: `all`, or kinds separated by commas (throw,exit,terminate,oom,hang). */
+export function parseCrashKinds(value: string): FaultKind[] {
+  if (value.trim() === 'all') return [...FAULT_KINDS];
+  const kinds: FaultKind[] = [];
+  for (const part of value.split(',')) {
+    const kind = FAULT_KINDS.find((k) => k === part.trim());
+    if (!kind) throw new CliError(`--crash-kinds must be "all" or a list of ${FAULT_KINDS.join(', ')}, got "${part.trim()}"`);
+    if (!kinds.includes(kind)) kinds.push(kind);
+  }
+  return kinds;
 }
 
 export function registerDemoCommand(program: Command): void {
@@ -22,16 +57,25 @@ export function registerDemoCommand(program: Command): void {
     .description('a local cluster, an echo backend, verifying clients and injected relay crashes, with a live view')
     .option('--relays <n>', 'relay actors', '3')
     .option('--clients <n>', 'TLS clients streaming and verifying data', '8')
-    .option('--duration <s>', 'how long to run, in seconds', '30')
-    .option('--crash-every <s>', 'seconds between injected crashes', '3')
+    .option('--duration <s>', 'how long to run, in seconds (default 30; with --crashes: no time limit)')
+    .option('--crashes <n>', 'stop after this many relay crashes (a soak)')
+    .option('--crash-every <s>', 'whole seconds between injected crashes (default 3)')
+    .option('--crash-interval <s>', 'seconds between injected crashes, or a range drawn from each time, e.g. 0.3-1')
+    .option('--crash-kinds <kinds>', `crash kinds to draw from: all, or a list of ${FAULT_KINDS.join(',')}`, 'all')
     .option('--watchdog-ms <ms>', 'heartbeat deadline for hung relays', '1000')
     .option('--no-live', 'print a line per interval instead of redrawing (the default off a terminal)')
     .action(async (raw: RawDemoFlags) => {
+      if (raw.crashEvery !== undefined && raw.crashInterval !== undefined) throw new CliError('give --crash-every or --crash-interval, not both');
+      const every = raw.crashEvery === undefined ? null : parseWholeNumber('--crash-every', raw.crashEvery, 1, MAX_INTERVAL_S, 'seconds') * 1000;
+      const crashes = raw.crashes === undefined ? null : parseWholeNumber('--crashes', raw.crashes, 1, 10_000_000);
+      const duration = raw.duration === undefined ? null : parseWholeNumber('--duration', raw.duration, 1, 86_400, 'seconds') * 1000;
       const summary = await runDemo({
         relays: parseWholeNumber('--relays', raw.relays, 2, 64),
         clients: parseWholeNumber('--clients', raw.clients, 1, 1000),
-        durationMs: parseWholeNumber('--duration', raw.duration, 1, 86_400, 'seconds') * 1000,
-        crashEveryMs: parseWholeNumber('--crash-every', raw.crashEvery, 1, 3600, 'seconds') * 1000,
+        durationMs: duration ?? (crashes === null ? 30_000 : null),
+        crashes,
+        crashIntervalMs: raw.crashInterval !== undefined ? parseCrashInterval(raw.crashInterval) : { min: every ?? 3000, max: every ?? 3000 },
+        crashKinds: parseCrashKinds(raw.crashKinds),
         watchdogMs: parseWholeNumber('--watchdog-ms', raw.watchdogMs, 50, 3_600_000, 'milliseconds'),
         live: raw.live && process.stdout.isTTY === true,
         out: process.stdout,
