@@ -369,13 +369,16 @@ export class ActorSystem {
     void cell.stop();
   }
 
-  /** A frame came out of a worker: route it to its receiver. */
-  private route(from: WorkerHandle, frame: Uint8Array, header: FromWorker, payloadAt: number): void {
+  /**
+   * A frame came out of a worker: route it to its receiver. With `wait` (the sender is
+   * dead and cannot be told), a full receiver is waited for: the promise says when to
+   * route the frame again.
+   */
+  private route(from: WorkerHandle, frame: Uint8Array, header: FromWorker, payloadAt: number, wait: boolean): Promise<void> | undefined {
     switch (header.t) {
       case 'Deliver':
       case 'Ask':
-        this.routeMailboxFrame(frame, header, payloadAt);
-        return;
+        return this.routeMailboxFrame(frame, header, payloadAt, wait);
       case 'Reply': {
         this.routed.delete(`${header.to}:${header.askId}`);
         const asker = this.cells.get(header.to);
@@ -396,11 +399,11 @@ export class ActorSystem {
     }
   }
 
-  private routeMailboxFrame(frame: Uint8Array, header: DeliverFrame | AskFrame, payloadAt: number): void {
+  private routeMailboxFrame(frame: Uint8Array, header: DeliverFrame | AskFrame, payloadAt: number, wait = false): Promise<void> | undefined {
     const target = this.cells.get(header.to);
     if (target === undefined) {
       this.bounceFrame(frame, header, payloadAt, 'BATON_ERR_NO_SUCH_ACTOR');
-      return;
+      return undefined;
     }
     let r: 'ok' | 'full' | 'dead';
     if (target instanceof WorkerHandle) {
@@ -415,7 +418,10 @@ export class ActorSystem {
         replyTo: header.t === 'Ask' ? { to: header.from, askId: header.askId } : undefined,
       });
     }
+    // A stopped receiver rejects drained(): the frame is routed again and refused as dead.
+    if (r === 'full' && wait) return target.drained().catch(() => undefined);
     if (r !== 'ok') this.bounceFrame(frame, header, payloadAt, r === 'full' ? 'BATON_ERR_MAILBOX_FULL' : 'BATON_ERR_ACTOR_DEAD');
+    return undefined;
   }
 
   /** Tells the sender of a refused frame, and records a dead letter for tells. */
@@ -441,8 +447,8 @@ export class ActorSystem {
 
   private readonly handleHost = {
     clock: { now: () => this.clock.now() },
-    route: (from: WorkerHandle, frame: Uint8Array, header: FromWorker, payloadAt: number) =>
-      this.route(from, frame, header, payloadAt),
+    route: (from: WorkerHandle, frame: Uint8Array, header: FromWorker, payloadAt: number, wait: boolean) =>
+      this.route(from, frame, header, payloadAt, wait),
     bounce: (frame: Uint8Array, code: ActorErrorCode) => {
       const { header, payloadAt } = decodeHeader<DeliverFrame | AskFrame>(frame);
       this.bounceFrame(frame, header, payloadAt, code);

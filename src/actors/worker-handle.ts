@@ -4,6 +4,13 @@
  * buffers while (re)starting, and turns every way the worker can die into exactly one
  * {@link Crash}: `error` and `exit` events, the watchdog, and the start deadline all feed
  * `crashed()`, and the first report wins.
+ *
+ * Order: a crash is reported only after every frame the dead incarnation posted has
+ * been handled. A death is detected first (state `dying`), the report waits for the
+ * thread's `exit` (Node delivers what is left in the port just before it) and for the
+ * frames that came in one batch, without a microtask checkpoint between them (as in
+ * that last delivery), which this handle queues and hands on in order, waiting for a
+ * full main-thread mailbox rather than refusing the dead incarnation's mail.
  */
 import { Worker, type ResourceLimits } from 'node:worker_threads';
 import type { Clock } from '../util/clock.js';
@@ -53,8 +60,12 @@ export interface WorkerActorOptions {
 /** What a handle needs from the system that owns it. */
 export interface HandleHost {
   readonly clock: Clock;
-  /** Deliver/Ask/Reply/PoolRun frames coming out of the worker. */
-  route(from: WorkerHandle, frame: Uint8Array, header: FromWorker, payloadAt: number): void;
+  /**
+   * Deliver/Ask/Reply/PoolRun frames coming out of the worker. With `wait`, a mailbox
+   * frame whose receiver is full is not refused: a promise is returned instead, settled
+   * when the receiver may have room (then the frame is routed again).
+   */
+  route(from: WorkerHandle, frame: Uint8Array, header: FromWorker, payloadAt: number, wait: boolean): Promise<void> | undefined;
   /** A mailbox frame that can no longer be delivered (actor stopped): fail it at its origin. */
   bounce(frame: Uint8Array, code: ActorErrorCode): void;
   /** Called once per incarnation that dies (never for a requested stop). */
@@ -66,11 +77,15 @@ export interface HandleHost {
 export const DEFAULT_CAPACITY = 1024;
 const DEFAULT_START_TIMEOUT_MS = 15_000;
 const DEFAULT_SHUTDOWN_MS = 2_000;
+/** How long a dead incarnation's `exit` is waited for before its crash is reported anyway. */
+const EXIT_WAIT_MS = 2_000;
 
 type State =
   | { readonly kind: 'idle' }
   | { readonly kind: 'starting'; readonly worker: Worker; readonly timer: NodeJS.Timeout }
   | { readonly kind: 'running'; readonly worker: Worker; readonly threadId: number; readonly watchdog: Watchdog | undefined }
+  /** Dead, its crash not yet reported: waiting for the thread's exit and for its last frames to be handled. */
+  | { readonly kind: 'dying'; readonly worker: Worker; readonly crash: Crash; exited: boolean; readonly timer: NodeJS.Timeout }
   | { readonly kind: 'down'; readonly crash: Crash }
   | { readonly kind: 'stopping'; readonly worker: Worker; readonly done: Promise<void>; readonly final: boolean }
   | { readonly kind: 'stopped' };
@@ -138,6 +153,11 @@ export class WorkerHandle {
   private armSeq = 0;
   private readonly armWaiters = new Map<number, { resolve(): void; reject(e: Error): void }>();
   private lastThreadId: number | undefined;
+  /** Frames that came in one batch, waiting to be handled in order (see the file comment). */
+  private inbox: Uint8Array[] = [];
+  private flushing = false;
+  /** A frame was handled and no microtask checkpoint has run since. */
+  private inBatch = false;
 
   constructor(
     readonly id: string,
@@ -226,10 +246,22 @@ export class WorkerHandle {
     this.state = { kind: 'starting', worker, timer };
     this.liveChannel = channel === undefined ? undefined : mainEnd(channel);
     worker.on('message', (frame: Uint8Array) => {
-      if (this.liveWorker() === worker) {
-        adoptFrame(frame);
-        this.onFrame(frame);
+      if (this.liveWorker() !== worker) return;
+      adoptFrame(frame);
+      if (this.inBatch || this.inbox.length > 0) {
+        // Node is delivering a batch (a dying worker's last frames come all at once): a
+        // main-thread receiver gets no turn between them, so they are handed on from a
+        // queue, in order, where they can wait for room.
+        this.inbox.push(frame);
+        if (!this.flushing) {
+          this.flushing = true;
+          queueMicrotask(() => void this.flush());
+        }
+        return;
       }
+      this.inBatch = true;
+      queueMicrotask(() => (this.inBatch = false));
+      this.onFrame(frame, false);
     });
     worker.on('error', (err: Error & { code?: string }) => {
       if (this.liveWorker() !== worker || this.state.kind === 'stopping') return;
@@ -241,6 +273,11 @@ export class WorkerHandle {
     });
     worker.on('exit', (exitCode: number) => {
       if (this.liveWorker() !== worker) return;
+      if (this.state.kind === 'dying') {
+        this.state.exited = true;
+        this.reportWhenHandled();
+        return;
+      }
       if (this.state.kind === 'stopping') {
         const final = this.state.final;
         this.state = final ? { kind: 'stopped' } : { kind: 'idle' };
@@ -250,7 +287,7 @@ export class WorkerHandle {
         if (final) this.failBuffered('BATON_ERR_ACTOR_DEAD');
         return;
       }
-      this.crashed({ kind: 'exit', exitCode });
+      this.crashed({ kind: 'exit', exitCode }, true);
     });
     return p;
   }
@@ -335,6 +372,15 @@ export class WorkerHandle {
       case 'stopping':
         if (final) this.state = { ...s, final };
         return s.done;
+      case 'dying':
+        // Its crash is still to be reported; once it is, the supervisor finds it stopped.
+        clearTimeout(s.timer);
+        this.state = { kind: 'down', crash: s.crash };
+        if (final) {
+          this.state = { kind: 'stopped' };
+          this.failBuffered('BATON_ERR_ACTOR_DEAD');
+        }
+        return Promise.resolve();
       case 'idle':
       case 'down':
         if (final) {
@@ -375,7 +421,7 @@ export class WorkerHandle {
 
   private liveWorker(): Worker | undefined {
     const s = this.state;
-    return s.kind === 'starting' || s.kind === 'running' || s.kind === 'stopping' ? s.worker : undefined;
+    return s.kind === 'starting' || s.kind === 'running' || s.kind === 'stopping' || s.kind === 'dying' ? s.worker : undefined;
   }
 
   /** Declares the incarnation dead now (watchdog, start deadline, injected terminate), then kills it. */
@@ -388,8 +434,13 @@ export class WorkerHandle {
     this.crashed(reason);
   }
 
-  /** The one crash path: every detector ends here; later reports of the same death are ignored. */
-  private crashed(reason: CrashReason): void {
+  /**
+   * The one crash path: every detector ends here; later reports of the same death are
+   * ignored. The incarnation is dead from here on (no mail reaches it, its channel is
+   * closed); the crash is reported once its thread has exited and every frame it posted
+   * was handled ({@link reportWhenHandled}).
+   */
+  private crashed(reason: CrashReason, exited = false): void {
     const s = this.state;
     if (s.kind !== 'starting' && s.kind !== 'running') return;
     if (s.kind === 'starting') clearTimeout(s.timer);
@@ -402,7 +453,15 @@ export class WorkerHandle {
       phase: s.kind === 'starting' ? 'start' : 'run',
       ...(this.lastFault ? { fault: this.lastFault } : {}),
     };
-    this.state = { kind: 'down', crash };
+    const worker = s.worker;
+    // An exit that never comes (a thread stuck in native code) does not hold the report for ever.
+    const timer = setTimeout(() => {
+      if (this.state.kind !== 'dying' || this.state.worker !== worker) return;
+      this.state.exited = true;
+      this.reportWhenHandled();
+    }, EXIT_WAIT_MS);
+    timer.unref();
+    this.state = { kind: 'dying', worker, crash, exited, timer };
     this.endChannel();
     // Whatever the dead worker had taken or queued is gone; buffered frames wait for the next incarnation.
     this.inflight = 0;
@@ -412,7 +471,45 @@ export class WorkerHandle {
     for (const w of this.armWaiters.values()) w.reject(new ActorError('BATON_ERR_ACTOR_DEAD', `${this.id} died before it confirmed the fault point`));
     this.armWaiters.clear();
     this.wakeDrainWaiters();
-    this.host.crashed(this, crash);
+    if (exited) this.reportWhenHandled();
+  }
+
+  /**
+   * Reports the crash of a dying incarnation once its thread has exited and its last
+   * frames are handled: after the inbox is empty, and a turn later, so that main-thread
+   * receivers have run the frames routed to them (their mailboxes drain in microtasks).
+   */
+  private reportWhenHandled(): void {
+    const s = this.state;
+    if (s.kind !== 'dying' || !s.exited || this.flushing) return;
+    setImmediate(() => {
+      if (this.state !== s || this.flushing) return;
+      clearTimeout(s.timer);
+      this.state = { kind: 'down', crash: s.crash };
+      this.host.crashed(this, s.crash);
+    });
+  }
+
+  /**
+   * Hands on the frames of a batch, in order. A mailbox frame whose main-thread
+   * receiver is full waits for room while its sender is dead (a live one is refused
+   * and told, as ever: that is its backpressure).
+   */
+  private async flush(): Promise<void> {
+    try {
+      while (this.inbox.length > 0) {
+        const frame = this.inbox[0]!;
+        const wait = this.onFrame(frame, this.state.kind === 'dying');
+        if (wait !== undefined) {
+          await wait;
+          continue;
+        }
+        this.inbox.shift();
+      }
+    } finally {
+      this.flushing = false;
+    }
+    this.reportWhenHandled();
   }
 
   /**
@@ -448,7 +545,8 @@ export class WorkerHandle {
     this.host.crashed(this, crash);
   }
 
-  private onFrame(frame: Uint8Array): void {
+  /** Handles one frame; a promise when it must wait for room and be handled again (only with `wait`). */
+  private onFrame(frame: Uint8Array, wait: boolean): Promise<void> | undefined {
     const { header, payloadAt } = decodeHeader<FromWorker>(frame);
     switch (header.t) {
       case 'Ack':
@@ -472,8 +570,7 @@ export class WorkerHandle {
       case 'Ask':
       case 'Reply':
       case 'PoolRun':
-        this.host.route(this, frame, header, payloadAt);
-        return;
+        return this.host.route(this, frame, header, payloadAt, wait);
       default: {
         const never: never = header;
         throw new ActorError('BATON_ERR_CODEC', `unexpected frame ${(never as { t: string }).t}`);
