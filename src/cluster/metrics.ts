@@ -82,6 +82,7 @@ export class ClusterMetrics {
     mirror('baton_quarantined_connections_total', 'poison connections closed with a fatal alert after crashing owners twice', (s) => s.quarantined);
     mirror('baton_connections_lost_total', 'connections that could not be carried on after a crash (see the log for why)', (s) => s.connectionsLost);
     mirror('baton_output_gaps_total', 'relay output past what was written (bytes a client would miss; the connection is reset; must stay 0)', (s) => s.outputGaps);
+    mirror('baton_gap_resets_total', 'connections reset (TCP RST) because their output would have had a gap; must stay 0', (s) => s.gapResets);
     mirror('baton_connections_refused_total', 'connections closed at accept: no relay up, no free state slot, or too many waiting for room', (s) => s.connectionsRefused);
     mirror('baton_connections_queued_total', 'connections that waited, unread, for room because max connections were served', (s) => s.connectionsQueued);
     new Gauge({

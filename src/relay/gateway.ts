@@ -102,6 +102,18 @@ const SCRATCH_BYTES = 64 << 10;
 
 export const DEFAULT_GATEWAY = { retainedLimitBytes: 1 << 20, poisonCrashes: 2, maxInFlight: 32 } as const;
 
+/** Closes a TCP socket with an RST (a plain destroy where it cannot: not TCP, already closed). */
+function resetSocket(socket: net.Socket): void {
+  if (socket.destroyed) return;
+  // An 'error' from the reset of a socket that is closing anyway is no news.
+  socket.on('error', () => undefined);
+  try {
+    socket.resetAndDestroy();
+  } catch {
+    socket.destroy();
+  }
+}
+
 /** A relay as the gateway sees it. */
 interface RelaySlot {
   readonly name: string;
@@ -246,6 +258,8 @@ export interface GatewayStats {
   quarantined: number;
   /** Output that arrived past what was written (bytes a client would miss; the connection is reset; must stay 0). */
   outputGaps: number;
+  /** Connections reset (TCP RST, both sockets) because their output would have had a gap; must stay 0. */
+  gapResets: number;
   /** Connections closed by a deadline: handshake, idle, backend connect (deadlines.ts). */
   handshakeTimeouts: number;
   idleTimeouts: number;
@@ -321,6 +335,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     connectionsLost: 0,
     quarantined: 0,
     outputGaps: 0,
+    gapResets: 0,
     handshakeTimeouts: 0,
     idleTimeouts: 0,
     backendConnectTimeouts: 0,
@@ -728,9 +743,12 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     // Replayed output the dead owner already produced is skipped by its stream offset.
     if (offset + n <= written) return;
     if (offset > written) {
-      // Bytes before this piece were never written: the stream would have a hole.
+      // Bytes before this piece were never written: the stream would have a hole. Never
+      // patched over: the connection is reset, so neither peer takes what follows for
+      // the rest of its stream (a client would decrypt under the wrong sequence number).
       this.stats.outputGaps += offset - written;
-      this.lose(c, 'its output would have a gap');
+      this.stats.gapResets++;
+      this.lose(c, `its output would have a gap (${offset - written} bytes toward the ${toClient ? 'client' : 'backend'}): reset`, true);
       return;
     }
     const chunk = view.getUint32(at + H_AUX32, true);
@@ -928,8 +946,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.flushWrites();
   }
 
-  /** Ends a connection: sockets closed, its owner told to forget it. Idempotent. */
-  private finish(c: Conn): void {
+  /**
+   * Ends a connection: sockets closed (with `reset`, by a TCP RST each, nothing pending
+   * written), its owner told to forget it. Idempotent.
+   */
+  private finish(c: Conn, reset = false): void {
     if (c.done) return;
     c.done = true;
     this.stats.connectionsActive--;
@@ -938,7 +959,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       this.admitScheduled = true;
       setImmediate(() => this.admit());
     }
-    if (!c.engineClosed) c.client.destroy();
+    if (reset) {
+      resetSocket(c.client);
+      if (c.backend) resetSocket(c.backend);
+    } else if (!c.engineClosed) c.client.destroy();
     // A peer that never closes its side does not hold the socket forever.
     else setTimeout(() => c.client.destroy(), LINGER_MS).unref();
     c.backend?.destroy();
@@ -961,12 +985,12 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
   }
 
-  /** Ends a connection that cannot be carried on, and says why. */
-  private lose(c: Conn, reason: string): void {
+  /** Ends a connection that cannot be carried on (with `reset`, by a TCP RST), and says why. */
+  private lose(c: Conn, reason: string, reset = false): void {
     if (c.done) return;
     this.stats.connectionsLost++;
     this.emit('connectionLost', { conn: c.id, reason });
-    this.finish(c);
+    this.finish(c, reset);
   }
 
   // ---- takeover ----
