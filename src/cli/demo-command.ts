@@ -69,7 +69,17 @@ export function registerDemoCommand(program: Command): void {
       const every = raw.crashEvery === undefined ? null : parseWholeNumber('--crash-every', raw.crashEvery, 1, MAX_INTERVAL_S, 'seconds') * 1000;
       const crashes = raw.crashes === undefined ? null : parseWholeNumber('--crashes', raw.crashes, 1, 10_000_000);
       const duration = raw.duration === undefined ? null : parseWholeNumber('--duration', raw.duration, 1, 86_400, 'seconds') * 1000;
+      // The first Ctrl-C (or SIGTERM) ends the run early with its summary; a second one kills.
+      const stop = new AbortController();
+      const onSignal = () => {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        stop.abort();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
       const summary = await runDemo({
+        stop: stop.signal,
         relays: parseWholeNumber('--relays', raw.relays, 2, 64),
         clients: parseWholeNumber('--clients', raw.clients, 1, 1000),
         durationMs: duration ?? (crashes === null ? 30_000 : null),
@@ -80,6 +90,8 @@ export function registerDemoCommand(program: Command): void {
         live: raw.live && process.stdout.isTTY === true,
         out: process.stdout,
       });
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
       process.exitCode = summary.ok ? 0 : EXIT_FAILURE;
     });
 }

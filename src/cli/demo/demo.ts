@@ -29,6 +29,8 @@ export interface DemoOptions {
   /** Live view in place (a terminal) or a line per interval. */
   readonly live: boolean;
   readonly out: NodeJS.WritableStream;
+  /** Ends the run early (its clients still stop cleanly and the summary is printed). */
+  readonly stop?: AbortSignal;
   /** Randomness of crash choices; Math.random by default. */
   readonly pick?: (n: number) => number;
 }
@@ -53,6 +55,8 @@ export interface DemoSummary {
   readonly quarantined: number;
   /** Output bytes the gateway refused to write past a gap (those connections were reset). */
   readonly outputGaps: number;
+  /** Ended by {@link DemoOptions.stop} before its duration or crash count. */
+  readonly interrupted: boolean;
   readonly ok: boolean;
 }
 
@@ -165,7 +169,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     try {
       const crashed = () => events.filter((e) => e.type === 'Crashed').length;
       let nextCrash = started + interval();
-      while (Date.now() - started < durationMs && (crashTarget === null || crashed() < crashTarget)) {
+      while (Date.now() - started < durationMs && (crashTarget === null || crashed() < crashTarget) && !opts.stop?.aborted) {
         await sleep(crashTarget === null ? 50 : 10);
         if (Date.now() < nextCrash) continue;
         const up = cluster.relayNames.filter((n) => cluster.threadIdOf(n) !== undefined);
@@ -229,12 +233,13 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     connectionsLost: stats.connectionsLost,
     quarantined: stats.quarantined,
     outputGaps: stats.outputGaps,
+    interrupted: opts.stop?.aborted === true,
     ok: clientErrors.length === 0 && bytesLost === 0 && stats.connectionsLost === 0 && stats.quarantined === 0 && stats.outputGaps === 0,
   };
   write(
     [
       '',
-      `summary: ${summary.ok ? 'OK' : 'FAILED'} after ${summary.seconds.toFixed(1)} s`,
+      `summary: ${summary.ok ? 'OK' : 'FAILED'} after ${summary.seconds.toFixed(1)} s${summary.interrupted ? `, stopped early (signal)${crashTarget === null ? '' : ` at ${summary.crashes} of ${crashTarget} crashes`}` : ''}`,
       `  ${summary.crashes} relay crashes (${Object.entries(crashesByKind).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}), ${summary.takeovers} connection takeovers, p50 ${summary.takeoverP50Ms ?? '-'} ms, p99 ${summary.takeoverP99Ms ?? '-'} ms`,
       `  ${summary.clients} clients, ${summary.handshakes} handshakes, ${mb(summary.bytesVerified)} MB verified (${summary.bytesVerified} bytes), ${summary.bytesLost} bytes lost, ${summary.connectionsLost} connections lost`,
       `  ${clientErrors.length} client errors, ${summary.quarantined} quarantined, ${summary.outputGaps} output gap bytes`,
