@@ -9,12 +9,23 @@ import { parseCrashInterval, parseCrashKinds } from '../../src/cli/demo-command.
 import { CliError } from '../../src/cli/errors.js';
 import { BIN } from '../helpers/cli.js';
 
-/** Runs `baton demo ...args` to its end (killed after `boundMs`); its output and exit code. */
-async function demo(args: string[], boundMs: number): Promise<{ out: string; code: number | null }> {
+/**
+ * Runs `baton demo ...args` to its end (killed after `boundMs`); its output and exit
+ * code. `interruptWhen`: sends SIGINT once the output so far matches it.
+ */
+async function demo(args: string[], boundMs: number, interruptWhen?: RegExp): Promise<{ out: string; code: number | null }> {
   const child = spawn(process.execPath, [BIN, 'demo', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  let interrupted = false;
+  const seen = (d: Buffer) => {
+    out += d.toString();
+    if (interruptWhen && !interrupted && interruptWhen.test(out)) {
+      interrupted = true;
+      child.kill('SIGINT');
+    }
+  };
+  child.stdout.on('data', seen);
+  child.stderr.on('data', seen);
   const timer = setTimeout(() => child.kill('SIGKILL'), boundMs);
   const code = await new Promise<number | null>((r) => child.once('exit', r));
   clearTimeout(timer);
@@ -51,6 +62,13 @@ it('soaks until a crash count: 10 crashes of every kind, then a summary of what 
   expect(out).toMatch(/ 0 client errors, 0 quarantined, 0 output gap bytes/);
   expect(code).toBe(0);
 }, 240_000);
+
+it('a soak stopped by SIGINT still ends with its summary', async () => {
+  const { out, code } = await demo(['--crashes', '1000', '--clients', '2', '--crash-interval', '0.3-1', '--no-live'], 150_000, /crashes=[1-9]\d*\/1000/);
+  expect(out, out).toMatch(/summary: OK after [\d.]+ s, stopped early \(signal\) at \d+ of 1000 crashes/);
+  expect(out).toMatch(/, 0 bytes lost, 0 connections lost/);
+  expect(code).toBe(0);
+}, 180_000);
 
 describe('soak flags', () => {
   it('--crash-interval takes seconds or a range, in milliseconds', () => {
