@@ -14,6 +14,7 @@
  */
 import { Worker, type ResourceLimits } from 'node:worker_threads';
 import type { Clock } from '../util/clock.js';
+import { isSource, siblingModule } from '../util/module-url.js';
 import type { Crash, CrashReason } from './crash.js';
 import { createDataChannel, mainEnd, ringCapacity, type ChannelEnd } from './data-channel.js';
 import { ActorError, type ActorErrorCode } from './errors.js';
@@ -90,7 +91,8 @@ type State =
   | { readonly kind: 'stopping'; readonly worker: Worker; readonly done: Promise<void>; readonly final: boolean }
   | { readonly kind: 'stopped' };
 
-// tsx is a dev dependency: resolved only when a .ts module has to be loaded.
+// tsx is a dev dependency (the package runs compiled JavaScript from dist/): it is
+// resolved only when a .ts module has to be loaded, i.e. from src/ under the tests.
 function tsxApiUrl(): string {
   try {
     return import.meta.resolve('tsx/esm/api');
@@ -99,15 +101,14 @@ function tsxApiUrl(): string {
   }
 }
 
-const SELF_URL = import.meta.url;
-const HOST_URL = new URL(SELF_URL.endsWith('.ts') ? './worker-host.ts' : './worker-host.js', SELF_URL).href;
+const HOST_URL = siblingModule(import.meta.url, './worker-host').href;
 
 /**
  * The worker's entry: an eval'd bootstrap. Node 20 ignores `--import tsx` in a worker's
  * execArgv, so the bootstrap registers tsx's hooks itself before importing the host.
  */
 function bootstrapCode(moduleUrl: string): string {
-  const needsTsx = /\.[mc]?ts$/.test(HOST_URL) || /\.[mc]?ts$/.test(moduleUrl);
+  const needsTsx = isSource(HOST_URL) || isSource(moduleUrl);
   const host = JSON.stringify(HOST_URL);
   if (!needsTsx) return `import(${host});`;
   return `import(${JSON.stringify(tsxApiUrl())}).then((m) => { m.register(); return import(${host}); });`;

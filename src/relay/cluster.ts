@@ -7,6 +7,7 @@ import type net from 'node:net';
 import { ActorSystem, Arena, createArena, type ActorRef, type FaultKind, type Supervisor, type SupervisorEvent } from '../actors/index.js';
 import { aeadBackend, type AeadBackend, type TicketKeys } from '../tls/index.js';
 import type { Clock } from '../util/clock.js';
+import { siblingModule } from '../util/module-url.js';
 import { DEFAULT_DEADLINES, type DeadlineSettings } from './deadlines.js';
 import { DEFAULT_GATEWAY, Gateway, type HostPort } from './gateway.js';
 export { DEFAULT_RETAINED_BUDGET_BYTES, DEFAULT_MAX_UNREAD_KEY_UPDATES } from './gateway.js';
@@ -81,7 +82,8 @@ export interface ClusterOptions {
   readonly onEvent?: (e: SupervisorEvent) => void;
 }
 
-const RELAY_MODULE = new URL('./relay-actor.ts', import.meta.url);
+// relay-actor.ts from src/ (tests, tsx), relay-actor.js from dist/ (the installed package).
+const RELAY_MODULE = siblingModule(import.meta.url, './relay-actor');
 export const DEFAULT_MAX_CONNECTIONS = 10_000;
 const DEFAULT_CHANNEL_BYTES = 1 << 20;
 const DEFAULT_ARENA_CHUNKS = 4096;

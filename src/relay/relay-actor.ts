@@ -6,7 +6,12 @@
  * the state store, shared memory that outlives this thread (DESIGN.md, "Replication
  * and takeover"). Configuration comes as actor messages.
  */
-import { Arena, defineActor, type ActorContext, type ArenaBuffers, type ChannelEnd } from '../actors/index.js';
+// The actor-side modules by name, not actors/index.js: that one also loads the
+// main-thread runtime (the system, the piscina pool), which a relay worker never uses and
+// would load again at every restart.
+import { defineActor, type ActorContext } from '../actors/actor.js';
+import { Arena, type ArenaBuffers } from '../actors/arena.js';
+import type { ChannelEnd } from '../actors/data-channel.js';
 import {
   loadCertifiedKey,
   RECORD_STATE_LENGTH,
