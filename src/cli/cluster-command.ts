@@ -100,7 +100,6 @@ const WATCHDOG_MAX_MS = 3_600_000;
 export function registerClusterCommand(program: Command): void {
   program
     .command('cluster')
-    .description('run a local relay cluster until SIGINT or SIGTERM')
     .option('--relays <n>', 'relay actors, one worker thread each (default: one per core, at least 2)', CLUSTER_DEFAULTS.relays)
     .option('--listen <host:port>', 'TLS address to listen on (port 0: any free port)', CLUSTER_DEFAULTS.listen)
     .option('--backend <host:port>', 'plaintext TCP backend to forward to (required)')

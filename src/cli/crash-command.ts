@@ -46,7 +46,6 @@ export function registerCrashCommand(program: Command): void {
   adminOptions(
     program
       .command('crash')
-      .description('crash a relay of a running cluster (its connections carry on on another relay)')
       .option('--relay <name>', 'the relay to crash, e.g. relay-1 (see `baton status`)')
       .option('--random', 'crash a random running relay')
       .option('--kind <kind>', `how it dies: ${FAULT_KINDS.join(', ')}`, 'throw')

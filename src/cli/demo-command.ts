@@ -54,7 +54,6 @@ export function parseCrashKinds(value: string): FaultKind[] {
 export function registerDemoCommand(program: Command): void {
   program
     .command('demo')
-    .description('a local cluster, an echo backend, verifying clients and injected relay crashes, with a live view')
     .option('--relays <n>', 'relay actors', '3')
     .option('--clients <n>', 'TLS clients streaming and verifying data', '8')
     .option('--duration <s>', 'how long to run, in seconds (default 30; with --crashes: no time limit)')

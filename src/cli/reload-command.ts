@@ -63,7 +63,6 @@ export function registerReloadCommand(program: Command): void {
   adminOptions(
     program
       .command('reload')
-      .description('reload the configuration file of a running cluster (new handshakes use it; open connections keep theirs)')
       .option('--file <path>', 'load this configuration file instead of the one the cluster was started with (--config)'),
   )
     .option('--json', 'print the admin API answer as JSON')

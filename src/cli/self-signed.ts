@@ -5,11 +5,8 @@
  * valid for one year. Built with @peculiar/x509 over WebCrypto; nothing is
  * written to disk.
  */
-// tsyringe, which @peculiar/x509 uses inside, needs a Reflect metadata polyfill
-// loaded before it; side-effect imports run in order.
-import 'reflect-metadata';
 import { KeyObject, X509Certificate, webcrypto } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
 import { systemClock, type Clock } from '../util/clock.js';
 import { systemRandom, type RandomSource } from '../util/random.js';
 import { toHex } from '../util/bytes.js';
@@ -35,10 +32,24 @@ export interface SelfSignedOptions {
   readonly random?: RandomSource;
 }
 
+let x509Module: Promise<typeof X509> | undefined;
+
+/**
+ * @peculiar/x509, loaded on first use: it and its polyfill take about a quarter of a
+ * second to load, which no command pays unless it makes a certificate.
+ */
+function loadX509(): Promise<typeof X509> {
+  // tsyringe, which @peculiar/x509 uses inside, needs the Reflect metadata polyfill
+  // loaded before it.
+  x509Module ??= import('reflect-metadata').then(() => import('@peculiar/x509'));
+  return x509Module;
+}
+
 /** Makes a fresh key pair and a self-signed certificate for localhost. */
 export async function makeSelfSigned(opts: SelfSignedOptions = {}): Promise<SelfSignedCertificate> {
   const clock = opts.clock ?? systemClock;
   const random = opts.random ?? systemRandom;
+  const x509 = await loadX509();
   x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
   // Extractable: the relays load the key from PKCS#8 PEM.
   const keys = await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify']);
@@ -53,7 +64,7 @@ export async function makeSelfSigned(opts: SelfSignedOptions = {}): Promise<Self
     notBefore: new Date(now),
     notAfter: new Date(now + VALIDITY_MS),
     signingAlgorithm: ALGORITHM,
-    keys: keys as unknown as x509.X509CertificateCreateSelfSignedParams['keys'],
+    keys: keys as unknown as X509.X509CertificateCreateSelfSignedParams['keys'],
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),

@@ -90,7 +90,7 @@ export async function callAdmin(target: AdminTarget, method: 'GET' | 'POST', pat
 
 /** Registers `status` on the program. */
 export function registerStatusCommand(program: Command): void {
-  adminOptions(program.command('status').description('show the relays, connections and takeovers of a running cluster'))
+  adminOptions(program.command('status'))
     .option('--json', 'print the admin API answer as JSON')
     .action(async (raw: RawAdminFlags & { json?: boolean }) => {
       const target = await resolveAdmin(raw);

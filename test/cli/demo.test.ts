@@ -7,14 +7,14 @@ import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { parseCrashInterval, parseCrashKinds } from '../../src/cli/demo-command.js';
 import { CliError } from '../../src/cli/errors.js';
-import { BIN } from '../helpers/cli.js';
+import { BIN, SOURCE_ENV } from '../helpers/cli.js';
 
 /**
  * Runs `baton demo ...args` to its end (killed after `boundMs`); its output and exit
  * code. `interruptWhen`: sends SIGINT once the output so far matches it.
  */
 async function demo(args: string[], boundMs: number, interruptWhen?: RegExp): Promise<{ out: string; code: number | null }> {
-  const child = spawn(process.execPath, [BIN, 'demo', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'demo', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...SOURCE_ENV } });
   let out = '';
   let interrupted = false;
   const seen = (d: Buffer) => {

@@ -20,9 +20,15 @@ export interface Run {
 
 const running = new Set<ChildProcess>();
 
+/**
+ * The environment the suites run `baton` in: the source under test (src/ through tsx),
+ * never a dist/ an earlier `npm run build` left (see bin/baton.mjs).
+ */
+export const SOURCE_ENV: NodeJS.ProcessEnv = { BATON_FROM_SOURCE: '1' };
+
 /** Spawns `baton ...args` in {@link ROOT}, with `env` over the test's environment. */
 export function baton(args: string[], env: NodeJS.ProcessEnv = {}): Run {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...SOURCE_ENV, ...env } });
   running.add(child);
   const run: Run = { child, stdout: '', stderr: '', exit: new Promise((resolve) => child.once('exit', (code) => resolve(code))) };
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (run.stdout += d));
