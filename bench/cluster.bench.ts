@@ -26,8 +26,8 @@ import { fileURLToPath } from 'node:url';
 import type { FaultKind, SupervisorEvent } from '../src/actors/index.js';
 import { Cluster } from '../src/relay/cluster.js';
 import { DEFAULT_GATEWAY } from '../src/relay/gateway.js';
-import { fixture } from '../test/helpers/interop.js';
-import { wall } from './load-client.js';
+import { makeSelfSigned } from '../src/cli/self-signed.js';
+import { CA_ENV, wall } from './load-client.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -109,7 +109,9 @@ const processCpu = () => {
   return (u.user + u.system) / 1e6;
 };
 
-const certificates = [{ cert: fixture('ecdsa-p256.pem'), key: fixture('ecdsa-p256-key.pem') }];
+// A fresh self-signed certificate for localhost; the load clients trust it (CA_ENV).
+const selfSigned = await makeSelfSigned();
+const certificates = [{ cert: selfSigned.cert, key: selfSigned.key }];
 
 // ---------------------------------------------------------------------------------
 // 1. Takeover latency
@@ -144,6 +146,7 @@ function loadClient(childArgs: readonly string[]) {
   const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'load-client.ts'), ...childArgs], {
     stdio: ['pipe', 'pipe', 'inherit'],
     cwd: join(here, '..'),
+    env: { ...process.env, [CA_ENV]: selfSigned.cert },
   });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const lines = createInterface({ input: child.stdout! });

@@ -24,7 +24,12 @@ import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { startEchoBackend } from '../src/cli/demo/echo-backend.js';
 import { seededRandom } from '../src/util/random.js';
-import { caPem } from '../test/helpers/interop.js';
+
+/**
+ * The certificate the clients trust (PEM): the one the bench's cluster serves, made
+ * by the bench (self-signed) and handed over in the environment.
+ */
+export const CA_ENV = 'BATON_BENCH_CA';
 
 /** Wall-clock milliseconds with sub-millisecond resolution. */
 export const wall = (): number => performance.timeOrigin + performance.now();
@@ -53,6 +58,8 @@ export interface StreamClientOptions {
   readonly chunk: number;
   /** Bytes in flight (sent, not yet verified) at most. */
   readonly window: number;
+  /** The certificate (PEM) the client trusts for `localhost`. */
+  readonly ca: string;
 }
 
 export class StreamClient {
@@ -76,7 +83,7 @@ export class StreamClient {
     const socket = tls.connect({
       host: this.opts.host,
       port: this.opts.port,
-      ca: caPem,
+      ca: this.opts.ca,
       servername: 'localhost',
       minVersion: 'TLSv1.3',
     });
@@ -207,7 +214,7 @@ async function paced(args: readonly string[], port: number, lines: AsyncIterator
   const connectAll = async () => {
     const cs: StreamClient[] = [];
     for (let index = 0; index < n; index++) {
-      const c = new StreamClient({ host: '127.0.0.1', port, index, chunk, window });
+      const c = new StreamClient({ host: '127.0.0.1', port, index, chunk, window, ca: trusted() });
       await c.connect();
       cs.push(c);
     }
@@ -250,6 +257,13 @@ async function paced(args: readonly string[], port: number, lines: AsyncIterator
   for (const c of clients) c.close();
 }
 
+/** The certificate from {@link CA_ENV}, which the program needs. */
+function trusted(): string {
+  const pem = process.env[CA_ENV];
+  if (!pem) throw new Error(`${CA_ENV} must hold the PEM certificate the gateway serves`);
+  return pem;
+}
+
 async function main(args: readonly string[]): Promise<void> {
   const mode = args.includes('paced') ? 'paced' : 'bulk';
   const clients = Math.max(1, Math.floor(flag(args, 'clients', 8)));
@@ -271,7 +285,7 @@ async function main(args: readonly string[]): Promise<void> {
     return;
   }
 
-  const cs = Array.from({ length: clients }, (_, index) => new StreamClient({ host: '127.0.0.1', port, index, chunk, window }));
+  const cs = Array.from({ length: clients }, (_, index) => new StreamClient({ host: '127.0.0.1', port, index, chunk, window, ca: trusted() }));
   await Promise.all(cs.map((c) => c.connect()));
   for (const c of cs) c.startBulk();
   await sleep(warmup * 1000);

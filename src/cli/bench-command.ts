@@ -1,15 +1,15 @@
 /**
  * `baton bench`: throughput per core, handshakes per core and latency of Baton
  * side by side with Node's own `tls` (and optionally an external terminator
- * such as HAProxy or stunnel) in one run. The harness is in bench/harness/.
+ * such as HAProxy or stunnel) in one run. The harness is in src/bench/.
  *
  * Exit code 0 when every configuration was measured (targets are reported, not
  * enforced), 1 when a terminator or workload failed, 2 for a bad flag.
  */
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { Command } from 'commander';
-import { ROOT, runBench, type BenchOptions } from '../../bench/harness/run.js';
-import { WORKLOADS, type Workload } from '../../bench/harness/workloads.js';
+import { runBench, type BenchOptions } from '../bench/run.js';
+import { WORKLOADS, type Workload } from '../bench/workloads.js';
 import { CliError, EXIT_FAILURE, parseWholeNumber } from './errors.js';
 import { CLUSTER_DEFAULTS, MAX_RELAYS } from './cluster-command.js';
 
@@ -40,7 +40,6 @@ export const QUICK = { relays: '1', replication: 'on', recordProtection: 'native
 export function registerBenchCommand(program: Command): void {
   program
     .command('bench')
-    .description("throughput and handshakes per CPU-second, and latency, side by side with Node's tls (loopback)")
     .option('--relays <list>', `relay counts to run, e.g. 1..4 or 1,2,4 (default: ${CLUSTER_DEFAULTS.relays}, what baton cluster runs)`)
     .option('--max-relays <n>', 'shorthand for --relays 1..n')
     .option('--replication <list>', 'on, off, or on,off', 'on,off')
@@ -53,7 +52,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--idle-settle <s>', 'seconds they stay idle before memory is read (V8 gives back handshake garbage after some seconds of quiet)', '12')
     .option('--external <template>', 'also measure this terminator command; {port} {backend} {backendPort} {cert} {key} {pem} are substituted')
     .option('--external-name <name>', 'name of the external terminator in the table (default: its command)')
-    .option('--out-dir <dir>', 'where the JSON and the SVG chart go (default: bench/results in the checkout)')
+    .option('--out-dir <dir>', 'where the JSON and the SVG chart go (default: bench/results under the current folder)')
     .option('--cpu-prof <dir>', 'run the Node terminators under --cpu-prof into <dir> and print their top functions')
     .option('--quick', `a tiny run for tests (--relays ${QUICK.relays} --replication ${QUICK.replication} --workloads ${QUICK.workloads} --seconds ${QUICK.seconds})`)
     .option('--verbose', "echo the terminators' and load generator's stderr")
@@ -148,7 +147,7 @@ export function parseBenchFlags(raw: RawBenchFlags): BenchFlags {
     idleConnections: parseWholeNumber('--idle-connections', raw.idleConnections ?? '2000', 0, 100_000),
     idleSettleSeconds: parseSeconds('--idle-settle', raw.idleSettle ?? '12', 0, 600),
     ...(external ? { external } : {}),
-    outDir: raw.outDir === undefined ? join(ROOT, 'bench/results') : resolve(raw.outDir),
+    outDir: resolve(raw.outDir ?? 'bench/results'),
     ...(raw.cpuProf !== undefined ? { cpuProfDir: resolve(raw.cpuProf) } : {}),
     verbose: raw.verbose === true,
   };

@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseBenchFlags } from '../../src/cli/bench-command.js';
 import { CliError } from '../../src/cli/errors.js';
-import type { BenchReport } from '../../bench/harness/types.js';
+import { SOURCE_ENV } from '../helpers/cli.js';
+import type { BenchReport } from '../../src/bench/types.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = join(ROOT, 'bin/baton.mjs');
@@ -20,7 +21,7 @@ afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
 function run(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...SOURCE_ENV } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -5,11 +5,11 @@
  * against it, and reads the terminator's CPU time (all threads) around each
  * measured window. Writes the JSON and the SVG chart and prints the table.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { JsonChild } from './child.js';
+import { makeSelfSigned } from '../cli/self-signed.js';
+import { JsonChild, PACKAGE_ROOT, programArgs } from './child.js';
 import { clockTicks, procAvailable, treeCpuSeconds, treeRssBytes } from './cpu.js';
 import { formatSummary, monotonicUs, summarizeDir } from './profile.js';
 import { formatMemory, formatTable, formatTargets, targets, withRatios } from './report.js';
@@ -17,8 +17,6 @@ import { chart } from './svg.js';
 import { specLabel, startTerminator, type Files, type RecordProtection, type TerminatorSpec } from './terminators.js';
 import type { BenchReport, IdleMemory, Measurement } from './types.js';
 import { unitOf, type LoadResult, type Workload } from './workloads.js';
-
-export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 export interface BenchOptions {
   readonly relays: readonly number[];
@@ -48,16 +46,20 @@ export interface BenchOptions {
 
 type Raw = Omit<Measurement, 'vsNode'>;
 
-function prepareFiles(): { files: Files; dispose: () => void } {
+/**
+ * A fresh self-signed ECDSA P-256 certificate for localhost (the load generator does not
+ * verify it) in a temporary folder, as the files every terminator reads.
+ */
+async function prepareFiles(): Promise<{ files: Files; dispose: () => void }> {
+  const made = await makeSelfSigned();
   const dir = mkdtempSync(join(os.tmpdir(), 'baton-bench-'));
-  const certs = join(ROOT, 'test/fixtures/certs');
   const cert = join(dir, 'cert.pem');
   const key = join(dir, 'key.pem');
   const pem = join(dir, 'cert-and-key.pem');
-  copyFileSync(join(certs, 'ecdsa-p256.pem'), cert);
-  copyFileSync(join(certs, 'ecdsa-p256-key.pem'), key);
-  writeFileSync(pem, `${readFileSync(cert, 'utf8').trimEnd()}\n${readFileSync(key, 'utf8')}`);
-  return { files: { root: ROOT, cert, key, pem }, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+  writeFileSync(cert, made.cert);
+  writeFileSync(key, made.key, { mode: 0o600 });
+  writeFileSync(pem, `${made.cert.trimEnd()}\n${made.key}`, { mode: 0o600 });
+  return { files: { cert, key, pem }, dispose: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 export function configs(o: Pick<BenchOptions, 'relays' | 'replication' | 'protection' | 'external'>): TerminatorSpec[] {
@@ -126,11 +128,10 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   if (!procAvailable()) throw new Error('baton bench reads CPU time from /proc: it runs on Linux only');
   const started = performance.now();
   const startedAt = new Date().toISOString();
-  const { files, dispose } = prepareFiles();
-  const childOpts = { cwd: ROOT, env: process.env, echoStderr: o.verbose ?? false };
-  const tsx = (file: string) => ['--import', 'tsx', join(ROOT, 'bench/harness', file)];
-  const backend = new JsonChild('backend', process.execPath, tsx('backend.ts'), childOpts);
-  const load = new JsonChild('load', process.execPath, tsx('load.ts'), childOpts);
+  const { files, dispose } = await prepareFiles();
+  const childOpts = { cwd: PACKAGE_ROOT, env: process.env, echoStderr: o.verbose ?? false };
+  const backend = new JsonChild('backend', process.execPath, programArgs('./backend'), childOpts);
+  const load = new JsonChild('load', process.execPath, programArgs('./load'), childOpts);
   const raw: Raw[] = [];
   const memory: IdleMemory[] = [];
   const failures: { terminator: string; workload: Workload | null; error: string }[] = [];
@@ -257,7 +258,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     memory,
     failures,
     targets: checks,
-    files: { json: relative(ROOT, jsonPath), svg: relative(ROOT, svgPath), ...(o.cpuProfDir ? { profiles: o.cpuProfDir } : {}) },
+    files: { json: relative(process.cwd(), jsonPath), svg: relative(process.cwd(), svgPath), ...(o.cpuProfDir ? { profiles: o.cpuProfDir } : {}) },
     elapsedSeconds: (performance.now() - started) / 1000,
   };
   writeFileSync(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
@@ -283,7 +284,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   if (o.cpuProfDir) {
     o.out('');
     o.out(`CPU profiles (${o.cpuProfDir}), top self time per thread:`);
-    for (const [dir, ws] of windows) for (const s of summarizeDir(dir, ROOT, 12, ws)) for (const line of formatSummary(s)) o.out(line);
+    for (const [dir, ws] of windows) for (const s of summarizeDir(dir, PACKAGE_ROOT, 12, ws)) for (const line of formatSummary(s)) o.out(line);
   }
   return report;
 }

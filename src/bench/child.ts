@@ -5,6 +5,29 @@
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { isSource, siblingModule } from '../util/module-url.js';
+
+/** The package's root folder (two up from src/bench/ and from dist/bench/ alike). */
+export const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** The `baton` command of this package, which the bench runs as a terminator. */
+export const BATON_BIN = fileURLToPath(new URL('../../bin/baton.mjs', import.meta.url));
+
+/**
+ * Environment for a child `baton`: from src/ (a checkout, under tsx) it runs src/ too,
+ * never a dist/ that may be older than the source.
+ */
+export const BATON_ENV: NodeJS.ProcessEnv = isSource(import.meta.url) ? { BATON_FROM_SOURCE: '1' } : {};
+
+/**
+ * Node arguments that run the bench program `stem` (e.g. `./backend`) beside this
+ * module: the TypeScript through tsx from src/, the compiled JavaScript from dist/.
+ */
+export function programArgs(stem: string): string[] {
+  const url = siblingModule(import.meta.url, stem);
+  return isSource(url.href) ? ['--import', 'tsx', fileURLToPath(url)] : [fileURLToPath(url)];
+}
 
 export type Event = Record<string, unknown> & { ev?: string };
 

@@ -7,7 +7,7 @@
  *   'D' source — write 64 KiB chunks as fast as the peer takes them (bulk download)
  *   'E' echo   — write back every byte after the mode byte (round trips, handshakes)
  *
- *   node --import tsx bench/harness/backend.ts      prints {"ev":"backend","port":N}; exits when stdin ends
+ *   node dist/bench/backend.js      prints {"ev":"backend","port":N}; exits when stdin ends
  */
 import net from 'node:net';
 

@@ -92,7 +92,7 @@ export function formatSummary(s: ProfileSummary): string[] {
 if (process.argv[1] && import.meta.filename === process.argv[1]) {
   const dir = process.argv[2];
   if (!dir) {
-    process.stderr.write('usage: node --import tsx bench/harness/profile.ts <dir with .cpuprofile files> [topN]\n');
+    process.stderr.write('usage: node dist/bench/profile.js (or --import tsx src/bench/profile.ts) <dir with .cpuprofile files> [topN]\n');
     process.exit(2);
   }
   for (const s of summarizeDir(dir, process.cwd(), Number(process.argv[3] ?? 15))) console.log(formatSummary(s).join('\n'), '\n');

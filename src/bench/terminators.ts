@@ -3,10 +3,8 @@
  * thread) can be read from /proc: Baton (`bin/baton.mjs cluster`), Node's `tls`
  * (node-tls-terminator.ts), and any external command from a template.
  */
-import { execFileSync } from 'node:child_process';
 import net from 'node:net';
-import { join } from 'node:path';
-import { JsonChild } from './child.js';
+import { BATON_BIN, BATON_ENV, JsonChild, PACKAGE_ROOT, programArgs } from './child.js';
 
 export type TerminatorSpec =
   | { readonly kind: 'node-tls' }
@@ -28,7 +26,6 @@ export function specLabel(s: TerminatorSpec): string {
 }
 
 export interface Files {
-  readonly root: string;
   readonly cert: string;
   readonly key: string;
   /** Certificate then key in one PEM file (HAProxy's `crt`). */
@@ -46,20 +43,6 @@ export interface Running {
 }
 
 const START_TIMEOUT_MS = 30_000;
-
-let batonHasAdmin: boolean | undefined;
-/** Whether this checkout's `baton cluster` takes --admin (then we give it a free port, not its default). */
-function clusterTakesAdmin(root: string): boolean {
-  if (batonHasAdmin === undefined) {
-    try {
-      const help = execFileSync(process.execPath, [join(root, 'bin/baton.mjs'), 'cluster', '--help'], { encoding: 'utf8', cwd: root, timeout: 30_000 });
-      batonHasAdmin = /--admin\b/.test(help);
-    } catch {
-      batonHasAdmin = false;
-    }
-  }
-  return batonHasAdmin;
-}
 
 /** A free loopback port (for a command that cannot listen on port 0 and tell us). */
 export function freePort(): Promise<number> {
@@ -108,11 +91,11 @@ export async function startTerminator(spec: TerminatorSpec, o: StartOptions): Pr
   let child: JsonChild;
   let port: number;
   let protection: string | null = null;
-  const common = { cwd: o.files.root, env, echoStderr: o.verbose ?? false };
+  const common = { cwd: PACKAGE_ROOT, env, echoStderr: o.verbose ?? false };
   if (spec.kind === 'baton') {
     const args = [
       ...(o.nodeArgs ?? []),
-      join(o.files.root, 'bin/baton.mjs'),
+      BATON_BIN,
       'cluster',
       '--relays',
       String(spec.relays),
@@ -126,14 +109,16 @@ export async function startTerminator(spec: TerminatorSpec, o: StartOptions): Pr
       o.files.key,
       '--replication',
       spec.replication ? 'on' : 'off',
-      ...(clusterTakesAdmin(o.files.root) ? ['--admin', '127.0.0.1:0'] : []),
+      // A free port, not the default one another cluster on this host may hold.
+      '--admin',
+      '127.0.0.1:0',
     ];
-    child = new JsonChild(specLabel(spec), process.execPath, args, common);
+    child = new JsonChild(specLabel(spec), process.execPath, args, { ...common, env: { ...env, ...BATON_ENV } });
     const m = await child.nextText(/ on \[?([^\s\]]+)\]?:(\d+) -> backend /, START_TIMEOUT_MS);
     port = Number(m[2]);
     protection = /; record protection ([^;]+)/.exec(m.input ?? '')?.[1] ?? null;
   } else if (spec.kind === 'node-tls') {
-    const args = [...(o.nodeArgs ?? []), '--import', 'tsx', join(o.files.root, 'bench/harness/node-tls-terminator.ts'), '--cert', o.files.cert, '--key', o.files.key, '--backend', backend];
+    const args = [...(o.nodeArgs ?? []), ...programArgs('./node-tls-terminator'), '--cert', o.files.cert, '--key', o.files.key, '--backend', backend];
     child = new JsonChild('node-tls', process.execPath, args, common);
     const m = await child.nextText(/listening on [^\s]+:(\d+) /, START_TIMEOUT_MS);
     port = Number(m[1]);

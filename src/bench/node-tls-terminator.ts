@@ -3,7 +3,7 @@
  * own `tls.createServer` (TLS 1.3, AES-128-GCM first like Baton, x25519 first),
  * piping each connection to the backend with `net.connect` and `pipe()` both ways.
  *
- *   node --import tsx bench/harness/node-tls-terminator.ts --cert F --key F --backend HOST:PORT [--listen HOST:PORT]
+ *   node dist/bench/node-tls-terminator.js --cert F --key F --backend HOST:PORT [--listen HOST:PORT]
  *
  * Prints `node-tls listening on HOST:PORT -> backend HOST:PORT` once it accepts,
  * and closes on SIGTERM or SIGINT.
