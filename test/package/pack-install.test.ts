@@ -8,7 +8,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -100,6 +100,8 @@ describe('the package, packed and installed', () => {
     // 2. Install the tarball into an empty folder, production dependencies only.
     const app = join(work, 'app');
     mkdirSync(app);
+    // Its own package.json (what `npm init -y` writes), so npm never takes a project further up for this one.
+    writeFileSync(join(app, 'package.json'), `${JSON.stringify({ name: 'baton-install-check', version: '1.0.0', private: true }, null, 2)}\n`);
     ok(await run('npm', ['install', '--omit=dev', '--no-audit', '--no-fund', join(work, info!.filename)], app, 240_000), 'npm install of the tarball');
     expect(existsSync(join(app, 'node_modules/baton/dist/cli/main.js'))).toBe(true);
     expect(existsSync(join(app, 'node_modules/tsx')), 'tsx is a dev dependency').toBe(false);
