@@ -83,33 +83,26 @@ export function parseDuration(flag: string, value: string): number {
 
 /** The limits from the flags typed, over the file's, over the defaults. */
 export function parseLimits(raw: RawLimitFlags, file?: ClusterFileConfig): ConnectionLimits {
-  const pick = (flag: string, v: string | undefined, fromFile: number | undefined, fallback: number) =>
-    v !== undefined ? parseDuration(flag, v) : (fromFile ?? fallback);
+  /** The flag's value if typed (through `parse`), else the file's, else the default. */
+  const pick = (typed: string | undefined, parse: (v: string) => number, fromFile: number | undefined, fallback: number) =>
+    typed !== undefined ? parse(typed) : (fromFile ?? fallback);
+  const duration = (flag: string) => (v: string) => parseDuration(flag, v);
+  const whole = (flag: string, min: number, max: number) => (v: string) => parseWholeNumber(flag, v, min, max);
   return {
-    handshakeTimeoutMs: pick('--handshake-timeout', raw.handshakeTimeout, file?.handshakeTimeoutMs, DEFAULT_DEADLINES.handshakeTimeoutMs),
-    idleTimeoutMs: pick('--idle-timeout', raw.idleTimeout, file?.idleTimeoutMs, DEFAULT_DEADLINES.idleTimeoutMs),
-    backendConnectTimeoutMs: pick('--backend-connect-timeout', raw.backendConnectTimeout, file?.backendConnectTimeoutMs, DEFAULT_DEADLINES.backendConnectTimeoutMs),
-    maxConnections:
-      raw.maxConnections !== undefined
-        ? parseWholeNumber('--max-connections', raw.maxConnections, 1, MAX_MAX_CONNECTIONS)
-        : (file?.maxConnections ?? DEFAULT_MAX_CONNECTIONS),
+    handshakeTimeoutMs: pick(raw.handshakeTimeout, duration('--handshake-timeout'), file?.handshakeTimeoutMs, DEFAULT_DEADLINES.handshakeTimeoutMs),
+    idleTimeoutMs: pick(raw.idleTimeout, duration('--idle-timeout'), file?.idleTimeoutMs, DEFAULT_DEADLINES.idleTimeoutMs),
+    backendConnectTimeoutMs: pick(raw.backendConnectTimeout, duration('--backend-connect-timeout'), file?.backendConnectTimeoutMs, DEFAULT_DEADLINES.backendConnectTimeoutMs),
+    maxConnections: pick(raw.maxConnections, whole('--max-connections', 1, MAX_MAX_CONNECTIONS), file?.maxConnections, DEFAULT_MAX_CONNECTIONS),
     // A compatible client sends one change_cipher_spec: at least one is taken.
-    maxHandshakeChangeCipherSpecs:
-      raw.maxHandshakeCcs !== undefined
-        ? parseWholeNumber('--max-handshake-ccs', raw.maxHandshakeCcs, 1, MAX_CAP)
-        : (file?.maxHandshakeChangeCipherSpecs ?? DEFAULT_HANDSHAKE_NOISE_CAP),
-    maxHandshakeWarningAlerts:
-      raw.maxHandshakeWarningAlerts !== undefined
-        ? parseWholeNumber('--max-handshake-warning-alerts', raw.maxHandshakeWarningAlerts, 0, MAX_CAP)
-        : (file?.maxHandshakeWarningAlerts ?? DEFAULT_HANDSHAKE_NOISE_CAP),
-    maxUnreadKeyUpdates:
-      raw.maxUnreadKeyUpdates !== undefined
-        ? parseWholeNumber('--max-unread-key-updates', raw.maxUnreadKeyUpdates, 0, MAX_CAP)
-        : (file?.maxUnreadKeyUpdates ?? DEFAULT_MAX_UNREAD_KEY_UPDATES),
-    retainedBudgetBytes:
-      raw.retainedBudget !== undefined
-        ? parseSize('--retained-budget', raw.retainedBudget, MIN_RETAINED_BUDGET, MAX_RETAINED_BUDGET)
-        : (file?.retainedBudgetBytes ?? DEFAULT_RETAINED_BUDGET_BYTES),
+    maxHandshakeChangeCipherSpecs: pick(raw.maxHandshakeCcs, whole('--max-handshake-ccs', 1, MAX_CAP), file?.maxHandshakeChangeCipherSpecs, DEFAULT_HANDSHAKE_NOISE_CAP),
+    maxHandshakeWarningAlerts: pick(raw.maxHandshakeWarningAlerts, whole('--max-handshake-warning-alerts', 0, MAX_CAP), file?.maxHandshakeWarningAlerts, DEFAULT_HANDSHAKE_NOISE_CAP),
+    maxUnreadKeyUpdates: pick(raw.maxUnreadKeyUpdates, whole('--max-unread-key-updates', 0, MAX_CAP), file?.maxUnreadKeyUpdates, DEFAULT_MAX_UNREAD_KEY_UPDATES),
+    retainedBudgetBytes: pick(
+      raw.retainedBudget,
+      (v) => parseSize('--retained-budget', v, MIN_RETAINED_BUDGET, MAX_RETAINED_BUDGET),
+      file?.retainedBudgetBytes,
+      DEFAULT_RETAINED_BUDGET_BYTES,
+    ),
   };
 }
 
