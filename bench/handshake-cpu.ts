@@ -118,7 +118,9 @@ async function startTerminator(kind: Kind, backendPort: number, relays: string |
   }
   const args = [`${ROOT}bin/baton.mjs`, 'cluster', '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${backendPort}`, '--cert', CERT, '--key', KEY, '--admin', 'off'];
   if (relays) args.push('--relays', relays);
-  const proc = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  // HANDSHAKE_CPU_NODE_ARGS: node flags for the cluster (e.g. --perf-basic-prof for `perf record`).
+  const nodeArgs = (process.env.HANDSHAKE_CPU_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const proc = spawn(process.execPath, [...nodeArgs, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {
     let text = '';
     const t = setTimeout(() => reject(new Error(`baton cluster did not start in ${START_MS} ms:\n${text}`)), START_MS);
@@ -139,8 +141,11 @@ async function measure(kind: Kind, backendPort: number, count: number, loops: nu
   try {
     await load(Math.max(200, Math.floor(count / 4)));
     const before = threads(proc.pid!);
+    // HANDSHAKE_CPU_PERF=FILE: `perf record` the terminator over the measured run (CPU samples, not wall time).
+    const perf = process.env.HANDSHAKE_CPU_PERF ? spawn('perf', ['record', '-q', '-F', '1999', '-g', '-p', String(proc.pid), '-o', process.env.HANDSHAKE_CPU_PERF], { stdio: 'inherit' }) : null;
     const run = await load(count);
     const after = threads(proc.pid!);
+    if (perf) await new Promise((resolve) => perf.once('exit', resolve).kill('SIGINT'));
     const perConn = (ticks: number) => (ticks * 1e6) / HZ / count;
     const rows: { main: boolean; user: number; sys: number }[] = [];
     for (const [tid, t] of after) {
