@@ -8,7 +8,8 @@
 import { concat, copyBytes, empty, toHex } from '../util/bytes.js';
 import { Reader } from '../util/reader.js';
 import { Writer } from '../util/writer.js';
-import { pickCertificate, signCertificateVerify } from './certificates.js';
+import { pickCertificate } from './certificates.js';
+import { signCertificateVerify } from './crypto/signature.js';
 import { constantTimeEqual } from './crypto/constant-time.js';
 import { hashOf, hmac } from './crypto/hkdf.js';
 import { generateKeyShare, sharedSecret } from './crypto/key-exchange.js';

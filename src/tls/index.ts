@@ -1,7 +1,9 @@
 /** The TLS 1.3 server engine: public API. */
 export { TlsServerEngine } from './connection.js';
 export { aeadBackend, type AeadBackend } from './crypto/record-aead.js';
-export { loadCertifiedKey, pickCertificate, signCertificateVerify, signatureSchemesFor } from './certificates.js';
+export { pickCertificate } from './certificates.js';
+export { loadCertifiedKey } from './crypto/certified-key.js';
+export { signCertificateVerify, signatureSchemesFor } from './crypto/signature.js';
 export { encodeSnapshot, decodeSnapshot } from './snapshot-codec.js';
 export {
   applyRecordState,

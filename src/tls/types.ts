@@ -2,7 +2,7 @@
  * The public face of the TLS 1.3 server engine: configuration, injected
  * dependencies, and what each call returns.
  */
-import type { KeyObject } from 'node:crypto';
+import type { PrivateKey } from './crypto/certified-key.js';
 import type { Clock } from '../util/clock.js';
 import type { RandomSource } from '../util/random.js';
 import type { AlertName } from './errors.js';
@@ -20,7 +20,7 @@ export type KeyKind = 'ecdsa-p256' | 'ecdsa-p384' | 'rsa' | 'ed25519';
 export interface CertifiedKey {
   /** DER certificates, leaf first. */
   readonly chain: readonly Uint8Array[];
-  readonly privateKey: KeyObject;
+  readonly privateKey: PrivateKey;
   readonly keyKind: KeyKind;
   /** Exact names and `*.suffix` wildcards, lowercase, from the leaf's SANs unless given. */
   readonly names: readonly string[];

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { loadCertifiedKey } from '../../src/tls/certificates.js';
+import { loadCertifiedKey } from '../../src/tls/crypto/certified-key.js';
 import type { CertifiedKey } from '../../src/tls/types.js';
 
 /** Absolute path of the fixture directory, with a trailing slash. */

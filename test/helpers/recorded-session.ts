@@ -14,7 +14,7 @@
  */
 import { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import { signCertificateVerify } from '../../src/tls/certificates.js';
+import { signCertificateVerify } from '../../src/tls/crypto/signature.js';
 import { TlsServerEngine } from '../../src/tls/index.js';
 import type { SignRequest, TlsDeps, TlsEvent, TlsOutput, TlsServerConfig } from '../../src/tls/types.js';
 import { concat, toHex } from '../../src/util/bytes.js';

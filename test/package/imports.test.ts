@@ -77,4 +77,11 @@ describe('src/ imports', () => {
     expect(bad).toEqual([]);
     expect(Object.keys(pkg.dependencies)).not.toContain('tsx');
   });
+
+  it('keep node:crypto inside the TLS engine to src/tls/crypto/ (keys and primitives in one room)', () => {
+    const engineCrypto = all.filter((i) => relative(SRC, i.file).startsWith('tls/') && i.specifier === 'node:crypto');
+    expect(engineCrypto.length).toBeGreaterThan(3);
+    const outside = engineCrypto.filter((i) => !relative(SRC, i.file).startsWith('tls/crypto/')).map((i) => relative(ROOT, i.file));
+    expect(outside).toEqual([]);
+  });
 });

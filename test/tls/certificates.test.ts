@@ -2,12 +2,9 @@ import { X509Certificate, constants, createHash, generateKeyPairSync, verify } f
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import {
-  loadCertifiedKey,
-  pickCertificate,
-  signCertificateVerify,
-  signatureSchemesFor,
-} from '../../src/tls/certificates.js';
+import { pickCertificate } from '../../src/tls/certificates.js';
+import { loadCertifiedKey } from '../../src/tls/crypto/certified-key.js';
+import { signCertificateVerify, signatureSchemesFor } from '../../src/tls/crypto/signature.js';
 import { TlsConfigError, TlsError } from '../../src/tls/errors.js';
 import type { CertifiedKey, KeyKind } from '../../src/tls/types.js';
 import { SignatureScheme, type SignatureSchemeName } from '../../src/tls/wire/constants.js';
