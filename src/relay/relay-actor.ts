@@ -28,21 +28,6 @@ import { relayTlsConfig, type RelaySettings } from './settings.js';
 import { MAX_BASE_BYTES, StateStore, type SlotWriter, type StoreBuffers } from './state-store.js';
 import { FromRelay, H_AUX16, H_AUX32, H_AUX32B, H_CONN, H_EPOCH, H_LENGTH, H_OFFSET, H_SEQ, H_TYPE, HEADER_BYTES, Held, InputCode, ToRelay } from './wire.js';
 
-/** Fault points a test or operator can arm to crash a relay at an exact protocol moment. */
-export const RELAY_FAULT_POINTS = [
-  /** The post-ClientHello state is committed; the server flight is held until the gateway learns it. */
-  'relay.afterClientHelloReplicated',
-  /** The server flight left; the client Finished has arrived and is not yet processed. */
-  'relay.beforeClientFinished',
-  /** Application data is being relayed (established connection, input received). */
-  'relay.midStream',
-  /** A KeyUpdate was just processed or started; its output is not yet visible to the gateway. */
-  'relay.duringKeyUpdate',
-  /** A connection's state is about to be committed into the store. */
-  'relay.duringReplication',
-] as const;
-export type RelayFaultPoint = (typeof RELAY_FAULT_POINTS)[number];
-
 export interface RelayArgs {
   /** This relay's name in the cluster (for logs). */
   readonly name: string;
