@@ -11,13 +11,43 @@
  */
 import type { ActorBehaviour } from './actor.js';
 import type { Crash, CrashReason } from './crash.js';
-import { ActorError } from './errors.js';
+import { ActorError, type ActorErrorCode } from './errors.js';
 import type { ArmOptions, FaultKind } from './faults.js';
 import { backoffDelay, DEFAULT_BACKOFF, DEFAULT_INTENSITY, recordRestart, type Backoff } from './intensity.js';
-import type { LocalEnvelope } from './local-cell.js';
+import type { LocalEnvelope, ReplyTo } from './local-cell.js';
 import { newActorId, refOf, type ActorRef } from './ref.js';
-import type { ActorSystem, Cell } from './system.js';
 import type { WorkerActorOptions } from './worker-handle.js';
+import type { Clock } from '../util/clock.js';
+
+/** A supervised child as its supervisor sees it: a worker, a local actor or a supervisor. */
+export interface ChildCell {
+  readonly ref: ActorRef;
+  readonly threadId: number | undefined;
+  /** Starts (or restarts) the child; resolves with its thread id once it is ready. */
+  start(): Promise<number>;
+  /** Stops the child, restartable. */
+  halt(): Promise<void>;
+}
+
+/**
+ * What a supervisor needs of the actor system that hosts it. The system implements it
+ * and hands itself in; the supervisor never imports the system (no module cycle).
+ */
+export interface SupervisorHost {
+  readonly clock: Clock;
+  createWorker(id: string, opts: WorkerActorOptions): ChildCell;
+  createLocal(id: string, behaviour: ActorBehaviour<any, any, any>, args: unknown, capacity?: number): ChildCell;
+  createSupervisor(spec: SupervisorSpec): ChildCell;
+  /** The supervisor claims the crashes of a child it owns. */
+  own(child: ChildCell, owner: Supervisor): void;
+  stop(ref: ActorRef): Promise<void>;
+  tryTellQuiet(to: ActorRef, msg: unknown): void;
+  emit(e: SupervisorEvent): void;
+  replyToAsk(rt: ReplyTo, value: unknown): void;
+  failAsk(rt: ReplyTo, code: ActorErrorCode, message: string): void;
+  /** A supervisor reports its own crash (escalation) here. */
+  readonly supervisorHost: { crashed(cell: Supervisor, crash: Crash): void };
+}
 
 export type Strategy = 'one_for_one' | 'one_for_all' | 'rest_for_one';
 
@@ -80,7 +110,7 @@ export interface ChildInfo {
 
 interface Child {
   readonly spec: ChildSpec;
-  readonly cell: Cell;
+  readonly cell: ChildCell;
   /** A temporary child that ended, or a transient one that ended normally. */
   gone: boolean;
   /**
@@ -106,7 +136,7 @@ export class Supervisor {
   private readonly timers = new Set<NodeJS.Timeout>();
 
   constructor(
-    private readonly system: ActorSystem,
+    private readonly system: SupervisorHost,
     private readonly spec: SupervisorSpec,
   ) {
     this.ref = refOf(newActorId(spec.id ?? 'supervisor'));
@@ -221,7 +251,7 @@ export class Supervisor {
   }
 
   /** @internal the crash path of a child ends here. */
-  childCrashed(cell: Cell, crash: Crash): void {
+  childCrashed(cell: ChildCell, crash: Crash): void {
     const child = this.children.find((c) => c.cell === cell);
     if (child === undefined) return;
     if (this.status === 'starting') {
@@ -318,7 +348,7 @@ export class Supervisor {
     return c;
   }
 
-  private createCell(c: ChildSpec): Cell {
+  private createCell(c: ChildSpec): ChildCell {
     const id = newActorId(c.id);
     switch (c.start.kind) {
       case 'worker':

@@ -2,7 +2,7 @@
  * The public face of the TLS 1.3 server engine: configuration, injected
  * dependencies, and what each call returns.
  */
-import type { PrivateKey } from './crypto/certified-key.js';
+import type { PrivateKey } from './crypto/private-key.js';
 import type { Clock } from '../util/clock.js';
 import type { RandomSource } from '../util/random.js';
 import type { AlertName } from './errors.js';

@@ -9,9 +9,6 @@ import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { TlsConfigError } from '../errors.js';
 import type { CertifiedKey, KeyKind } from '../types.js';
 
-/** A certificate's private key, imported once (what `CertifiedKey.privateKey` holds). */
-export type PrivateKey = KeyObject;
-
 /** Smallest RSA modulus we accept, in bits (what OpenSSL security level 2 requires). */
 const MIN_RSA_BITS = 2048;
 
