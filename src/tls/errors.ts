@@ -2,7 +2,9 @@
  * TLS errors and the one table that maps an error to its alert (RFC 8446 section 6).
  * Messages name what was wrong, never a secret value.
  */
-import type { TlsLimit } from './types.js';
+
+/** The caps the engine enforces by closing the connection, as named in `limitExceeded` events. */
+export type TlsLimit = 'handshakeChangeCipherSpecs' | 'handshakeWarningAlerts';
 
 /** AlertDescription values, RFC 8446 section 6. */
 export const AlertDescription = {

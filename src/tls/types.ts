@@ -5,7 +5,7 @@
 import type { PrivateKey } from './crypto/private-key.js';
 import type { Clock } from '../util/clock.js';
 import type { RandomSource } from '../util/random.js';
-import type { AlertName } from './errors.js';
+import type { AlertName, TlsLimit } from './errors.js';
 import type { CipherSuiteName, GroupName, SignatureSchemeName } from './wire/constants.js';
 
 export type { CipherSuiteName, GroupName, SignatureSchemeName };
@@ -84,8 +84,7 @@ export interface TlsServerConfig {
 /** The default of both handshake caps: far above what any client sends (one CCS; no alert). */
 export const DEFAULT_HANDSHAKE_NOISE_CAP = 32;
 
-/** The caps the engine enforces by closing the connection, as named in `limitExceeded` events. */
-export type TlsLimit = 'handshakeChangeCipherSpecs' | 'handshakeWarningAlerts';
+export type { TlsLimit } from './errors.js';
 
 /** A signature request: CertificateVerify content signed with the chosen certificate's key. */
 export interface SignRequest {

@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { AeadName, RecordAead } from './record-aead.js';
+import type { AeadName, RecordAead } from './aead.js';
 
 /** Which implementation record protection uses, and why not the native one when it is not. */
 export interface AeadBackend {
