@@ -44,10 +44,11 @@ describe('chaos: crashes under load never reach a client', () => {
 
   beforeAll(async () => {
     test = await startTestCluster({
-      // An injected OOM fills the 96 MB heap in ~0.4 s on an idle machine and twice that
-      // with the cores busy, all of it without a heartbeat: a watchdog shorter than that
-      // would report the OOM as a hang and the test would never see an 'oom'.
-      watchdogMs: 1500,
+      // An injected OOM fills the 96 MB heap in ~0.4 s on an idle machine, twice that with
+      // two busy loops, and over 1.5 s at a load average of 10, all of it without a
+      // heartbeat: a watchdog shorter than that reports the OOM as a hang and the test
+      // never sees an 'oom'. Each hang step waits this long, so it stays a few seconds.
+      watchdogMs: 4000,
       relayHeapMb: 96,
       // Frequent KeyUpdates, so a crash can land in the middle of one.
       keyUpdateAfterRecords: 40,
