@@ -26,6 +26,7 @@ import { ClusterMetrics } from '../cluster/metrics.js';
 import { DEFAULT_ADMIN, TokenFileError, defaultTokenFile, newAdminToken, writeTokenFile } from '../cluster/token.js';
 import { Cluster, type ClusterOptions } from '../relay/cluster.js';
 import type { HostPort } from '../relay/gateway.js';
+import { PROXY_PROTOCOL_MODES, type ProxyProtocolMode } from '../relay/proxy-protocol.js';
 import type { RelayCertificate, TlsSettings } from '../relay/settings.js';
 import { TlsConfigError, loadCertifiedKey } from '../tls/index.js';
 import { isLoopback, parseHostPort as parseHostPortValue } from '../util/host-port.js';
@@ -48,6 +49,7 @@ export interface RawClusterFlags extends RawLimitFlags {
   readonly watchdogMs?: string;
   readonly alpn?: string;
   readonly replication?: string;
+  readonly proxyProtocol?: string;
   readonly logLevel?: string;
   readonly admin?: string;
   readonly tokenFile?: string;
@@ -64,6 +66,8 @@ export interface ClusterFlags {
   readonly watchdogMs?: number;
   readonly alpn?: readonly string[];
   readonly replication: boolean;
+  /** PROXY protocol header toward the backend; default 'off'. */
+  readonly proxyProtocol: ProxyProtocolMode;
   readonly logLevel: LogLevel;
   /** The admin API's loopback address (port 0: any free port), or 'off'; default {@link DEFAULT_ADMIN}. */
   readonly admin?: HostPort | 'off';
@@ -91,6 +95,7 @@ export const CLUSTER_DEFAULTS = {
   relays: String(DEFAULT_RELAYS),
   listen: '127.0.0.1:8443',
   replication: 'on',
+  proxyProtocol: 'off',
   logLevel: 'info',
 } as const;
 const WATCHDOG_MIN_MS = 50;
@@ -108,6 +113,7 @@ export function registerClusterCommand(program: Command): void {
     .option('--watchdog-ms <ms>', 'heartbeat deadline before a silent relay is declared hung (default: 1000)')
     .option('--alpn <list>', 'ALPN protocols in preference order, comma-separated, e.g. h2,http/1.1')
     .option('--replication <on|off>', 'commit connection state for takeover by a sibling relay (off: a relay crash ends its connections)', CLUSTER_DEFAULTS.replication)
+    .option('--proxy-protocol <v2|off>', 'send a PROXY protocol v2 header (client address, SNI, ALPN, cipher) to the backend before the plaintext', CLUSTER_DEFAULTS.proxyProtocol)
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, CLUSTER_DEFAULTS.logLevel)
     .option('--admin <host:port|off>', `admin API address, loopback only (port 0: any free port; off: no admin API) (default: "${DEFAULT_ADMIN.host}:${DEFAULT_ADMIN.port}")`)
     .option('--token-file <path>', `where to write the admin API token, mode 0600 (default: "${defaultTokenFile(DEFAULT_ADMIN.port)}", admin-PORT.token for another port)`)
@@ -164,6 +170,8 @@ export function parseClusterFlags(raw: RawClusterFlags, file?: ClusterFileConfig
   const alpn = raw.alpn === undefined ? file?.tls.alpn : parseAlpn(raw.alpn);
   const replication =
     raw.replication !== undefined || file?.replication === undefined ? parseReplication(raw.replication ?? CLUSTER_DEFAULTS.replication) : file.replication;
+  const proxyProtocol =
+    raw.proxyProtocol !== undefined || file?.proxyProtocol === undefined ? parseProxyProtocol(raw.proxyProtocol ?? CLUSTER_DEFAULTS.proxyProtocol) : file.proxyProtocol;
   const logLevel = parseLogLevel(raw.logLevel ?? CLUSTER_DEFAULTS.logLevel);
   const admin = raw.admin === undefined ? file?.admin?.address : parseAdminAddress(raw.admin, { allowPortZero: true, allowOff: true });
   if (raw.tokenFile === '') throw new CliError('--token-file is empty: give a file path');
@@ -178,6 +186,7 @@ export function parseClusterFlags(raw: RawClusterFlags, file?: ClusterFileConfig
     ...(watchdogMs !== undefined ? { watchdogMs } : {}),
     ...(alpn ? { alpn } : {}),
     replication,
+    proxyProtocol,
     logLevel,
     ...(admin !== undefined ? { admin } : {}),
     ...(tokenFile !== undefined ? { tokenFile } : {}),
@@ -227,6 +236,12 @@ function parseReplication(value: string): boolean {
   if (value === 'on') return true;
   if (value === 'off') return false;
   throw new CliError(`--replication must be "on" or "off", got "${value}"`);
+}
+
+function parseProxyProtocol(value: string): ProxyProtocolMode {
+  const mode = PROXY_PROTOCOL_MODES.find((m) => m === value);
+  if (!mode) throw new CliError(`--proxy-protocol must be "v2" or "off", got "${value}"`);
+  return mode;
 }
 
 function parseLogLevel(value: string): LogLevel {
@@ -392,6 +407,8 @@ function restartOnly(f: ClusterFlags): Record<string, string> {
     backend: formatHostPort(f.backend.host, f.backend.port),
     relays: String(f.relays),
     replication: f.replication ? 'on' : 'off',
+    // Read by the gateway, which is built once at start.
+    'backends.proxyProtocol': f.proxyProtocol,
     watchdogMs: f.watchdogMs === undefined ? 'default' : String(f.watchdogMs),
     'admin.address': f.admin === undefined ? 'default' : f.admin === 'off' ? 'off' : formatHostPort(f.admin.host, f.admin.port),
     'admin.tokenFile': f.tokenFile ?? 'default',
@@ -449,6 +466,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
     backend: flags.backend,
     certificates: tls.certificates,
     replication: flags.replication,
+    proxyProtocol: flags.proxyProtocol,
     ...(tls.alpn ? { alpn: tls.alpn } : {}),
     ...(tls.cipherSuites ? { cipherSuites: tls.cipherSuites } : {}),
     ...(tls.groups ? { groups: tls.groups } : {}),
@@ -602,6 +620,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
       `baton: ${flags.relays} relay${flags.relays === 1 ? '' : 's'} on ${listen} -> backend ${backend}; ` +
         `certificate sha256 ${loaded.fingerprint256} (${loaded.selfSigned ? 'self-signed, ' : ''}${names})` +
         (flags.replication ? '' : '; replication off') +
+        (flags.proxyProtocol === 'v2' ? '; PROXY protocol v2 to the backend' : '') +
         `; record protection ${describeProtection(cluster.recordProtection)}` +
         `; config version ${cluster.activeConfig.version} (digest ${shortDigest(cluster.activeConfig.digest)}${source.configPath ? `, from ${source.configPath}` : ''})` +
         (admin ? `; admin http://${admin.address} (token file ${admin.tokenFile})` : '; admin off'),
@@ -613,6 +632,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
       backend,
       certificateSha256: loaded.fingerprint256,
       replication: flags.replication,
+      proxyProtocol: flags.proxyProtocol,
       recordProtection: cluster.recordProtection.mode,
       ...(cluster.recordProtection.reason ? { recordProtectionFallback: cluster.recordProtection.reason } : {}),
       admin: admin?.address ?? 'off',

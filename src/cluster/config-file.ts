@@ -12,6 +12,7 @@
  *     cipherSuites: [TLS_AES_128_GCM_SHA256, TLS_CHACHA20_POLY1305_SHA256]
  *     groups: [x25519, secp256r1]
  * backend: 127.0.0.1:9000
+ * backends: { proxyProtocol: v2 }         # or off (the default): a PROXY v2 header before the plaintext
  * relays: 3
  * replication: { enabled: true, batchInputs: 32, batchDelayMs: 5 }
  * watchdogMs: 1000
@@ -28,6 +29,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import type { ProxyProtocolMode } from '../relay/proxy-protocol.js';
 import type { RelayCertificate, TlsSettings } from '../relay/settings.js';
 import type { TicketKeys } from '../tls/index.js';
 import { loadCertifiedKey } from '../tls/index.js';
@@ -44,6 +46,8 @@ export interface ClusterFileConfig {
   readonly listen: HostPort;
   readonly backend: HostPort;
   readonly relays?: number;
+  /** PROXY protocol header toward the backend (relay/proxy-protocol.ts). */
+  readonly proxyProtocol?: ProxyProtocolMode;
   /** Everything of a configuration version except the ticket keys, which the cluster owns. */
   readonly tls: Omit<TlsSettings, 'ticketKeys'>;
   /** Whether connection state is committed (takeover); the batch fields of older files are ignored. */
@@ -112,6 +116,7 @@ const schema = z.strictObject({
     )
     .length(1, 'exactly one listener is supported'),
   backend: hostPort({ allowPortZero: false }),
+  backends: z.strictObject({ proxyProtocol: z.enum(['v2', 'off']).optional() }).optional(),
   relays: z.number().int().min(1).max(256).optional(),
   replication: z
     .strictObject({
@@ -217,6 +222,7 @@ export function loadConfigFile(path: string, text?: string): ClusterFileConfig {
     listen: listener.address,
     backend: c.backend,
     ...(c.relays ? { relays: c.relays } : {}),
+    ...(c.backends?.proxyProtocol ? { proxyProtocol: c.backends.proxyProtocol } : {}),
     tls: {
       certificates,
       ...(listener.alpn ? { alpn: listener.alpn } : {}),

@@ -23,6 +23,7 @@ import {
   type RelaySettings,
   type TlsSettings,
 } from './settings.js';
+import type { ProxyProtocolMode } from './proxy-protocol.js';
 import { createStore, StateStore } from './state-store.js';
 
 export interface ClusterOptions {
@@ -78,6 +79,8 @@ export interface ClusterOptions {
   readonly arenaChunks?: number;
   /** Restart intensity of the relay supervisor. Default 1000 restarts in 60 s (chaos-friendly). */
   readonly intensity?: { readonly restarts: number; readonly periodMs: number };
+  /** PROXY protocol header toward the backend (see GatewayOptions.proxyProtocol). Default 'off'. */
+  readonly proxyProtocol?: ProxyProtocolMode;
   /** Listener for supervisor events (crashes, restarts, escalation), e.g. logs. */
   readonly onEvent?: (e: SupervisorEvent) => void;
 }
@@ -180,6 +183,7 @@ export class Cluster {
         ...(opts.retainedBudgetBytes !== undefined ? { retainedBudgetBytes: opts.retainedBudgetBytes } : {}),
         deadlines: { ...DEFAULT_DEADLINES, ...opts.deadlines },
         ...(opts.clock ? { clock: opts.clock } : {}),
+        ...(opts.proxyProtocol ? { proxyProtocol: opts.proxyProtocol } : {}),
       });
       const tls: TlsSettings = {
         certificates: opts.certificates,

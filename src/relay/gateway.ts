@@ -20,6 +20,7 @@ import { RelayLink } from './relay-link.js';
 import { RetainedQueue, type InputKind } from './retained.js';
 import { acceptedSocket, SocketInput, takeAccepts } from './socket-input.js';
 import { SocketOutput } from './socket-output.js';
+import { encodeProxyHeader, type ProxyHeaderInput, type ProxyProtocolMode } from './proxy-protocol.js';
 import { SlotAllocator, StateStore } from './state-store.js';
 import {
   FromRelay,
@@ -37,6 +38,7 @@ import {
   Held,
   decodeFacts,
   doneEvents,
+  type HandshakeFacts,
 } from './wire.js';
 
 export interface HostPort {
@@ -85,6 +87,11 @@ export interface GatewayOptions {
    * commits bring the total below half. Default {@link DEFAULT_RETAINED_BUDGET_BYTES}.
    */
   readonly retainedBudgetBytes?: number;
+  /**
+   * 'v2': every backend connection starts with a PROXY v2 header (proxy-protocol.ts)
+   * telling the client's address and the handshake's SNI, ALPN and cipher. Default 'off'.
+   */
+  readonly proxyProtocol?: ProxyProtocolMode;
 }
 
 /** Default of {@link GatewayOptions.maxUnreadKeyUpdates}: no client asks that often, let alone without reading. */
@@ -112,6 +119,14 @@ function resetSocket(socket: net.Socket): void {
   } catch {
     socket.destroy();
   }
+}
+
+/** What the PROXY header tells of a client connection; LOCAL once its socket no longer knows its ends. */
+function proxyHeaderInput(client: net.Socket, facts: HandshakeFacts): ProxyHeaderInput {
+  const tls = { alpn: facts.alpn, serverName: facts.serverName, version: 'TLSv1.3', cipher: facts.cipherSuite };
+  const { remoteAddress, remotePort, localAddress, localPort } = client;
+  if (remoteAddress === undefined || remotePort === undefined || localAddress === undefined || localPort === undefined) return { command: 'local', tls };
+  return { command: 'proxy', source: { address: remoteAddress, port: remotePort }, destination: { address: localAddress, port: localPort }, tls };
 }
 
 /** A relay as the gateway sees it. */
@@ -632,7 +647,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     if (c.backendConnected && !c.backend!.writableEnded) c.backend!.end();
   }
 
-  private connectBackend(c: Conn): void {
+  private connectBackend(c: Conn, facts: HandshakeFacts): void {
     const backendIn = new SocketInput(this.ledger, this.small, this.scratch, false, (chunk, offset, length) => this.input(c, 'backend', chunk, offset, length));
     c.backendIn = backendIn;
     const backend = net.connect({
@@ -644,6 +659,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     } as net.NetConnectOpts);
     c.backend = backend;
     c.backendConnectingSince = this.clock.now();
+    // Queued on the socket before it connects, so it precedes the first plaintext, which
+    // waits in toBackend until 'connect'. Written here, once per backend socket: a takeover
+    // re-routes the connection but keeps this socket and its offsets (backendWritten counts
+    // relay plaintext only), so replayed output never brings the header a second time.
+    if (this.opts.proxyProtocol === 'v2') backend.write(encodeProxyHeader(proxyHeaderInput(c.client, facts)));
     backend.on('connect', () => {
       c.backendConnected = true;
       c.backendConnectingSince = 0;
@@ -797,7 +817,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
             c.handshakeDone = true;
             this.stats.handshakes++;
             this.emit('handshake', { conn: c.id, relay: c.owner?.name ?? '', resumed: e.resumed, cipherSuite: e.cipherSuite });
-            this.connectBackend(c);
+            this.connectBackend(c, e);
           }
           break;
         case 'peerClosed':

@@ -39,6 +39,7 @@ describe('parseClusterFlags', () => {
       listen: { host: '127.0.0.1', port: 8443 },
       backend: { host: '127.0.0.1', port: 9000 },
       replication: true,
+      proxyProtocol: 'off',
       logLevel: 'info',
       limits: {
         handshakeTimeoutMs: 10_000,
@@ -64,6 +65,7 @@ describe('parseClusterFlags', () => {
         watchdogMs: '250',
         alpn: 'h2,http/1.1',
         replication: 'off',
+        proxyProtocol: 'v2',
         logLevel: 'debug',
         handshakeTimeout: '1s',
         idleTimeout: '0',
@@ -82,6 +84,7 @@ describe('parseClusterFlags', () => {
       watchdogMs: 250,
       alpn: ['h2', 'http/1.1'],
       replication: false,
+      proxyProtocol: 'v2',
       logLevel: 'debug',
       limits: {
         handshakeTimeoutMs: 1_000,
@@ -94,6 +97,12 @@ describe('parseClusterFlags', () => {
         retainedBudgetBytes: 64 * 2 ** 20,
       },
     });
+  });
+
+  it('takes --proxy-protocol v2 or off and names the flag otherwise', () => {
+    expect(parseClusterFlags({ ...ok, proxyProtocol: 'off' }).proxyProtocol).toBe('off');
+    expect(cliError({ ...ok, proxyProtocol: 'v1' }).message).toBe('--proxy-protocol must be "v2" or "off", got "v1"');
+    expect(cliError({ ...ok, proxyProtocol: '' }).message).toMatch(/^--proxy-protocol/);
   });
 
   it('reads sizes as bytes, KiB, MiB or GiB (KB, MB, GB and k, m, g alike)', () => {

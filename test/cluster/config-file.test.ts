@@ -124,6 +124,13 @@ describe('configuration file', () => {
     expectError(GOOD.replace('watchdogMs: 800', 'watchdogMs: 800\nretainedBudgetBytes: 1000'), /retainedBudgetBytes: /);
   });
 
+  it('reads backends.proxyProtocol (v2 or off); another value is named', () => {
+    expect(loadConfigFile(write('pp2.yaml', GOOD.replace('watchdogMs: 800', 'watchdogMs: 800\nbackends: { proxyProtocol: v2 }'))).proxyProtocol).toBe('v2');
+    expect(loadConfigFile(write('pp-off.yaml', GOOD.replace('watchdogMs: 800', 'watchdogMs: 800\nbackends: { proxyProtocol: off }'))).proxyProtocol).toBe('off');
+    expect(loadConfigFile(write('no-pp.yaml', GOOD)).proxyProtocol).toBeUndefined();
+    expectError(GOOD.replace('watchdogMs: 800', 'watchdogMs: 800\nbackends: { proxyProtocol: v1 }'), /backends\.proxyProtocol: /);
+  });
+
   it('says which file could not be read', () => {
     expect(() => loadConfigFile(join(dir, 'nope.yaml'))).toThrow(/nope\.yaml.*ENOENT/);
   });
