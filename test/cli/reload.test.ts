@@ -191,11 +191,13 @@ describe('baton cluster --config and baton reload (end to end)', () => {
     const admin = ['--admin', `127.0.0.1:${m[6]}`, '--token-file', tokenFile];
 
     const other = path.join(dir, 'other.yaml');
-    await writeFile(other, configYaml('rsa.pem', 'rsa-key.pem').replace('relays: 2', 'relays: 3'));
+    await writeFile(other, configYaml('rsa.pem', 'rsa-key.pem').replace('relays: 2', 'relays: 3\nbackends: { proxyProtocol: v2 }'));
     const r = await batonOnce(['reload', '--file', path.relative(ROOT, other), ...admin]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^configuration version 2 active \(digest [0-9a-f]{12}\)$/m);
     expect(r.stdout).toContain('warning: relays requires a restart; kept 2');
+    // The gateway reads it once, at start.
+    expect(r.stdout).toContain('warning: backends.proxyProtocol requires a restart; kept off');
     // The backend differs from the running one (the file's port 9 is not the echo server's).
     expect(r.stdout).toContain(`warning: backend requires a restart; kept 127.0.0.1:${backend.port}`);
     // --listen was given on the command line: it overrides every file, no warning.
