@@ -123,6 +123,34 @@ describe('PROXY protocol v2 to the backend', () => {
     s.end();
   });
 
+  it('an IPv6 client goes as TCP6', async () => {
+    const v6 = await Cluster.start({
+      relays: 1,
+      listen: { host: '::1', port: 0 },
+      backend: { host: '127.0.0.1', port: backend.port },
+      certificates: [P256_CERT],
+      proxyProtocol: 'v2',
+    });
+    try {
+      const before = backend.conns.length;
+      const s = await new Promise<tls.TLSSocket>((resolve, reject) => {
+        const c = tls.connect({ host: '::1', port: v6.address.port, ca: caPem, servername: 'localhost' });
+        c.once('secureConnect', () => resolve(c));
+        c.once('error', reject);
+      });
+      clients.push(s);
+      await until('the backend connection', () => backend.conns.length > before && backend.conns[before]!.headers.length > 0, 10_000);
+      expect(backend.conns[before]!.headers[0]).toMatchObject({
+        family: 'tcp6',
+        source: { address: '0:0:0:0:0:0:0:1', port: s.localPort },
+        destination: { address: '0:0:0:0:0:0:0:1', port: v6.address.port },
+      });
+      s.end();
+    } finally {
+      await v6.close();
+    }
+  });
+
   it('a relay crash mid-stream leaves the backend with one header and every byte', async () => {
     await until('all relays up', () => cluster.relayNames.every((n) => cluster.threadIdOf(n) !== undefined), 20_000);
     const before = backend.conns.length;
