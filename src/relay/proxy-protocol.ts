@@ -166,21 +166,20 @@ function tlv(w: Writer, type: number, value: Uint8Array | ((w: Writer) => void))
  * PP2_CLIENT_SSL, verify 0 and the version and cipher sub-TLVs.
  */
 export function encodeProxyHeader(input: ProxyHeaderInput): Uint8Array {
-  const w = new Writer(128);
-  w.bytes(PROXY_V2_SIGNATURE);
-  if (input.command === 'local') {
-    w.u8(VERSION_2 | CMD_LOCAL).u8(FAM_UNSPEC);
-  } else {
+  let family = FAM_UNSPEC;
+  let addresses: Uint8Array[] = [];
+  if (input.command === 'proxy') {
     const src4 = asIpv4(input.source.address);
     const dst4 = asIpv4(input.destination.address);
-    w.u8(VERSION_2 | CMD_PROXY).u8(src4 && dst4 ? FAM_TCP4 : FAM_TCP6);
+    family = src4 && dst4 ? FAM_TCP4 : FAM_TCP6;
+    addresses = src4 && dst4 ? [src4, dst4] : [asIpv6(input.source.address), asIpv6(input.destination.address)];
   }
+  const w = new Writer(128);
+  w.bytes(PROXY_V2_SIGNATURE);
+  w.u8(VERSION_2 | (input.command === 'proxy' ? CMD_PROXY : CMD_LOCAL)).u8(family);
   w.vec(2, (body) => {
     if (input.command === 'proxy') {
-      const src4 = asIpv4(input.source.address);
-      const dst4 = asIpv4(input.destination.address);
-      if (src4 && dst4) body.bytes(src4).bytes(dst4);
-      else body.bytes(asIpv6(input.source.address)).bytes(asIpv6(input.destination.address));
+      for (const a of addresses) body.bytes(a);
       body.u16(checkPort(input.source.port)).u16(checkPort(input.destination.port));
     }
     const t = input.tls;

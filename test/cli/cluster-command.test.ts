@@ -103,6 +103,10 @@ describe('parseClusterFlags', () => {
     expect(parseClusterFlags({ ...ok, proxyProtocol: 'off' }).proxyProtocol).toBe('off');
     expect(cliError({ ...ok, proxyProtocol: 'v1' }).message).toBe('--proxy-protocol must be "v2" or "off", got "v1"');
     expect(cliError({ ...ok, proxyProtocol: '' }).message).toMatch(/^--proxy-protocol/);
+    // The file's backends.proxyProtocol, unless the flag was typed.
+    const file = { listen: { host: '127.0.0.1', port: 0 }, backend: { host: '127.0.0.1', port: 9 }, tls: { certificates: [] }, obsolete: [], proxyProtocol: 'v2' };
+    expect(parseClusterFlags({}, file as unknown as ClusterFileConfig).proxyProtocol).toBe('v2');
+    expect(parseClusterFlags({ proxyProtocol: 'off' }, file as unknown as ClusterFileConfig).proxyProtocol).toBe('off');
   });
 
   it('reads sizes as bytes, KiB, MiB or GiB (KB, MB, GB and k, m, g alike)', () => {
