@@ -122,7 +122,7 @@ http {
     const got = await httpsGet(cluster.address.port);
     expect(got.status).toBe('HTTP/1.1 200 OK');
     expect(got.body).toBe(got.local);
-  });
+  }, 60_000);
 });
 
 describe('PROXY v2 to HAProxy, from `baton cluster --proxy-protocol v2`', () => {
@@ -154,5 +154,5 @@ frontend pp2
     const got = await httpsGet(Number(listen));
     expect(got.status).toMatch(/^HTTP\/1\.1 200/);
     expect(got.body).toBe(`${got.local} 127.0.0.1:${listen} localhost`);
-  });
+  }, 60_000);
 });

@@ -180,7 +180,7 @@ describe('PROXY protocol v2 to the backend', () => {
       return c !== undefined && c.owner !== null && c.owner !== owner;
     }, 20_000, 1);
     send(4000, 6000);
-    await until(() => `the echo of all ${sent.length} bytes (${echoed})`, () => echoed === sent.length, 30_000);
+    await until(() => `the echo of all ${sent.length} bytes (${echoed})`, () => echoed === sent.length, 40_000);
     await until('the crashed relay back on a new thread', () => cluster.threadIdOf(owner) !== undefined && cluster.threadIdOf(owner) !== thread, 20_000);
     expect(cluster.gateway.stats.takeovers).toBeGreaterThan(takeovers);
     const seen = backend.conns[before]!;
@@ -190,5 +190,5 @@ describe('PROXY protocol v2 to the backend', () => {
     expect(seen.headers[0]!.alpn).toBe('h2');
     expect(seen.data.toString()).toBe(sent);
     s.end();
-  });
+  }, 90_000);
 });
