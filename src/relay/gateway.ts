@@ -16,11 +16,11 @@ import { newId } from '../util/ids.js';
 import { ChunkLedger, SmallAllocator } from './chunk-ledger.js';
 import { DEFAULT_DEADLINES, overdue, sweepPeriodMs, type DeadlineSettings, type Overdue } from './deadlines.js';
 import type { ConnectionEvent, RelayMsg } from './protocol.js';
+import { encodeProxyHeader, ProxyHeaderError, type ProxyProtocolMode } from './proxy-protocol.js';
 import { RelayLink } from './relay-link.js';
 import { RetainedQueue, type InputKind } from './retained.js';
 import { acceptedSocket, SocketInput, takeAccepts } from './socket-input.js';
 import { SocketOutput } from './socket-output.js';
-import { encodeProxyHeader, type ProxyHeaderInput, type ProxyProtocolMode } from './proxy-protocol.js';
 import { SlotAllocator, StateStore } from './state-store.js';
 import {
   FromRelay,
@@ -121,12 +121,21 @@ function resetSocket(socket: net.Socket): void {
   }
 }
 
-/** What the PROXY header tells of a client connection; LOCAL once its socket no longer knows its ends. */
-function proxyHeaderInput(client: net.Socket, facts: HandshakeFacts): ProxyHeaderInput {
+/**
+ * The PROXY v2 header of a client connection; LOCAL (the TLS facts without addresses)
+ * once its socket no longer knows its ends, rather than a throw on the main thread.
+ */
+function proxyHeader(client: net.Socket, facts: HandshakeFacts): Uint8Array {
   const tls = { alpn: facts.alpn, serverName: facts.serverName, version: 'TLSv1.3', cipher: facts.cipherSuite };
   const { remoteAddress, remotePort, localAddress, localPort } = client;
-  if (remoteAddress === undefined || remotePort === undefined || localAddress === undefined || localPort === undefined) return { command: 'local', tls };
-  return { command: 'proxy', source: { address: remoteAddress, port: remotePort }, destination: { address: localAddress, port: localPort }, tls };
+  if (remoteAddress !== undefined && remotePort !== undefined && localAddress !== undefined && localPort !== undefined) {
+    try {
+      return encodeProxyHeader({ command: 'proxy', source: { address: remoteAddress, port: remotePort }, destination: { address: localAddress, port: localPort }, tls });
+    } catch (e) {
+      if (!(e instanceof ProxyHeaderError)) throw e;
+    }
+  }
+  return encodeProxyHeader({ command: 'local', tls });
 }
 
 /** A relay as the gateway sees it. */
@@ -663,7 +672,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     // waits in toBackend until 'connect'. Written here, once per backend socket: a takeover
     // re-routes the connection but keeps this socket and its offsets (backendWritten counts
     // relay plaintext only), so replayed output never brings the header a second time.
-    if (this.opts.proxyProtocol === 'v2') backend.write(encodeProxyHeader(proxyHeaderInput(c.client, facts)));
+    if (this.opts.proxyProtocol === 'v2') backend.write(proxyHeader(c.client, facts));
     backend.on('connect', () => {
       c.backendConnected = true;
       c.backendConnectingSince = 0;
