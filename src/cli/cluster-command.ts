@@ -1,7 +1,9 @@
 /**
  * `baton cluster`: validates the flags into {@link ClusterOptions}, loads or
  * makes the certificate, starts a local cluster (`Cluster.start`) and runs it
- * until SIGINT or SIGTERM, then closes it and exits 0.
+ * until SIGINT (closes at once) or SIGTERM / `POST /drain` (drains first: no new
+ * connections, live ones finish until `--drain-timeout`, then close_notify; drain.ts),
+ * then closes it and exits 0.
  *
  * Every bad input becomes a {@link CliError} that names the flag or file and
  * what is wrong with it, and is reported before anything starts.
@@ -19,7 +21,7 @@ import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { Command } from 'commander';
 import { describeReason, type SupervisorEvent } from '../actors/index.js';
-import { AdminApi, type ReloadResult } from '../cluster/admin-api.js';
+import { AdminApi, type DrainControl, type ReloadResult } from '../cluster/admin-api.js';
 import { ConfigFileError, loadConfigFile, type ClusterFileConfig } from '../cluster/config-file.js';
 import { readConfigText } from '../cluster/config-read.js';
 import { ClusterMetrics } from '../cluster/metrics.js';
@@ -34,7 +36,8 @@ import { LOG_LEVELS, createLogger, type LogFields, type LogLevel, type Logger } 
 import { CliError, EXIT_FAILURE, parseWholeNumber } from './errors.js';
 import { makeSelfSigned } from './self-signed.js';
 import { systemClock } from '../util/clock.js';
-import { LIMIT_OPTIONS, limitFields, parseLimits, type ConnectionLimits, type RawLimitFlags } from './limits.js';
+import { DEFAULT_DRAIN_TIMEOUT_SECONDS, Drain, type DrainCause } from '../cluster/drain.js';
+import { LIMIT_OPTIONS, limitFields, parseDuration, parseLimits, type ConnectionLimits, type RawLimitFlags } from './limits.js';
 import { handleSighup, hupPlan } from './sighup.js';
 
 export { LOG_LEVELS, type LogLevel };
@@ -54,6 +57,7 @@ export interface RawClusterFlags extends RawLimitFlags {
   readonly admin?: string;
   readonly tokenFile?: string;
   readonly config?: string;
+  readonly drainTimeout?: string;
 }
 
 /** Validated flags. */
@@ -78,6 +82,8 @@ export interface ClusterFlags {
   readonly config?: ClusterFileConfig;
   /** Connection deadlines and limit (limits.ts). */
   readonly limits: ConnectionLimits;
+  /** Graceful drain on SIGTERM or POST /drain: how long live connections may finish (cluster/drain.ts). */
+  readonly drainTimeoutMs: number;
 }
 
 /** Relay workers we agree to start on one host. */
@@ -125,6 +131,10 @@ export function registerClusterCommand(program: Command): void {
     .option(LIMIT_OPTIONS[5]![0], LIMIT_OPTIONS[5]![1])
     .option(LIMIT_OPTIONS[6]![0], LIMIT_OPTIONS[6]![1])
     .option(LIMIT_OPTIONS[7]![0], LIMIT_OPTIONS[7]![1])
+    .option(
+      '--drain-timeout <seconds>',
+      `on SIGTERM or POST /drain, how long live connections may finish before each gets close_notify, e.g. 30, 500ms, 2m; 0: at once (default: ${DEFAULT_DRAIN_TIMEOUT_SECONDS})`,
+    )
     .option('--config <file>', 'YAML or JSON configuration file (flags given on the command line override it); reloaded on SIGHUP, POST /config or `baton reload`')
     .action(async (raw: RawClusterFlags, cmd: Command) => {
       // Only what was typed on the command line overrides the file; defaults apply last.
@@ -178,6 +188,7 @@ export function parseClusterFlags(raw: RawClusterFlags, file?: ClusterFileConfig
   if (raw.tokenFile !== undefined && admin === 'off') throw new CliError('--token-file has no use with --admin off');
   const tokenFile = raw.tokenFile ?? (admin === 'off' ? undefined : file?.admin?.tokenFile);
   const limits = parseLimits(raw, file);
+  const drainTimeoutMs = raw.drainTimeout !== undefined ? parseDuration('--drain-timeout', raw.drainTimeout) : (file?.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_SECONDS * 1000);
   return {
     relays,
     listen,
@@ -192,6 +203,7 @@ export function parseClusterFlags(raw: RawClusterFlags, file?: ClusterFileConfig
     ...(tokenFile !== undefined ? { tokenFile } : {}),
     ...(file ? { config: file } : {}),
     limits,
+    drainTimeoutMs,
   };
 }
 
@@ -413,6 +425,7 @@ function restartOnly(f: ClusterFlags): Record<string, string> {
     'admin.address': f.admin === undefined ? 'default' : f.admin === 'off' ? 'off' : formatHostPort(f.admin.host, f.admin.port),
     'admin.tokenFile': f.tokenFile ?? 'default',
     ...limitFields(f.limits),
+    drainTimeoutMs: String(f.drainTimeoutMs),
   };
 }
 
@@ -443,17 +456,29 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
   const tls = tlsOf(flags, certificates);
   let rotationSeconds = flags.config?.ticketRotationSeconds;
 
-  // A signal during start is honoured once the cluster is up (then closed at once).
-  let stop!: (why: { signal: NodeJS.Signals } | { escalated: true }) => void;
-  const stopped = new Promise<{ signal: NodeJS.Signals } | { escalated: true }>((resolve) => (stop = resolve));
-  let signals = 0;
+  // A signal during start is honoured once the cluster is up. SIGTERM drains (drain.ts):
+  // what service managers send to stop a service, which should not cut live connections.
+  // SIGINT (Ctrl-C) closes at once, as before. A signal during the drain ends it at once;
+  // one more while closing exits without a clean close.
+  let stop!: (why: StopReason) => void;
+  const stopped = new Promise<StopReason>((resolve) => (stop = resolve));
+  let interruptDrain!: (signal: NodeJS.Signals) => void;
+  const drainInterrupted = new Promise<NodeJS.Signals>((resolve) => (interruptDrain = resolve));
+  let phase: 'running' | 'draining' | 'closing' = 'running';
   const onSignal = (signal: NodeJS.Signals) => {
-    signals++;
-    if (signals > 1) {
-      log('error', `${signal} again: exiting without a clean close`, { event: 'cluster.killed', signal });
-      process.exit(EXIT_FAILURE);
+    switch (phase) {
+      case 'running':
+        phase = signal === 'SIGTERM' ? 'draining' : 'closing';
+        stop(signal === 'SIGTERM' ? { drain: 'SIGTERM' } : { signal });
+        return;
+      case 'draining':
+        phase = 'closing';
+        interruptDrain(signal);
+        return;
+      case 'closing':
+        log('error', `${signal} again: exiting without a clean close`, { event: 'cluster.killed', signal });
+        process.exit(EXIT_FAILURE);
     }
-    stop({ signal });
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -500,6 +525,18 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
     }
     metrics.attach(cluster);
     watchGateway(cluster, logger);
+    const drain = new Drain(cluster.gateway, { timeoutMs: flags.drainTimeoutMs });
+    const drainControl: DrainControl = {
+      request: () => {
+        if (phase === 'running') {
+          phase = 'draining';
+          void drain.run('admin');
+          stop({ drain: 'admin' });
+        }
+        return drain.status();
+      },
+      status: () => drain.status(),
+    };
 
     /** The leaf certificate new handshakes get, for the log lines of a reload. */
     let serving = loaded.fingerprint256;
@@ -606,7 +643,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
 
     let admin: StartedAdmin | null = null;
     try {
-      admin = await startAdmin(flags, cluster, metrics, logger, reload);
+      admin = await startAdmin(flags, cluster, metrics, logger, reload, drainControl);
     } catch (e) {
       metrics.detach();
       await cluster.close();
@@ -645,8 +682,10 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
     hup.ready(reload);
 
     const why = await stopped;
-    if ('signal' in why) log('info', `${why.signal}: closing`, { event: 'cluster.closing', signal: why.signal });
+    if ('drain' in why) await drainThenClose(drain, why.drain, drainInterrupted, metrics, log);
+    else if ('signal' in why) log('info', `${why.signal}: closing`, { event: 'cluster.closing', signal: why.signal });
     else log('error', 'closing the cluster', { event: 'cluster.closing', escalated: true });
+    phase = 'closing';
     const closeAll = async () => {
       if (admin) {
         await admin.api.close();
@@ -667,6 +706,52 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     hup.dispose();
+  }
+}
+
+/** What ends `baton cluster`: a signal that closes at once, a drain request, or an escalation. */
+type StopReason = { signal: NodeJS.Signals } | { drain: DrainCause } | { escalated: true };
+
+/**
+ * Runs the drain until no connection is left or its timeout has closed the rest, or
+ * until a signal interrupts it (then the cluster closes at once).
+ */
+async function drainThenClose(
+  drain: Drain,
+  cause: DrainCause,
+  interrupted: Promise<NodeJS.Signals>,
+  metrics: ClusterMetrics,
+  log: (level: LogLevel, msg: string, fields?: LogFields) => void,
+): Promise<void> {
+  metrics.drainStarted();
+  const outcome = drain.run(cause);
+  const s = drain.status()!;
+  log('info', `${cause === 'admin' ? 'POST /drain' : cause}: draining ${s.connections} connection${s.connections === 1 ? '' : 's'}, no new ones; close_notify to the rest at ${new Date(s.deadline).toISOString()}`, {
+    event: 'cluster.draining',
+    cause,
+    connections: s.connections,
+    deadline: new Date(s.deadline).toISOString(),
+  });
+  const ended = await Promise.race([outcome, interrupted.then((signal) => ({ kind: 'interrupted' as const, signal }))]);
+  switch (ended.kind) {
+    case 'empty':
+      log('info', 'drained: no connection left; closing', { event: 'cluster.drained', timedOut: false });
+      return;
+    case 'timedOut':
+      log('info', `drain timeout: ${ended.closed} connection${ended.closed === 1 ? '' : 's'} closed with close_notify${ended.flushed ? '' : ' (not all written in time)'}; closing`, {
+        event: 'cluster.drained',
+        timedOut: true,
+        closed: ended.closed,
+        flushed: ended.flushed,
+      });
+      return;
+    case 'interrupted':
+      log('warn', `${ended.signal} during the drain: closing at once`, { event: 'cluster.closing', signal: ended.signal, connections: drain.status()?.connections ?? 0 });
+      return;
+    default: {
+      const never: never = ended;
+      return never;
+    }
   }
 }
 
@@ -716,11 +801,12 @@ async function startAdmin(
   metrics: ClusterMetrics,
   log: Logger,
   reload: (path?: string) => Promise<ReloadResult>,
+  drain: DrainControl,
 ): Promise<StartedAdmin | null> {
   const at = flags.admin ?? DEFAULT_ADMIN;
   if (at === 'off') return null;
   const token = newAdminToken();
-  const api = new AdminApi({ cluster, metrics, token, log, reload });
+  const api = new AdminApi({ cluster, metrics, token, log, reload, drain });
   const wanted = formatHostPort(at.host, at.port);
   let bound: { host: string; port: number };
   try {

@@ -1,7 +1,8 @@
 /**
  * `baton status`: asks a running cluster's admin API for `/status` and prints a
  * table of relays (thread, up, restarts, placement, last crash) and a summary line
- * (connections, takeovers with p50/p99, quarantined, lost, replication lag);
+ * (connections, takeovers with p50/p99, quarantined, lost, replication lag), and while
+ * the cluster drains a line with since when, the deadline and the connections left;
  * `--json` prints the API's answer as it is.
  *
  * Also the admin API client the other operator commands share: with no flags it
@@ -130,5 +131,14 @@ export function formatStatus(s: StatusResponse, now: number): string {
     `connections ${s.connections.active} active (${s.connections.opened} opened); ` +
     `takeovers ${t.count}${t.count > 0 ? ` (p50 ${t.p50Ms} ms, p99 ${t.p99Ms} ms)` : ''}; ` +
     `quarantined ${s.quarantined}; lost ${s.lost}; uncommitted max ${s.replicationLag.max} input${s.replicationLag.max === 1 ? '' : 's'}`;
-  return `${[line(header), ...rows.map(line)].join('\n')}\n${summary}\n`;
+  return `${[line(header), ...rows.map(line)].join('\n')}\n${summary}\n${s.draining ? `${formatDraining(s.draining, now)}\n` : ''}`;
+}
+
+/** The drain line: since when, the deadline, connections left. */
+function formatDraining(d: NonNullable<StatusResponse['draining']>, now: number): string {
+  const left = Math.max(0, Math.ceil((Date.parse(d.deadline) - now) / 1000));
+  return (
+    `draining since ${d.since} (${ago(d.since, now)}, ${d.cause === 'admin' ? 'POST /drain' : d.cause}); ` +
+    `${d.connections} connection${d.connections === 1 ? '' : 's'} left; close_notify to the rest at ${d.deadline} (in ${left}s)`
+  );
 }

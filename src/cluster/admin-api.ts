@@ -12,6 +12,8 @@
  *                  once every relay runs it; 422 {"ok": false, "version", "error"} when a relay
  *                  refused it (the cluster stays on `version`); 400 for a malformed file (the
  *                  file, the field and what is wrong)
+ *   POST /drain    {} (or no body): start a graceful drain, as SIGTERM does (drain.ts); 202 with
+ *                  the drain's status (`draining`); again while draining: the same status
  *
  * Errors are `{"error": "..."}` naming what is wrong: 401 bad or missing token,
  * 400 bad body (the field and why), 404 unknown relay or route, 405 wrong method,
@@ -28,6 +30,7 @@ import type { HostPort } from '../relay/gateway.js';
 import { RELAY_FAULT_POINTS } from '../relay/fault-points.js';
 import { isLoopback } from '../util/host-port.js';
 import { silentLogger, type Logger } from '../util/log.js';
+import type { DrainCause, DrainStatus } from './drain.js';
 import { quantile, replicationLag, type ClusterMetrics, type RelayHistory } from './metrics.js';
 
 /** Connections listed in full by `/status` at most (the count is always exact). */
@@ -56,6 +59,9 @@ export const ConfigRequest = z.strictObject({
     .optional(),
 });
 export type ConfigRequest = z.infer<typeof ConfigRequest>;
+
+/** `POST /drain` body: nothing to say yet (`{}` or no body). */
+export const DrainRequest = z.strictObject({});
 
 /**
  * What a reload did (the cluster command loads the file and rolls it out; this API
@@ -115,6 +121,28 @@ export interface StatusResponse {
   readonly config: { readonly version: number; readonly digest: string };
   /** Record protection: the native addon, or node:crypto with the reason. */
   readonly recordProtection: { readonly mode: 'native' | 'node:crypto'; readonly reason: string | null };
+  /** A graceful drain in progress (ISO 8601 times), or null. */
+  readonly draining: DrainingStatus | null;
+}
+
+/** `/status`'s `draining`: what started it, since when, until when live connections may finish, how many are left. */
+export interface DrainingStatus {
+  readonly cause: DrainCause;
+  readonly since: string;
+  readonly deadline: string;
+  readonly connections: number;
+}
+
+/** The cluster's drain as the admin API sees it (cluster-command.ts wires it to drain.ts). */
+export interface DrainControl {
+  /** Starts the drain (idempotent); null when the cluster is closing at once instead. */
+  request(): DrainStatus | null;
+  status(): DrainStatus | null;
+}
+
+function drainingStatus(d: DrainStatus | null | undefined): DrainingStatus | null {
+  if (!d) return null;
+  return { cause: d.cause, since: new Date(d.since).toISOString(), deadline: new Date(d.deadline).toISOString(), connections: d.connections };
 }
 
 export interface AdminApiOptions {
@@ -126,6 +154,8 @@ export interface AdminApiOptions {
   readonly pick?: (n: number) => number;
   /** Loads a configuration file (`path`, or the one the cluster started with) and rolls it out; `POST /config`. */
   readonly reload?: (path?: string) => Promise<ReloadResult>;
+  /** Graceful drain; `POST /drain` and `/status`'s `draining`. */
+  readonly drain?: DrainControl;
 }
 
 /** An error answered as `{ error }` with a status code. */
@@ -142,7 +172,7 @@ class HttpError extends Error {
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 
 /** Builds the `/status` answer from the cluster's tables. */
-export function clusterStatus(cluster: AdminApiOptions['cluster'], metrics: ClusterMetrics): StatusResponse {
+export function clusterStatus(cluster: AdminApiOptions['cluster'], metrics: ClusterMetrics, drain?: DrainControl): StatusResponse {
   const { gateway } = cluster;
   const placement = gateway.placement();
   const relays = cluster.relayNames.map((name) => {
@@ -183,6 +213,7 @@ export function clusterStatus(cluster: AdminApiOptions['cluster'], metrics: Clus
     lost: gateway.stats.connectionsLost,
     config: { version: cluster.activeConfig.version, digest: cluster.activeConfig.digest },
     recordProtection: { mode: cluster.recordProtection.mode, reason: cluster.recordProtection.reason },
+    draining: drainingStatus(drain?.status()),
   };
 }
 
@@ -277,7 +308,7 @@ export class AdminApi {
     switch (path) {
       case '/status':
         allow('GET');
-        return this.json(res, 200, clusterStatus(this.opts.cluster, this.opts.metrics));
+        return this.json(res, 200, clusterStatus(this.opts.cluster, this.opts.metrics, this.opts.drain));
       case '/metrics': {
         allow('GET');
         const text = await this.opts.metrics.text();
@@ -307,8 +338,19 @@ export class AdminApi {
             : { ok: false, version: r.version, error: r.error };
         return this.json(res, answer.ok ? 200 : 422, answer);
       }
+      case '/drain': {
+        allow('POST');
+        const body = await this.readJson(req, true);
+        const parsed = DrainRequest.safeParse(body ?? {});
+        if (!parsed.success) throw new HttpError(400, describeIssues(parsed.error));
+        if (!this.opts.drain) throw new HttpError(400, 'this cluster cannot drain');
+        const started = this.opts.drain.request();
+        if (!started) throw new HttpError(409, 'the cluster is closing already');
+        this.log.info('drain requested', { connections: started.connections });
+        return this.json(res, 202, { draining: drainingStatus(started) });
+      }
       default:
-        throw new HttpError(404, `no route ${path} (routes: GET /status, GET /metrics, POST /crash, POST /config)`);
+        throw new HttpError(404, `no route ${path} (routes: GET /status, GET /metrics, POST /crash, POST /config, POST /drain)`);
     }
   }
 

@@ -21,6 +21,7 @@
  * maxHandshakeChangeCipherSpecs: 32        # and maxHandshakeWarningAlerts (32): more in a handshake is unexpected_message
  * maxUnreadKeyUpdates: 32                  # KeyUpdates answered to a client that does not read; one more closes it
  * retainedBudgetBytes: 268435456           # input retained for replay, all connections; above: those over their share not read
+ * drainTimeoutMs: 30000                    # SIGTERM / POST /drain: live connections get this long, then close_notify; 0: at once
  * tickets: { rotationSeconds: 3600 }      # or { keyFile: tickets.keys }, shared by several processes
  * admin: { address: 127.0.0.1:9901, tokenFile: /run/baton/admin.token }
  * ```
@@ -65,6 +66,8 @@ export interface ClusterFileConfig {
   readonly maxHandshakeWarningAlerts?: number;
   readonly maxUnreadKeyUpdates?: number;
   readonly retainedBudgetBytes?: number;
+  /** Graceful drain: how long live connections may finish before close_notify (cluster/drain.ts). */
+  readonly drainTimeoutMs?: number;
   readonly ticketRotationSeconds?: number;
   /**
    * Ticket keys from a file, so that several Baton processes open each other's tickets
@@ -135,6 +138,7 @@ const schema = z.strictObject({
   maxHandshakeWarningAlerts: z.number().int().min(0).max(100_000).optional(),
   maxUnreadKeyUpdates: z.number().int().min(0).max(100_000).optional(),
   retainedBudgetBytes: z.number().int().min(1 << 20).max(64 * 2 ** 30).optional(),
+  drainTimeoutMs: timeoutMs,
   tickets: z
     .strictObject({ rotationSeconds: z.number().int().min(1).max(604_800).optional(), keyFile: z.string().min(1).optional() })
     .refine((t) => !(t.rotationSeconds && t.keyFile), 'rotationSeconds and keyFile exclude each other: keys from a file rotate when the file changes')
@@ -242,6 +246,7 @@ export function loadConfigFile(path: string, text?: string): ClusterFileConfig {
     ...(c.maxHandshakeWarningAlerts !== undefined ? { maxHandshakeWarningAlerts: c.maxHandshakeWarningAlerts } : {}),
     ...(c.maxUnreadKeyUpdates !== undefined ? { maxUnreadKeyUpdates: c.maxUnreadKeyUpdates } : {}),
     ...(c.retainedBudgetBytes !== undefined ? { retainedBudgetBytes: c.retainedBudgetBytes } : {}),
+    ...(c.drainTimeoutMs !== undefined ? { drainTimeoutMs: c.drainTimeoutMs } : {}),
     ...(c.tickets?.rotationSeconds ? { ticketRotationSeconds: c.tickets.rotationSeconds } : {}),
     ...(c.tickets?.keyFile ? { ticketKeys: readTicketKeys(file, resolve(base, c.tickets.keyFile)) } : {}),
     ...(c.admin

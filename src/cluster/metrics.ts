@@ -60,6 +60,8 @@ export class ClusterMetrics {
   private readonly crashes: Counter<'relay' | 'reason'>;
   private readonly restarts: Counter<'relay'>;
   private readonly escalations: Counter;
+  /** Set by the drain (cluster/drain.ts) once it starts. */
+  private draining = false;
 
   constructor(opts: { readonly processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -85,6 +87,15 @@ export class ClusterMetrics {
     mirror('baton_gap_resets_total', 'connections reset (TCP RST) because their output would have had a gap; must stay 0', (s) => s.gapResets);
     mirror('baton_connections_refused_total', 'connections closed at accept: no relay up, no free state slot, or too many waiting for room', (s) => s.connectionsRefused);
     mirror('baton_connections_queued_total', 'connections that waited, unread, for room because max connections were served', (s) => s.connectionsQueued);
+    const metrics = this;
+    new Gauge({
+      name: 'baton_draining',
+      help: '1 while the cluster drains (SIGTERM or POST /drain): no new connections, live ones finish until the drain timeout',
+      registers,
+      collect() {
+        this.set(metrics.draining ? 1 : 0);
+      },
+    });
     new Gauge({
       name: 'baton_connections_waiting',
       help: 'connections waiting now, unread, for room (max connections reached)',
@@ -271,6 +282,11 @@ export class ClusterMetrics {
   }
 
   /** Starts reading a running cluster: its gateway events, and its counters at scrape time. */
+  /** Marks the cluster as draining (baton_draining 1). */
+  drainStarted(): void {
+    this.draining = true;
+  }
+
   attach(cluster: MetricsSource): void {
     this.detach();
     this.source = cluster;

@@ -109,6 +109,15 @@ const SCRATCH_BYTES = 64 << 10;
 
 export const DEFAULT_GATEWAY = { retainedLimitBytes: 1 << 20, poisonCrashes: 2, maxInFlight: 32 } as const;
 
+/** Resolves once everything written to `socket` and its end are handed to the kernel, or it is gone. */
+function ended(socket: net.Socket): Promise<void> {
+  if (socket.destroyed || socket.writableFinished) return Promise.resolve();
+  return new Promise((resolve) => {
+    socket.once('finish', () => resolve());
+    socket.once('close', () => resolve());
+  });
+}
+
 /** Closes a TCP socket with an RST (a plain destroy where it cannot: not TCP, already closed). */
 function resetSocket(socket: net.Socket): void {
   if (socket.destroyed) return;
@@ -243,6 +252,8 @@ interface Conn {
   idleClosingSince: number;
   /** Detection time and crash kind of a takeover in progress, for latency. */
   takeover: { readonly since: number; readonly kind: string } | null;
+  /** Asked to close (closeAllWithNotify): the client socket ends once the close_notify is written. */
+  endAfterNotify: boolean;
   done: boolean;
 }
 
@@ -381,6 +392,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   /** Accepted connections waiting for room (max connections), oldest first, with when they came. */
   private readonly waiting: { readonly accepted: net.Socket | object; readonly at: number }[] = [];
   private admitScheduled = false;
+  /** False once stopAccepting() ran: new connections are refused, the listener is closed. */
+  private accepting = true;
 
   constructor(private readonly opts: GatewayOptions) {
     super();
@@ -495,6 +508,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
    * handle to itself. At max connections it waits, unread (the kernel holds its bytes).
    */
   private accept(accepted: net.Socket | object): void {
+    if (!this.accepting) {
+      this.stats.connectionsRefused++;
+      this.refuse(accepted);
+      return;
+    }
     const max = this.opts.maxConnections;
     if (max !== undefined && (this.stats.connectionsActive >= max || this.waiting.length > 0)) {
       if (this.waiting.length >= MAX_WAITING) {
@@ -578,6 +596,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       backendConnectingSince: 0,
       idleClosingSince: 0,
       takeover: null,
+      endAfterNotify: false,
       done: false,
     };
     c.lastActive = c.openedAt;
@@ -763,6 +782,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       if (c.done) return;
       this.pump(c);
       this.maybeFinish(c);
+      this.maybeEndAfterNotify(c);
       return;
     }
     const toClient = type === FromRelay.ToClient;
@@ -965,6 +985,17 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       return;
     }
     if (c.backendEndSeq === 0) return;
+    c.engineClosed = true;
+    this.flushOne(c);
+  }
+
+  /**
+   * A connection asked to close (closeAllWithNotify) whose close_notify has been answered
+   * by its owner: everything before it, and it, is queued for the client, so the socket
+   * is written and ended (TCP FIN after the last byte).
+   */
+  private maybeEndAfterNotify(c: Conn): void {
+    if (c.done || !c.endAfterNotify || c.backendEndSeq === 0 || c.outputUpTo < c.backendEndSeq) return;
     c.engineClosed = true;
     this.flushOne(c);
   }
@@ -1176,6 +1207,14 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       this.finish(c);
       return;
     }
+    this.letBackendGo(c);
+  }
+
+  /**
+   * Closes the backend socket and hands the owner its end of stream, as the input after
+   * every backend byte already read: the owner seals those, then its close_notify.
+   */
+  private letBackendGo(c: Conn): void {
     if (c.backend) {
       c.backend.removeAllListeners('end');
       c.backend.removeAllListeners('error');
@@ -1184,6 +1223,50 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
     this.input(c, 'backendEnd');
     c.backendEndSeq = c.retained.next - 1;
+  }
+
+  /** Client connections still open (being served, or waiting for room). */
+  get openConnections(): number {
+    return this.conns.size + this.waiting.length;
+  }
+
+  /**
+   * Graceful drain, step one: closes the listening socket, so new connections are
+   * refused by the kernel, and turns away those accepted but still waiting for room
+   * (they were never served). Live connections carry on. Idempotent.
+   */
+  stopAccepting(): void {
+    if (!this.accepting) return;
+    this.accepting = false;
+    for (const w of this.waiting.splice(0)) this.refuse(w.accepted);
+    this.stats.connectionsWaiting = 0;
+    // Its callback waits for every connection to end: close() awaits that, not us.
+    this.server?.close();
+  }
+
+  /**
+   * Graceful drain, last step: ends every connection with a TLS close_notify sealed by
+   * its owner relay through the usual record path, then a TCP FIN. The backend is let
+   * go and its end of stream queued behind the backend bytes already read, so the client
+   * gets all of them before the close_notify. A connection still in its handshake has
+   * nothing to notify and is closed. Resolves once each close_notify and FIN have been
+   * handed to the kernel (or the connection ended otherwise); the caller bounds the wait.
+   */
+  closeAllWithNotify(): Promise<void> {
+    const flushed: Promise<void>[] = [];
+    for (const c of [...this.conns.values()]) {
+      flushed.push(ended(c.client));
+      if (!c.handshakeDone) {
+        this.finish(c);
+        continue;
+      }
+      c.endAfterNotify = true;
+      if (c.backendEndSeq === 0 && !c.engineClosed) this.letBackendGo(c);
+      // Already answered (the backend had ended): end it now.
+      this.maybeEndAfterNotify(c);
+    }
+    this.flushWrites();
+    return Promise.all(flushed).then(() => undefined);
   }
 
   /** Stops listening and ends every connection. Idempotent. */

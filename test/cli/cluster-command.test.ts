@@ -51,6 +51,7 @@ describe('parseClusterFlags', () => {
         maxUnreadKeyUpdates: 32,
         retainedBudgetBytes: 256 * 2 ** 20,
       },
+      drainTimeoutMs: 30_000,
     });
   });
 
@@ -75,6 +76,7 @@ describe('parseClusterFlags', () => {
         maxHandshakeWarningAlerts: '0',
         maxUnreadKeyUpdates: '7',
         retainedBudget: '64MiB',
+        drainTimeout: '5',
       }),
     ).toEqual({
       relays: 5,
@@ -96,6 +98,7 @@ describe('parseClusterFlags', () => {
         maxUnreadKeyUpdates: 7,
         retainedBudgetBytes: 64 * 2 ** 20,
       },
+      drainTimeoutMs: 5_000,
     });
   });
 
@@ -107,6 +110,17 @@ describe('parseClusterFlags', () => {
     const file = { listen: { host: '127.0.0.1', port: 0 }, backend: { host: '127.0.0.1', port: 9 }, tls: { certificates: [] }, obsolete: [], proxyProtocol: 'v2' };
     expect(parseClusterFlags({}, file as unknown as ClusterFileConfig).proxyProtocol).toBe('v2');
     expect(parseClusterFlags({ proxyProtocol: 'off' }, file as unknown as ClusterFileConfig).proxyProtocol).toBe('off');
+  });
+
+  it('takes --drain-timeout in seconds (or 500ms, 2m), over the file, and names the flag when it is bad', () => {
+    expect(parseClusterFlags({ ...ok, drainTimeout: '0' }).drainTimeoutMs).toBe(0);
+    expect(parseClusterFlags({ ...ok, drainTimeout: '500ms' }).drainTimeoutMs).toBe(500);
+    expect(parseClusterFlags({ ...ok, drainTimeout: '2m' }).drainTimeoutMs).toBe(120_000);
+    const file = { drainTimeoutMs: 9_000, listen: { host: '127.0.0.1', port: 0 }, backend: { host: '127.0.0.1', port: 1 }, tls: { certificates: [] } } as unknown as ClusterFileConfig;
+    expect(parseClusterFlags({ drainTimeout: '3' }, file).drainTimeoutMs).toBe(3_000);
+    expect(parseClusterFlags({}, file).drainTimeoutMs).toBe(9_000);
+    for (const bad of ['soon', '-1', '1.5ms', '']) expect(() => parseClusterFlags({ ...ok, drainTimeout: bad })).toThrow(/--drain-timeout/);
+    expect(() => parseClusterFlags({ ...ok, drainTimeout: '2d' })).toThrow(/--drain-timeout/);
   });
 
   it('reads sizes as bytes, KiB, MiB or GiB (KB, MB, GB and k, m, g alike)', () => {

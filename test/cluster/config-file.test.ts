@@ -113,6 +113,14 @@ describe('configuration file', () => {
     expectError(GOOD.replace('watchdogMs: 800', 'watchdogMs: 800\nmaxConnections: 0'), /maxConnections: /);
   });
 
+  it('reads drainTimeoutMs (0: at once); a bad one is named', () => {
+    expect(loadConfigFile(write('drain.yaml', GOOD.replace('watchdogMs: 800', 'watchdogMs: 800\ndrainTimeoutMs: 45000'))).drainTimeoutMs).toBe(45_000);
+    expect(loadConfigFile(write('drain-0.yaml', GOOD.replace('watchdogMs: 800', 'watchdogMs: 800\ndrainTimeoutMs: 0'))).drainTimeoutMs).toBe(0);
+    expect(loadConfigFile(write('no-drain.yaml', GOOD)).drainTimeoutMs).toBeUndefined();
+    expectError(GOOD.replace('watchdogMs: 800', 'watchdogMs: 800\ndrainTimeoutMs: 30s'), /drainTimeoutMs: .*number/);
+    expectError(GOOD.replace('watchdogMs: 800', 'watchdogMs: 800\ndrainTimeoutMs: -5'), /drainTimeoutMs: .*>=\s*0/);
+  });
+
   it('reads the caps and the retained-input budget; a bad one is named', () => {
     const caps = 'watchdogMs: 800\nmaxHandshakeChangeCipherSpecs: 4\nmaxHandshakeWarningAlerts: 0\nmaxUnreadKeyUpdates: 16\nretainedBudgetBytes: 67108864';
     const c = loadConfigFile(write('caps.yaml', GOOD.replace('watchdogMs: 800', caps)));
