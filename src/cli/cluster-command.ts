@@ -525,7 +525,11 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
     }
     metrics.attach(cluster);
     watchGateway(cluster, logger);
-    const drain = new Drain(cluster.gateway, { timeoutMs: flags.drainTimeoutMs });
+    const drain = new Drain(cluster.gateway, {
+      timeoutMs: flags.drainTimeoutMs,
+      onTimeout: (n) =>
+        log('info', `drain timeout: closing ${n} connection${n === 1 ? '' : 's'} with close_notify`, { event: 'cluster.drainTimeout', connections: n }),
+    });
     const drainControl: DrainControl = {
       request: () => {
         if (phase === 'running') {

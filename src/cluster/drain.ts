@@ -26,7 +26,7 @@ export const DEFAULT_DRAIN_TIMEOUT_SECONDS = 30;
 /** Longest `--drain-timeout` we accept (a day): a longer one is a typo more likely than a wish. */
 export const MAX_DRAIN_TIMEOUT_SECONDS = 86_400;
 /** How long the close_notify and FIN writes at the timeout may take before we exit anyway. */
-export const DRAIN_FLUSH_MS = 2_000;
+export const DRAIN_FLUSH_MS = 5_000;
 
 /** Why the drain was started, for status and logs. */
 export type DrainCause = 'SIGTERM' | 'admin';
@@ -48,6 +48,8 @@ export interface DrainOptions {
   readonly timeoutMs: number;
   /** Bound on the close_notify writes at the timeout; default {@link DRAIN_FLUSH_MS}. */
   readonly flushMs?: number;
+  /** Told at the timeout, before the rest are closed: how many there are (for the log). */
+  readonly onTimeout?: (connections: number) => void;
   readonly clock?: Clock;
 }
 
@@ -112,6 +114,7 @@ export class Drain {
 
   private async closeTheRest(): Promise<DrainOutcome> {
     const closed = this.target.openConnections;
+    this.opts.onTimeout?.(closed);
     let timer: NodeJS.Timeout | undefined;
     const flushed = await Promise.race([
       this.target.closeAllWithNotify().then(() => true),

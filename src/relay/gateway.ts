@@ -102,6 +102,8 @@ export const DEFAULT_RETAINED_BUDGET_BYTES = 256 << 20;
 /** Accepted connections that may wait for room past `maxConnections`; more are closed at once. */
 export const MAX_WAITING = 1024;
 
+/** How long a drain's close waits for a backend to answer our FIN with its own (closeAllWithNotify). */
+const BACKEND_END_GRACE_MS = 1_000;
 /** How long an ended client socket may wait for the peer's end of stream. */
 const LINGER_MS = 5_000;
 /** The socket reads that share a buffer (see socket-input.ts) read into this one. */
@@ -877,7 +879,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
           this.flow(c);
         }
       }
-      // Output for the backend waits in its queue until the backend is connected.
+      // Output for the backend waits in its queue until the backend is connected; after our
+      // FIN to it (a drain's close) it has nowhere to go.
+      if (c.toBackend.pending && c.backendConnected && c.backend!.writableEnded) c.toBackend.drop();
       if (c.toBackend.pending && c.backendConnected) {
         this.stats.bytesToBackends += c.toBackend.bytes;
         if (!c.toBackend.flush(c.backend!)) {
@@ -1246,10 +1250,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   /**
    * Graceful drain, last step: ends every connection with a TLS close_notify sealed by
-   * its owner relay through the usual record path, then a TCP FIN. The backend is let
-   * go and its end of stream queued behind the backend bytes already read, so the client
-   * gets all of them before the close_notify. A connection still in its handshake has
-   * nothing to notify and is closed. Resolves once each close_notify and FIN have been
+   * its owner relay through the usual record path, then a TCP FIN. The backend gets a
+   * FIN; its end of stream (or, after {@link BACKEND_END_GRACE_MS}, ours) is queued behind
+   * every backend byte already read, so the client gets all of them before the
+   * close_notify. A connection still in its handshake has nothing to notify and is closed. Resolves once each close_notify and FIN have been
    * handed to the kernel (or the connection ended otherwise); the caller bounds the wait.
    */
   closeAllWithNotify(): Promise<void> {
@@ -1261,7 +1265,17 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         continue;
       }
       c.endAfterNotify = true;
-      if (c.backendEndSeq === 0 && !c.engineClosed) this.letBackendGo(c);
+      if (c.backendEndSeq === 0 && !c.engineClosed) {
+        if (!c.backendConnected) this.letBackendGo(c);
+        else {
+          // The backend gets our FIN and what it sends before its own end still reaches the
+          // client ahead of the close_notify; one that does not end in time is let go.
+          this.endBackend(c);
+          setTimeout(() => {
+            if (!c.done && c.backendEndSeq === 0) this.letBackendGo(c);
+          }, BACKEND_END_GRACE_MS).unref();
+        }
+      }
       // Already answered (the backend had ended): end it now.
       this.maybeEndAfterNotify(c);
     }

@@ -47,7 +47,7 @@ describe('baton crash and baton status (end to end)', () => {
   it('crashes the relay that owns a streaming connection; status and metrics show the restart and the takeover; the client sees nothing', async () => {
     const tokenFile = path.join(dir, 'admin.token');
     const cluster = baton([
-      'cluster', '--relays', '3', '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${backend.port}`,
+      'cluster', '--drain-timeout', '0', '--relays', '3', '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${backend.port}`,
       '--cert', path.join(certDir, 'ecdsa-p256.pem'), '--key', path.join(certDir, 'ecdsa-p256-key.pem'),
       '--admin', '127.0.0.1:0', '--token-file', tokenFile, '--watchdog-ms', '500',
     ]);
@@ -144,7 +144,7 @@ describe('baton crash and baton status (end to end)', () => {
 
   it('finds the cluster by its admin port and the default token file, and says when no cluster answers', async () => {
     const env = { XDG_RUNTIME_DIR: dir };
-    const cluster = baton(['cluster', '--relays', '1', '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${backend.port}`, '--admin', '127.0.0.1:0', '--log-level', 'debug'], env);
+    const cluster = baton(['cluster', '--drain-timeout', '0', '--relays', '1', '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${backend.port}`, '--admin', '127.0.0.1:0', '--log-level', 'debug'], env);
     const { adminPort, tokenFile } = await started(cluster);
     expect(tokenFile).toBe(path.join(dir, `baton-${process.getuid!()}`, `admin-${adminPort}.token`));
     expect((await stat(path.dirname(tokenFile))).mode & 0o777).toBe(0o700);

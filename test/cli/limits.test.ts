@@ -68,7 +68,7 @@ describe('baton cluster deadlines and limit (end to end)', () => {
   it('closes a trickling handshake after --handshake-timeout, serves a normal client, and holds a third past --max-connections', async () => {
     const tokenFile = path.join(dir, 'tok');
     const run = baton([
-      'cluster', '--relays', '1', '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${backend.port}`,
+      'cluster', '--drain-timeout', '0', '--relays', '1', '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${backend.port}`,
       '--admin', '127.0.0.1:0', '--token-file', tokenFile, '--handshake-timeout', '1s', '--max-connections', '2',
     ]);
     const m = await waitForMatch(run, START_LINE, 30_000, 'the start line');
@@ -134,7 +134,7 @@ describe('baton cluster deadlines and limit (end to end)', () => {
   it('--max-handshake-warning-alerts and --retained-budget reach the running cluster and its metrics', async () => {
     const tokenFile = path.join(dir, 'tok-caps');
     const run = baton([
-      'cluster', '--relays', '1', '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${backend.port}`,
+      'cluster', '--drain-timeout', '0', '--relays', '1', '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${backend.port}`,
       '--admin', '127.0.0.1:0', '--token-file', tokenFile, '--max-handshake-warning-alerts', '2', '--retained-budget', '8MiB',
     ]);
     const m = await waitForMatch(run, START_LINE, 30_000, 'the start line');

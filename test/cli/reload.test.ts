@@ -100,7 +100,7 @@ describe('baton cluster --config and baton reload (end to end)', () => {
     await writeFile(file, configYaml('ecdsa-p256.pem', 'ecdsa-p256-key.pem'));
     // --listen and --backend on the command line override the file's addresses.
     const cluster = baton([
-      'cluster', '--config', file, '--admin', '127.0.0.1:0', '--token-file', tokenFile,
+      'cluster', '--drain-timeout', '0', '--config', file, '--admin', '127.0.0.1:0', '--token-file', tokenFile,
       '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${backend.port}`,
     ]);
     const m = await started(cluster);

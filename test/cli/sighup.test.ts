@@ -98,7 +98,7 @@ describe('SIGHUP (end to end)', () => {
     const ecdsa = new X509Certificate(fixture('ecdsa-p256.pem')).fingerprint256;
     const rsa = new X509Certificate(fixture('rsa.pem')).fingerprint256;
 
-    const cluster = baton(['cluster', '--relays', '1', '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${backend.port}`, '--cert', cert, '--key', key, '--admin', 'off']);
+    const cluster = baton(['cluster', '--drain-timeout', '0', '--relays', '1', '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${backend.port}`, '--cert', cert, '--key', key, '--admin', 'off']);
     const m = await waitForMatch(cluster, START_LINE, 30_000, 'the start line');
     const port = Number(m[1]);
     expect(m[2]).toBe(ecdsa);
@@ -137,7 +137,7 @@ describe('SIGHUP (end to end)', () => {
   }, 120_000);
 
   it('a self-signed cluster logs that there is nothing to reload and serves on', async () => {
-    const cluster = baton(['cluster', '--relays', '1', '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${backend.port}`, '--admin', 'off']);
+    const cluster = baton(['cluster', '--drain-timeout', '0', '--relays', '1', '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${backend.port}`, '--admin', 'off']);
     const m = await waitForMatch(cluster, START_LINE, 30_000, 'the start line');
     cluster.child.kill('SIGHUP');
     await waitForMatch(cluster, /SIGHUP: nothing to reload/, 15_000, 'the nothing-to-reload line');

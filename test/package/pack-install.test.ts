@@ -116,7 +116,7 @@ describe('the package, packed and installed', () => {
     try {
       const port = (backend.address() as net.AddressInfo).port;
       // The installed command itself (what npx ran above), so signals reach baton and no npm process sits between.
-      const args = ['cluster', '--relays', '2', '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${port}`, '--admin', '127.0.0.1:0'];
+      const args = ['cluster', '--drain-timeout', '0', '--relays', '2', '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${port}`, '--admin', '127.0.0.1:0'];
       const cluster = spawn(join(app, 'node_modules/.bin/baton'), args, { cwd: app, env: userEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
       children.add(cluster);
       let out = '';
