@@ -290,7 +290,7 @@ describe('baton cluster (end to end)', () => {
   afterEach(killAll);
 
   it('serves a self-signed certificate whose printed fingerprint is the peer one, echoes, and exits 0 on SIGTERM', async () => {
-    const run = baton(['cluster', '--drain-timeout', '0', '--admin', '127.0.0.1:0', '--relays', '2', '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${backend.port}`]);
+    const run = baton(['cluster', '--admin', '127.0.0.1:0', '--relays', '2', '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${backend.port}`]);
     const { port, fingerprint, line } = await started(run);
     expect(port).toBeGreaterThan(0);
     expect(line).toContain(`2 relays on 127.0.0.1:${port} -> backend 127.0.0.1:${backend.port}`);
