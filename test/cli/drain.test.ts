@@ -63,7 +63,7 @@ async function connectTapped(port: number): Promise<TappedClient> {
   const keylog: string[] = [];
   const received: Buffer[] = [];
   const errorsBeforeEnd: Error[] = [];
-  const s = tls.connect({ socket: duplex, servername: 'localhost', rejectUnauthorized: false, ciphersuites: 'TLS_AES_128_GCM_SHA256' });
+  const s = tls.connect({ socket: duplex, servername: 'localhost', rejectUnauthorized: false, ciphers: 'TLS_AES_128_GCM_SHA256' });
   s.on('keylog', (line: Buffer) => keylog.push(line.toString('utf8')));
   s.on('data', (d: Buffer) => received.push(d));
   let isEnded = false;
@@ -77,6 +77,8 @@ async function connectTapped(port: number): Promise<TappedClient> {
     if (!isEnded) errorsBeforeEnd.push(e);
   });
   await withTimeout(new Promise((r, j) => (s.once('secureConnect', r), s.once('error', j))), 20_000, 'a TLS handshake');
+  // Read while the socket is open: serverRecords() opens the records with this suite.
+  expect(s.getCipher().standardName).toBe('TLS_AES_128_GCM_SHA256');
   return { tls: s, raw, wire, keylog, received, ended, errorsBeforeEnd };
 }
 
