@@ -881,7 +881,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       }
       // Output for the backend waits in its queue until the backend is connected; after our
       // FIN to it (a drain's close) it has nowhere to go.
-      if (c.toBackend.pending && c.backendConnected && c.backend!.writableEnded) c.toBackend.drop();
+      if (c.endAfterNotify && c.toBackend.pending && c.backendConnected && c.backend!.writableEnded) c.toBackend.drop();
       if (c.toBackend.pending && c.backendConnected) {
         this.stats.bytesToBackends += c.toBackend.bytes;
         if (!c.toBackend.flush(c.backend!)) {
