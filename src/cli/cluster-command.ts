@@ -462,8 +462,10 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
   // one more while closing exits without a clean close.
   let stop!: (why: StopReason) => void;
   const stopped = new Promise<StopReason>((resolve) => (stop = resolve));
-  let interruptDrain!: (signal: NodeJS.Signals) => void;
-  const drainInterrupted = new Promise<NodeJS.Signals>((resolve) => (interruptDrain = resolve));
+  let interruptDrain!: (cause: DrainInterruption) => void;
+  const drainInterrupted = new Promise<DrainInterruption>((resolve) => (interruptDrain = resolve));
+  // The relay supervisor giving up during a drain ends it too (no relay is left to serve), and the exit is 1.
+  let escalated = false;
   let phase: 'running' | 'draining' | 'closing' = 'running';
   const onSignal = (signal: NodeJS.Signals) => {
     switch (phase) {
@@ -512,7 +514,12 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
       metrics.supervisorEvent(e);
       const { level, line } = describeEvent(e);
       log(level, line, eventFields(e));
-      if (e.type === 'Escalated') stop({ escalated: true });
+      if (e.type === 'Escalated') {
+        escalated = true;
+        if (phase === 'running') phase = 'closing';
+        interruptDrain('escalated');
+        stop({ escalated: true });
+      }
     },
   };
 
@@ -703,7 +710,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
       new Promise<false>((resolve) => setTimeout(resolve, CLOSE_TIMEOUT_MS, false).unref()),
     ]);
     if (!closed) throw new CliError(`the cluster did not close within ${CLOSE_TIMEOUT_MS} ms`, EXIT_FAILURE);
-    if ('escalated' in why) return EXIT_FAILURE;
+    if ('escalated' in why || escalated) return EXIT_FAILURE;
     log('info', 'closed', { event: 'cluster.closed' });
     return 0;
   } finally {
@@ -716,6 +723,9 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
 /** What ends `baton cluster`: a signal that closes at once, a drain request, or an escalation. */
 type StopReason = { signal: NodeJS.Signals } | { drain: DrainCause } | { escalated: true };
 
+/** What cuts a drain short: a signal, or the relay supervisor giving up. */
+type DrainInterruption = NodeJS.Signals | 'escalated';
+
 /**
  * Runs the drain until no connection is left or its timeout has closed the rest, or
  * until a signal interrupts it (then the cluster closes at once).
@@ -723,7 +733,7 @@ type StopReason = { signal: NodeJS.Signals } | { drain: DrainCause } | { escalat
 async function drainThenClose(
   drain: Drain,
   cause: DrainCause,
-  interrupted: Promise<NodeJS.Signals>,
+  interrupted: Promise<DrainInterruption>,
   metrics: ClusterMetrics,
   log: (level: LogLevel, msg: string, fields?: LogFields) => void,
 ): Promise<void> {
@@ -736,7 +746,7 @@ async function drainThenClose(
     connections: s.connections,
     deadline: new Date(s.deadline).toISOString(),
   });
-  const ended = await Promise.race([outcome, interrupted.then((signal) => ({ kind: 'interrupted' as const, signal }))]);
+  const ended = await Promise.race([outcome, interrupted.then((by) => ({ kind: 'interrupted' as const, by }))]);
   switch (ended.kind) {
     case 'empty':
       log('info', 'drained: no connection left; closing', { event: 'cluster.drained', timedOut: false });
@@ -750,7 +760,8 @@ async function drainThenClose(
       });
       return;
     case 'interrupted':
-      log('warn', `${ended.signal} during the drain: closing at once`, { event: 'cluster.closing', signal: ended.signal, connections: drain.status()?.connections ?? 0 });
+      if (ended.by === 'escalated') log('error', 'the relay supervisor gave up during the drain: closing at once', { event: 'cluster.closing', escalated: true });
+      else log('warn', `${ended.by} during the drain: closing at once`, { event: 'cluster.closing', signal: ended.by, connections: drain.status()?.connections ?? 0 });
       return;
     default: {
       const never: never = ended;
