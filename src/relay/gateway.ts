@@ -1253,8 +1253,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
    * its owner relay through the usual record path, then a TCP FIN. The backend gets a
    * FIN; its end of stream (or, after {@link BACKEND_END_GRACE_MS}, ours) is queued behind
    * every backend byte already read, so the client gets all of them before the
-   * close_notify. A connection still in its handshake has nothing to notify and is closed. Resolves once each close_notify and FIN have been
-   * handed to the kernel (or the connection ended otherwise); the caller bounds the wait.
+   * close_notify. A connection still in its handshake has nothing to notify and is
+   * closed. Resolves once each close_notify and FIN have been handed to the kernel (or
+   * the connection ended otherwise); the caller bounds the wait.
    */
   closeAllWithNotify(): Promise<void> {
     const flushed: Promise<void>[] = [];
