@@ -693,7 +693,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
     hup.ready(reload);
 
     const why = await stopped;
-    if ('drain' in why) await drainThenClose(drain, why.drain, drainInterrupted, metrics, log);
+    if ('drain' in why) await runDrain(drain, why.drain, drainInterrupted, metrics, log);
     else if ('signal' in why) log('info', `${why.signal}: closing`, { event: 'cluster.closing', signal: why.signal });
     else log('error', 'closing the cluster', { event: 'cluster.closing', escalated: true });
     phase = 'closing';
@@ -730,7 +730,7 @@ type DrainInterruption = NodeJS.Signals | 'escalated';
  * Runs the drain until no connection is left or its timeout has closed the rest, or
  * until a signal interrupts it (then the cluster closes at once).
  */
-async function drainThenClose(
+async function runDrain(
   drain: Drain,
   cause: DrainCause,
   interrupted: Promise<DrainInterruption>,

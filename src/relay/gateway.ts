@@ -3,9 +3,10 @@
  * socket (client side and backend side), frames client bytes into whole TLS
  * records, numbers and retains every input it hands a connection's owner relay,
  * writes what relays return (skipping bytes already written), fences by epoch,
- * and runs takeover when a relay dies. Records cross to and from relays on their
- * data channels; committed state lives in the state store, which the gateway copies
- * from slot to slot at a takeover but never decodes: it holds no key material.
+ * and runs takeover when a relay dies; for a graceful drain it stops accepting and
+ * ends connections with their owner's close_notify. Records cross to and from relays
+ * on their data channels; committed state lives in the state store, which the gateway
+ * copies from slot to slot at a takeover but never decodes: it holds no key material.
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
