@@ -29,9 +29,12 @@ export interface BackendsSpec {
   readonly health: HealthCheckSettings;
 }
 
-/** One backend, as the old `backend: HOST:PORT` meant: a default pool of one, checked as usual. */
+/**
+ * One backend, as the old `backend: HOST:PORT` meant: a default pool of one, not
+ * checked (with nowhere else to send a connection, a check would change nothing).
+ */
 export function singleBackend(address: HostPort): BackendsSpec {
-  return { pools: { [DEFAULT_POOL]: [address] }, policy: 'round-robin', routes: [], health: DEFAULT_HEALTH_CHECK };
+  return { pools: { [DEFAULT_POOL]: [address] }, policy: 'round-robin', routes: [], health: { ...DEFAULT_HEALTH_CHECK, intervalMs: 0 } };
 }
 
 /** `host:port`, `[v6]:port` for IPv6: how a backend is named in metrics and status. */
@@ -79,19 +82,21 @@ export class BackendPool implements HealthTarget<Backend> {
   /** Where each pool's round-robin resumes. */
   private readonly cursor = new Map<string, number>();
 
-  constructor(readonly spec: BackendsSpec) {
+  /**
+   * `previous`: the pool this one replaces (a reload); a backend of the same name keeps
+   * its record (health, open connections, counters), so nothing is counted twice.
+   */
+  constructor(
+    readonly spec: BackendsSpec,
+    previous?: BackendPool,
+  ) {
     const members: Backend[] = [];
+    const kept = new Map(previous?.members.map((b) => [b.name, b]));
     for (const [pool, addresses] of Object.entries(spec.pools)) {
-      const list = addresses.map((address) => ({
-        name: pool === DEFAULT_POOL ? backendName(address) : `${pool}/${backendName(address)}`,
-        address,
-        pool,
-        health: INITIAL_HEALTH,
-        active: 0,
-        connections: 0,
-        connectFailures: 0,
-        checksFailed: 0,
-      }));
+      const list = addresses.map((address): Backend => {
+        const name = pool === DEFAULT_POOL ? backendName(address) : `${pool}/${backendName(address)}`;
+        return kept.get(name) ?? { name, address, pool, health: INITIAL_HEALTH, active: 0, connections: 0, connectFailures: 0, checksFailed: 0 };
+      });
       this.byPool.set(pool, list);
       this.cursor.set(pool, 0);
       members.push(...list);

@@ -9,6 +9,7 @@ import { aeadBackend, type AeadBackend, type TicketKeys } from '../tls/index.js'
 import type { Clock } from '../util/clock.js';
 import { siblingModule } from '../util/module-url.js';
 import { DEFAULT_DEADLINES, type DeadlineSettings } from './deadlines.js';
+import type { BackendsSpec } from './backend-pool.js';
 import { DEFAULT_GATEWAY, Gateway, type HostPort } from './gateway.js';
 export { DEFAULT_RETAINED_BUDGET_BYTES, DEFAULT_MAX_UNREAD_KEY_UPDATES } from './gateway.js';
 import type { RelayMsg } from './protocol.js';
@@ -30,6 +31,8 @@ export interface ClusterOptions {
   readonly relays: number;
   readonly listen: HostPort;
   readonly backend: HostPort;
+  /** Several backends, balanced and health-checked (see GatewayOptions.backends); default `backend` alone. */
+  readonly backends?: BackendsSpec;
   readonly certificates: readonly RelayCertificate[];
   /** Shared ticket keys; fresh random ones when absent. Secret. */
   readonly ticketKeys?: TicketKeys;
@@ -175,6 +178,7 @@ export class Cluster {
         ...DEFAULT_GATEWAY,
         listen: opts.listen,
         backend: opts.backend,
+        ...(opts.backends ? { backends: opts.backends } : {}),
         store: store ? new StateStore(store) : null,
         arena: new Arena(arena),
         ...(opts.reproducible ? { connectionId: (n: number) => `c${n}` } : {}),

@@ -14,8 +14,10 @@ import type { Arena, ActorRef, ChannelEnd, Crash } from '../actors/index.js';
 import type { TlsLimit } from '../tls/index.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { newId } from '../util/ids.js';
+import { BackendPool, singleBackend, type Backend, type BackendsSpec, type RouteKey } from './backend-pool.js';
 import { ChunkLedger, SmallAllocator } from './chunk-ledger.js';
 import { DEFAULT_DEADLINES, overdue, sweepPeriodMs, type DeadlineSettings, type Overdue } from './deadlines.js';
+import { HealthChecker, type Probe } from './health-check.js';
 import type { ConnectionEvent, RelayMsg } from './protocol.js';
 import { encodeProxyHeader, ProxyHeaderError, type ProxyProtocolMode } from './proxy-protocol.js';
 import { RelayLink } from './relay-link.js';
@@ -50,6 +52,10 @@ export interface HostPort {
 export interface GatewayOptions {
   readonly listen: HostPort;
   readonly backend: HostPort;
+  /** Several backends, balanced and health-checked (backend-pool.ts); default `backend` alone. */
+  readonly backends?: BackendsSpec;
+  /** How health checks probe a backend (tests); default a TCP connect. */
+  readonly healthProbe?: Probe;
   /** Retained input per connection above which reading pauses until a commit frees it. */
   readonly retainedLimitBytes: number;
   /**
@@ -105,6 +111,8 @@ export const MAX_WAITING = 1024;
 
 /** How long a drain's close waits for a backend to answer our FIN with its own (closeAllWithNotify). */
 const BACKEND_END_GRACE_MS = 1_000;
+/** Backends a connection's connect is tried on before its client gets the failure. */
+export const MAX_BACKEND_TRIES = 3;
 /** How long an ended client socket may wait for the peer's end of stream. */
 const LINGER_MS = 5_000;
 /** The socket reads that share a buffer (see socket-input.ts) read into this one. */
@@ -209,6 +217,12 @@ interface Conn {
   client: net.Socket;
   backend: net.Socket | null;
   backendConnected: boolean;
+  /** The backend `backend` connects to (its connection counted there), the ones tried, and what routes it. */
+  backendServer: Backend | null;
+  backendTried: Set<Backend> | null;
+  routeKey: RouteKey;
+  /** The PROXY v2 header every backend socket of this connection starts with (null: off). */
+  proxyHeader: Uint8Array | null;
   readonly clientIn: SocketInput;
   backendIn: SocketInput | null;
   readonly retained: RetainedQueue;
@@ -390,6 +404,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   };
   private readonly clock: Clock;
   private readonly deadlines: DeadlineSettings;
+  /** Where new connections find their backend; a reload may replace it (see setBackends). */
+  private pool: BackendPool;
+  private checker: HealthChecker<Backend>;
   private readonly maxUnreadKeyUpdates: number;
   private sweeper: NodeJS.Timeout | null = null;
   /** Accepted connections waiting for room (max connections), oldest first, with when they came. */
@@ -405,6 +422,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.small = new SmallAllocator(this.ledger);
     this.clock = opts.clock ?? systemClock;
     this.deadlines = opts.deadlines ?? DEFAULT_DEADLINES;
+    this.pool = new BackendPool(opts.backends ?? singleBackend(opts.backend));
+    this.checker = new HealthChecker(this.pool, this.pool.spec.health, opts.healthProbe);
     this.maxUnreadKeyUpdates = opts.maxUnreadKeyUpdates ?? DEFAULT_MAX_UNREAD_KEY_UPDATES;
     this.stats = { ...this.stats, retainedBudgetBytes: opts.retainedBudgetBytes ?? DEFAULT_RETAINED_BUDGET_BYTES };
   }
@@ -449,10 +468,28 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         takeAccepts(server, (handle) => this.accept(handle));
         this.sweeper = setInterval(() => this.sweep(), sweepPeriodMs(this.deadlines));
         this.sweeper.unref();
+        this.checker.start();
         resolve();
       });
     });
     return server.address() as net.AddressInfo;
+  }
+
+  /** The backends new connections go to, with their health and counters. */
+  get backends(): BackendPool {
+    return this.pool;
+  }
+
+  /**
+   * Sends new connections to these backends from now on (a reload): open connections
+   * stay where they are; a backend kept by name keeps its health and counters, a new
+   * one starts up.
+   */
+  setBackends(spec: BackendsSpec): void {
+    this.checker.close();
+    this.pool = new BackendPool(spec, this.pool);
+    this.checker = new HealthChecker(this.pool, spec.health, this.opts.healthProbe);
+    if (this.server) this.checker.start();
   }
 
   /** Connections owned per relay. */
@@ -568,6 +605,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       client,
       backend: null,
       backendConnected: false,
+      backendServer: null,
+      backendTried: null,
+      routeKey: { serverName: null, alpn: null },
+      proxyHeader: null,
       clientIn,
       backendIn: null,
       retained: new RetainedQueue((chunk) => this.ledger.unref(chunk)),
@@ -678,12 +719,31 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     if (c.backendConnected && !c.backend!.writableEnded) c.backend!.end();
   }
 
+  /** Connects the connection to a backend its route's pool picks; none up: as a refused connect. */
   private connectBackend(c: Conn, facts: HandshakeFacts): void {
+    // One header per connection, made now that the handshake's facts are known; each
+    // backend socket tried (a retry after a refused connect is a new socket) starts with it.
+    c.proxyHeader = this.opts.proxyProtocol === 'v2' ? proxyHeader(c.client, facts) : null;
+    const server = this.pool.pick(c.routeKey);
+    if (server === null) {
+      // After this turn, as a connect's 'error' would come.
+      setImmediate(() => {
+        if (!c.engineClosed) this.input(c, 'backendFailed');
+      });
+      return;
+    }
+    this.connectTo(c, server);
+  }
+
+  private connectTo(c: Conn, server: Backend): void {
+    (c.backendTried ??= new Set()).add(server);
+    this.pool.acquire(server);
+    c.backendServer = server;
     const backendIn = new SocketInput(this.ledger, this.small, this.scratch, false, (chunk, offset, length) => this.input(c, 'backend', chunk, offset, length));
     c.backendIn = backendIn;
     const backend = net.connect({
-      host: this.opts.backend.host,
-      port: this.opts.backend.port,
+      host: server.address.host,
+      port: server.address.port,
       allowHalfOpen: true,
       noDelay: true,
       onread: backendIn.onread,
@@ -694,7 +754,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     // waits in toBackend until 'connect'. Written here, once per backend socket: a takeover
     // re-routes the connection but keeps this socket and its offsets (backendWritten counts
     // relay plaintext only), so replayed output never brings the header a second time.
-    if (this.opts.proxyProtocol === 'v2') backend.write(proxyHeader(c.client, facts));
+    if (c.proxyHeader) backend.write(c.proxyHeader);
     backend.on('connect', () => {
       c.backendConnected = true;
       c.backendConnectingSince = 0;
@@ -707,6 +767,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       c.backendEndSeq = c.retained.next - 1;
     });
     backend.on('error', () => {
+      if (!c.backendConnected && this.retryBackend(c)) return;
       // Refused or reset: the client gets a fatal alert from its relay, never a hang.
       if (!c.engineClosed) this.input(c, 'backendFailed');
     });
@@ -714,6 +775,31 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       c.backendFull = false;
       this.flow(c);
     });
+  }
+
+  /**
+   * A connect that failed before any plaintext went to the backend is tried on another
+   * up backend, at most {@link MAX_BACKEND_TRIES} in all; false when none is left.
+   */
+  private retryBackend(c: Conn): boolean {
+    if (c.done) return false;
+    if (c.backendServer) this.pool.connectFailed(c.backendServer);
+    this.releaseBackend(c);
+    if (c.done || c.engineClosed || c.backendTried!.size >= MAX_BACKEND_TRIES) return false;
+    const next = this.pool.pick(c.routeKey, c.backendTried!);
+    if (next === null) return false;
+    c.backend!.removeAllListeners();
+    c.backend!.on('error', () => undefined);
+    c.backend!.destroy();
+    c.backendIn!.close();
+    this.connectTo(c, next);
+    return true;
+  }
+
+  /** The connection no longer counts at its backend (least-connections). Idempotent. */
+  private releaseBackend(c: Conn): void {
+    if (c.backendServer) this.pool.release(c.backendServer);
+    c.backendServer = null;
   }
 
   // ---- entries from relays ----
@@ -849,6 +935,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
             c.handshakeDone = true;
             this.stats.handshakes++;
             this.emit('handshake', { conn: c.id, relay: c.owner?.name ?? '', resumed: e.resumed, cipherSuite: e.cipherSuite });
+            c.routeKey = { serverName: e.serverName, alpn: e.alpn };
             this.connectBackend(c, e);
           }
           break;
@@ -1031,6 +1118,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     // A peer that never closes its side does not hold the socket forever.
     else setTimeout(() => c.client.destroy(), LINGER_MS).unref();
     c.backend?.destroy();
+    this.releaseBackend(c);
     c.clientIn.close();
     c.backendIn?.close();
     this.release(c, Infinity);
@@ -1180,9 +1268,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
           break;
         case 'backendConnect':
           // As a refused connect: the relay answers with a fatal alert and closes.
+          c.backendConnectingSince = 0;
+          // Another up backend gets the connection, if there is one to try.
+          if (this.retryBackend(c)) break;
           this.stats.backendConnectTimeouts++;
           this.emit('timedOut', { conn: c.id, deadline: late });
-          c.backendConnectingSince = 0;
           c.backend!.removeAllListeners('connect');
           c.backend!.destroy();
           if (!c.engineClosed) this.input(c, 'backendFailed');
@@ -1287,6 +1377,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   /** Stops listening and ends every connection. Idempotent. */
   async close(): Promise<void> {
+    this.checker.close();
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = null;
     for (const w of this.waiting.splice(0)) this.refuse(w.accepted);
