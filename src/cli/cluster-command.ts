@@ -27,8 +27,10 @@ import { readConfigText } from '../cluster/config-read.js';
 import { ClusterMetrics } from '../cluster/metrics.js';
 import { DEFAULT_ADMIN, TokenFileError, defaultTokenFile, newAdminToken, writeTokenFile } from '../cluster/token.js';
 import { Cluster, type ClusterOptions } from '../relay/cluster.js';
+import { DEFAULT_POOL, backendName, singleBackend, type BackendsSpec } from '../relay/backend-pool.js';
 import type { HostPort } from '../relay/gateway.js';
 import { PROXY_PROTOCOL_MODES, type ProxyProtocolMode } from '../relay/proxy-protocol.js';
+import { DEFAULT_HEALTH_CHECK } from '../relay/health-check.js';
 import type { RelayCertificate, TlsSettings } from '../relay/settings.js';
 import { TlsConfigError, loadCertifiedKey } from '../tls/index.js';
 import { isLoopback, parseHostPort as parseHostPortValue } from '../util/host-port.js';
@@ -65,6 +67,8 @@ export interface ClusterFlags {
   readonly relays: number;
   readonly listen: HostPort;
   readonly backend: HostPort;
+  /** Every backend (pools, policy, routes, health checks); `--backend` replaces the file's default pool. */
+  readonly backends: BackendsSpec;
   /** Paths of a PEM certificate chain and its key; a self-signed one is made when absent. */
   readonly files?: { readonly cert: string; readonly key: string };
   readonly watchdogMs?: number;
@@ -113,7 +117,7 @@ export function registerClusterCommand(program: Command): void {
     .command('cluster')
     .option('--relays <n>', 'relay actors, one worker thread each (default: one per core, at least 2)', CLUSTER_DEFAULTS.relays)
     .option('--listen <host:port>', 'TLS address to listen on (port 0: any free port)', CLUSTER_DEFAULTS.listen)
-    .option('--backend <host:port>', 'plaintext TCP backend to forward to (required)')
+    .option('--backend <host:port,...>', 'plaintext TCP backend(s) to forward to, comma-separated; several are balanced round-robin and health-checked (required)')
     .option('--cert <file>', 'PEM certificate chain, leaf first (default: a self-signed one for localhost); re-read on SIGHUP')
     .option('--key <file>', 'PEM private key of the leaf certificate (with --cert)')
     .option('--watchdog-ms <ms>', 'heartbeat deadline before a silent relay is declared hung (default: 1000)')
@@ -170,7 +174,8 @@ export function parseClusterFlags(raw: RawClusterFlags, file?: ClusterFileConfig
   if (raw.backend === undefined && !file) {
     throw new CliError('--backend is required: the HOST:PORT of the plaintext TCP server to forward to (e.g. --backend 127.0.0.1:9000)');
   }
-  const backend = raw.backend !== undefined ? parseHostPort('--backend', raw.backend, { allowPortZero: false }) : file!.backend;
+  const backends = raw.backend !== undefined ? parseBackendList(raw.backend, file?.backends) : file!.backends;
+  const backend = backends.pools[DEFAULT_POOL]![0]!;
   if (raw.cert !== undefined && raw.key === undefined) throw new CliError('--cert needs --key: give the PEM private key of the certificate too');
   if (raw.key !== undefined && raw.cert === undefined) throw new CliError('--key needs --cert: give the PEM certificate chain too');
   if (raw.cert === '') throw new CliError('--cert is empty: give a file path');
@@ -193,6 +198,7 @@ export function parseClusterFlags(raw: RawClusterFlags, file?: ClusterFileConfig
     relays,
     listen,
     backend,
+    backends,
     ...(files ? { files } : {}),
     ...(watchdogMs !== undefined ? { watchdogMs } : {}),
     ...(alpn ? { alpn } : {}),
@@ -218,6 +224,27 @@ export function parseAdminAddress(value: string, opts: { allowPortZero: boolean;
     throw new CliError(`--admin "${value}": the admin API listens on loopback only (127.0.0.1, [::1] or localhost), not on ${at.host}`);
   }
   return at;
+}
+
+/**
+ * `--backend A,B,...`: the default pool (replacing the file's, whose other pools,
+ * policy and routes stay). Several are health-checked; one alone is not, unless the
+ * file sets checks.
+ */
+function parseBackendList(value: string, file?: BackendsSpec): BackendsSpec {
+  const addresses = value.split(',').map((v) => parseHostPort('--backend', v.trim(), { allowPortZero: false }));
+  const dup = addresses.findIndex((a, i) => addresses.findIndex((b) => b.host === a.host && b.port === a.port) !== i);
+  if (dup >= 0) throw new CliError(`--backend lists ${formatHostPort(addresses[dup]!.host, addresses[dup]!.port)} twice`);
+  const spec = file ? { ...file, pools: { ...file.pools, [DEFAULT_POOL]: addresses } } : { ...singleBackend(addresses[0]!), pools: { [DEFAULT_POOL]: addresses } };
+  const checked = file !== undefined && file.health.intervalMs > 0;
+  return addresses.length > 1 && !checked ? { ...spec, health: DEFAULT_HEALTH_CHECK } : spec;
+}
+
+/** The start line's backends: `HOST:PORT` for one, else the list and the policy. */
+function describeBackends(spec: BackendsSpec): string {
+  const all = Object.values(spec.pools).flat();
+  if (all.length === 1) return backendName(all[0]!);
+  return `${all.map(backendName).join(',')} (${spec.policy}${spec.health.intervalMs > 0 ? ', health-checked' : ''})`;
 }
 
 function parseRelays(value: string): number {
@@ -416,7 +443,6 @@ function describeFileCertificates(certificates: readonly RelayCertificate[]): Lo
 function restartOnly(f: ClusterFlags): Record<string, string> {
   return {
     'listeners[0].address': formatHostPort(f.listen.host, f.listen.port),
-    backend: formatHostPort(f.backend.host, f.backend.port),
     relays: String(f.relays),
     replication: f.replication ? 'on' : 'off',
     // Read by the gateway, which is built once at start.
@@ -455,6 +481,8 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
   const certificates = fromFile ? flags.config!.tls.certificates : [loaded.certificate];
   const tls = tlsOf(flags, certificates);
   let rotationSeconds = flags.config?.ticketRotationSeconds;
+  /** The backends new connections go to; a reload replaces them live (Gateway.setBackends). */
+  let backendsSpec = flags.backends;
 
   // A signal during start is honoured once the cluster is up. SIGTERM drains (drain.ts):
   // what service managers send to stop a service, which should not cut live connections.
@@ -491,6 +519,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
     relays: flags.relays,
     listen: flags.listen,
     backend: flags.backend,
+    backends: flags.backends,
     certificates: tls.certificates,
     replication: flags.replication,
     proxyProtocol: flags.proxyProtocol,
@@ -629,6 +658,11 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
         });
         return { status: 'refused', version: result.version, error: result.reason };
       }
+      if (JSON.stringify(next.backends) !== JSON.stringify(backendsSpec)) {
+        cluster.gateway.setBackends(next.backends);
+        backendsSpec = next.backends;
+        log('info', `new connections go to backend ${describeBackends(next.backends)}`, { event: 'backends.replaced', backend: describeBackends(next.backends) });
+      }
       if (nextRotation !== undefined && nextRotation !== rotationSeconds) {
         cluster.rotateTicketsEvery(nextRotation * 1000);
         rotationSeconds = nextRotation;
@@ -661,7 +695,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
       throw e;
     }
     const listen = formatHostPort(cluster.address.address, cluster.address.port);
-    const backend = formatHostPort(flags.backend.host, flags.backend.port);
+    const backend = describeBackends(flags.backends);
     const names = [loaded.subject.replace(/\n/g, ', '), loaded.subjectAltName].filter((s) => s.length > 0).join('; ');
     // The start line stays plain text whatever the log level: it is what an operator reads first.
     io.out(

@@ -11,8 +11,14 @@
  *     alpn: [h2, http/1.1]
  *     cipherSuites: [TLS_AES_128_GCM_SHA256, TLS_CHACHA20_POLY1305_SHA256]
  *     groups: [x25519, secp256r1]
- * backend: 127.0.0.1:9000
- * backends: { proxyProtocol: v2 }         # or off (the default): a PROXY v2 header before the plaintext
+ * backend: 127.0.0.1:9000               # one backend; or several:
+ * backends:
+ *   servers: [10.0.0.1:9000, 10.0.0.2:9000]  # the default pool
+ *   pools: { api: [10.0.1.1:8080] }          # named pools, for routes
+ *   policy: round-robin                      # or least-connections
+ *   routes: [{ serverName: api.example.com, pool: api }, { alpn: h2, pool: api }]
+ *   proxyProtocol: v2                        # or off (the default): a PROXY v2 header before the plaintext
+ *   healthCheck: { intervalMs: 2000, rise: 2, fall: 3, connectTimeoutMs: 2000 }  # intervalMs 0: off
  * relays: 3
  * replication: { enabled: true, batchInputs: 32, batchDelayMs: 5 }
  * watchdogMs: 1000
@@ -31,6 +37,8 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import type { ProxyProtocolMode } from '../relay/proxy-protocol.js';
+import { BALANCE_POLICIES, DEFAULT_POOL, type BackendsSpec } from '../relay/backend-pool.js';
+import { DEFAULT_HEALTH_CHECK } from '../relay/health-check.js';
 import type { RelayCertificate, TlsSettings } from '../relay/settings.js';
 import type { TicketKeys } from '../tls/index.js';
 import { loadCertifiedKey } from '../tls/index.js';
@@ -45,7 +53,10 @@ export class ConfigFileError extends Error {
 export interface ClusterFileConfig {
   readonly file: string;
   readonly listen: HostPort;
+  /** The first backend of the default pool (what one-backend code paths name). */
   readonly backend: HostPort;
+  /** Every backend, pools, policy, routes and health checks; `backend: X` alone is a pool of one. */
+  readonly backends: BackendsSpec;
   readonly relays?: number;
   /** PROXY protocol header toward the backend (relay/proxy-protocol.ts). */
   readonly proxyProtocol?: ProxyProtocolMode;
@@ -98,6 +109,42 @@ const GROUPS = ['x25519', 'secp256r1', 'secp384r1'] as const;
 /** A connection deadline in milliseconds: 0 (off) to a day. */
 const timeoutMs = z.number().int().min(0).max(86_400_000).optional();
 
+const backendList = z.array(hostPort({ allowPortZero: false })).min(1, 'at least one HOST:PORT is required');
+
+const backendsSchema = z
+  .strictObject({
+    servers: backendList.optional(),
+    /** PROXY protocol header toward every backend (relay/proxy-protocol.ts). */
+    proxyProtocol: z.enum(['v2', 'off']).optional(),
+    pools: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a pool name is letters, digits, _ . - (at most 64)'), backendList).optional(),
+    policy: z.enum(BALANCE_POLICIES).optional(),
+    routes: z
+      .array(
+        z
+          .strictObject({ serverName: z.string().min(1).max(253).optional(), alpn: z.string().min(1).max(255).optional(), pool: z.string().min(1) })
+          .refine((r) => r.serverName !== undefined || r.alpn !== undefined, 'a route needs serverName or alpn (or both)'),
+      )
+      .optional(),
+    healthCheck: z
+      .strictObject({
+        intervalMs: z.number().int().min(0).max(3_600_000).optional(),
+        rise: z.number().int().min(1).max(100).optional(),
+        fall: z.number().int().min(1).max(100).optional(),
+        connectTimeoutMs: z.number().int().min(1).max(600_000).optional(),
+      })
+      .optional(),
+  })
+  .superRefine((b, ctx) => {
+    if (b.pools?.[DEFAULT_POOL] !== undefined && b.servers !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['pools', DEFAULT_POOL], message: `servers is the "${DEFAULT_POOL}" pool: give one or the other` });
+    }
+    (b.routes ?? []).forEach((r, i) => {
+      if (r.pool !== DEFAULT_POOL && b.pools?.[r.pool] === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['routes', i, 'pool'], message: `no pool named "${r.pool}" in backends.pools` });
+      }
+    });
+  });
+
 const schema = z.strictObject({
   listeners: z
     .array(
@@ -118,8 +165,8 @@ const schema = z.strictObject({
       }),
     )
     .length(1, 'exactly one listener is supported'),
-  backend: hostPort({ allowPortZero: false }),
-  backends: z.strictObject({ proxyProtocol: z.enum(['v2', 'off']).optional() }).optional(),
+  backend: hostPort({ allowPortZero: false }).optional(),
+  backends: backendsSchema.optional(),
   relays: z.number().int().min(1).max(256).optional(),
   replication: z
     .strictObject({
@@ -207,6 +254,22 @@ export function loadConfigFile(path: string, text?: string): ClusterFileConfig {
     throw new ConfigFileError(`${file}: ${fieldName(issue.path)}: ${issue.message}`);
   }
   const c = parsed.data;
+  const defaultPool = c.backends?.servers ?? c.backends?.pools?.[DEFAULT_POOL] ?? (c.backend ? [c.backend] : undefined);
+  if (c.backend && (c.backends?.servers || c.backends?.pools?.[DEFAULT_POOL])) {
+    throw new ConfigFileError(`${file}: backend: give the backend or backends.servers, not both`);
+  }
+  if (!defaultPool) throw new ConfigFileError(`${file}: backend: required (HOST:PORT), or backends.servers (a list of them)`);
+  const backends: BackendsSpec = {
+    pools: { ...c.backends?.pools, [DEFAULT_POOL]: defaultPool },
+    policy: c.backends?.policy ?? 'round-robin',
+    routes: c.backends?.routes ?? [],
+    // One backend alone is not checked unless asked (nowhere else to send a connection).
+    health: {
+      ...DEFAULT_HEALTH_CHECK,
+      ...(c.backends?.healthCheck === undefined && Object.values({ ...c.backends?.pools, [DEFAULT_POOL]: defaultPool }).flat().length === 1 ? { intervalMs: 0 } : {}),
+      ...c.backends?.healthCheck,
+    },
+  };
   const listener = c.listeners[0]!;
   const base = dirname(file);
   const certificates: RelayCertificate[] = listener.certificates.map((entry, i) => {
@@ -224,7 +287,8 @@ export function loadConfigFile(path: string, text?: string): ClusterFileConfig {
   return {
     file,
     listen: listener.address,
-    backend: c.backend,
+    backend: defaultPool[0]!,
+    backends,
     ...(c.relays ? { relays: c.relays } : {}),
     ...(c.backends?.proxyProtocol ? { proxyProtocol: c.backends.proxyProtocol } : {}),
     tls: {

@@ -13,6 +13,8 @@ import { availableParallelism } from 'node:os';
 import type { ActorRef } from '../../src/actors/index.js';
 import { CliError } from '../../src/cli/errors.js';
 import { parseLimits } from '../../src/cli/limits.js';
+import { singleBackend } from '../../src/relay/backend-pool.js';
+import { DEFAULT_HEALTH_CHECK } from '../../src/relay/health-check.js';
 import type { ClusterFileConfig } from '../../src/cluster/config-file.js';
 import { makeSelfSigned } from '../../src/cli/self-signed.js';
 import { loadCertifiedKey } from '../../src/tls/index.js';
@@ -38,6 +40,7 @@ describe('parseClusterFlags', () => {
       relays: Math.max(2, availableParallelism()),
       listen: { host: '127.0.0.1', port: 8443 },
       backend: { host: '127.0.0.1', port: 9000 },
+      backends: singleBackend({ host: '127.0.0.1', port: 9000 }),
       replication: true,
       proxyProtocol: 'off',
       logLevel: 'info',
@@ -53,6 +56,19 @@ describe('parseClusterFlags', () => {
       },
       drainTimeoutMs: 30_000,
     });
+  });
+
+  it('takes a comma-separated list of backends: a round-robin default pool, health-checked', () => {
+    const f = parseClusterFlags({ backend: '127.0.0.1:9000, 127.0.0.1:9001,[::1]:9002' });
+    expect(f.backend).toEqual({ host: '127.0.0.1', port: 9000 });
+    expect(f.backends).toEqual({
+      pools: { default: [{ host: '127.0.0.1', port: 9000 }, { host: '127.0.0.1', port: 9001 }, { host: '::1', port: 9002 }] },
+      policy: 'round-robin',
+      routes: [],
+      health: DEFAULT_HEALTH_CHECK,
+    });
+    expect(() => parseClusterFlags({ backend: '127.0.0.1:9000,127.0.0.1:9000' })).toThrow('--backend lists 127.0.0.1:9000 twice');
+    expect(() => parseClusterFlags({ backend: '127.0.0.1:9000,' })).toThrow(/--backend "": expected HOST:PORT/);
   });
 
   it('takes every flag', () => {
@@ -82,6 +98,7 @@ describe('parseClusterFlags', () => {
       relays: 5,
       listen: { host: '::1', port: 0 },
       backend: { host: 'localhost', port: 80 },
+      backends: singleBackend({ host: 'localhost', port: 80 }),
       files: { cert: 'a.pem', key: 'b.pem' },
       watchdogMs: 250,
       alpn: ['h2', 'http/1.1'],

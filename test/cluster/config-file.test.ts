@@ -139,6 +139,49 @@ describe('configuration file', () => {
     expectError(GOOD.replace('watchdogMs: 800', 'watchdogMs: 800\nbackends: { proxyProtocol: v1 }'), /backends\.proxyProtocol: /);
   });
 
+  it('reads a backends section: pools, policy, routes, health checks (defaults as HAProxy)', () => {
+    const c = loadConfigFile(
+      write(
+        'backends.yaml',
+        GOOD.replace(
+          'backend: 127.0.0.1:9000',
+          `backends:
+  servers: [127.0.0.1:9000, 127.0.0.1:9001]
+  pools: { api: ['[::1]:8080'] }
+  policy: least-connections
+  routes: [{ serverName: api.example.com, pool: api }, { alpn: h2, pool: api }]
+  healthCheck: { rise: 3 }`,
+        ),
+      ),
+    );
+    expect(c.backend).toEqual({ host: '127.0.0.1', port: 9000 });
+    expect(c.backends).toEqual({
+      pools: { default: [{ host: '127.0.0.1', port: 9000 }, { host: '127.0.0.1', port: 9001 }], api: [{ host: '::1', port: 8080 }] },
+      policy: 'least-connections',
+      routes: [
+        { serverName: 'api.example.com', pool: 'api' },
+        { alpn: 'h2', pool: 'api' },
+      ],
+      health: { intervalMs: 2000, rise: 3, fall: 3, connectTimeoutMs: 2000 },
+    });
+    // The single-backend shape still loads: a pool of one, not checked.
+    const one = loadConfigFile(write('one.yaml', GOOD));
+    expect(one.backends.pools).toEqual({ default: [{ host: '127.0.0.1', port: 9000 }] });
+    expect(one.backends.health.intervalMs).toBe(0);
+  });
+
+  it('names the backends field that is wrong', () => {
+    const withBackends = (yaml: string) => GOOD.replace('backend: 127.0.0.1:9000', `backends:\n${yaml}`);
+    expectError(withBackends('  servers: [127.0.0.1:9000, nope]'), /backends\.servers\[1\]: "nope": expected HOST:PORT/);
+    expectError(withBackends('  servers: []'), /backends\.servers: at least one HOST:PORT is required/);
+    expectError(withBackends('  servers: [127.0.0.1:9000]\n  policy: random'), /backends\.policy: /);
+    expectError(withBackends('  servers: [127.0.0.1:9000]\n  routes: [{ alpn: h2, pool: api }]'), /backends\.routes\[0\]\.pool: no pool named "api"/);
+    expectError(withBackends('  servers: [127.0.0.1:9000]\n  routes: [{ pool: default }]'), /backends\.routes\[0\]: a route needs serverName or alpn/);
+    expectError(withBackends('  servers: [127.0.0.1:9000]\n  healthCheck: { fall: 0 }'), /backends\.healthCheck\.fall: /);
+    expectError(withBackends('  pools: { api: [127.0.0.1:9000] }'), /backend: required \(HOST:PORT\), or backends\.servers/);
+    expectError(GOOD.replace('backend: 127.0.0.1:9000', 'backend: 127.0.0.1:9000\nbackends: { servers: [127.0.0.1:9001] }'), /backend: give the backend or backends\.servers, not both/);
+  });
+
   it('says which file could not be read', () => {
     expect(() => loadConfigFile(join(dir, 'nope.yaml'))).toThrow(/nope\.yaml.*ENOENT/);
   });
