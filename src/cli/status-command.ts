@@ -107,7 +107,7 @@ function ago(iso: string, now: number): string {
   return `${Math.round(s / 3600)}h ago`;
 }
 
-/** The human view: a table of relays and a summary line. */
+/** The human view: a table of relays, a summary line, and a table of backends. */
 export function formatStatus(s: StatusResponse, now: number): string {
   const header = ['RELAY', 'THREAD', 'UP', 'RESTARTS', 'OWNED', 'LAST CRASH'];
   const rows = s.relays.map((r) => [
@@ -120,18 +120,27 @@ export function formatStatus(s: StatusResponse, now: number): string {
       ? `${r.lastCrash.reason}${r.lastCrash.fault?.point ? ` at ${r.lastCrash.fault.point}` : ''}, ${ago(r.lastCrash.at, now)}`
       : '-',
   ]);
+  const t = s.takeovers;
+  const summary =
+    `connections ${s.connections.active} active (${s.connections.opened} opened); ` +
+    `takeovers ${t.count}${t.count > 0 ? ` (p50 ${t.p50Ms} ms, p99 ${t.p99Ms} ms)` : ''}; ` +
+    `quarantined ${s.quarantined}; lost ${s.lost}; uncommitted max ${s.replicationLag.max} input${s.replicationLag.max === 1 ? '' : 's'}`;
+  const backendHeader = ['BACKEND', 'UP', 'ACTIVE', 'CONNECTIONS', 'CONNECT FAILURES', 'CHECKS FAILED'];
+  const backendRows = (s.backends ?? []).map((b) => [b.name, b.up ? 'yes' : 'no', String(b.active), String(b.connections), String(b.connectFailures), String(b.checksFailed)]);
+  const backends = backendRows.length > 0 ? table(backendHeader, backendRows) : '';
+  const draining = s.draining ? `${formatDraining(s.draining, now)}\n` : '';
+  return `${table(header, rows)}${summary}\n${draining}${backends}`;
+}
+
+/** Columns padded to their widest cell, two spaces apart, one row a line. */
+function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) =>
     cells
       .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
       .join('  ')
       .trimEnd();
-  const t = s.takeovers;
-  const summary =
-    `connections ${s.connections.active} active (${s.connections.opened} opened); ` +
-    `takeovers ${t.count}${t.count > 0 ? ` (p50 ${t.p50Ms} ms, p99 ${t.p99Ms} ms)` : ''}; ` +
-    `quarantined ${s.quarantined}; lost ${s.lost}; uncommitted max ${s.replicationLag.max} input${s.replicationLag.max === 1 ? '' : 's'}`;
-  return `${[line(header), ...rows.map(line)].join('\n')}\n${summary}\n${s.draining ? `${formatDraining(s.draining, now)}\n` : ''}`;
+  return `${[line(header), ...rows.map(line)].join('\n')}\n`;
 }
 
 /** The drain line: since when, the deadline, connections left. */

@@ -25,6 +25,7 @@ import net from 'node:net';
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { FAULT_KINDS, type FaultKind } from '../actors/index.js';
+import type { BackendStatus } from '../relay/backend-pool.js';
 import type { Cluster } from '../relay/cluster.js';
 import type { HostPort } from '../relay/gateway.js';
 import { RELAY_FAULT_POINTS } from '../relay/fault-points.js';
@@ -114,6 +115,8 @@ export interface StatusResponse {
     }[];
   };
   readonly replicationLag: { readonly max: number; readonly sum: number };
+  /** Each backend: health, open connections, counters (absent from clusters older than several backends). */
+  readonly backends?: readonly BackendStatus[];
   readonly takeovers: { readonly count: number; readonly p50Ms: number; readonly p99Ms: number };
   readonly quarantined: number;
   readonly lost: number;
@@ -208,6 +211,7 @@ export function clusterStatus(cluster: AdminApiOptions['cluster'], metrics: Clus
       list: list.slice(0, STATUS_CONNECTIONS_MAX),
     },
     replicationLag: { max, sum },
+    backends: gateway.backends.status(),
     takeovers: { count: gateway.stats.takeovers, p50Ms: quantile(samples, 0.5), p99Ms: quantile(samples, 0.99) },
     quarantined: gateway.stats.quarantined,
     lost: gateway.stats.connectionsLost,

@@ -9,6 +9,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { describeReason, type CrashReason, type SupervisorEvent } from '../actors/index.js';
+import type { BackendStatus } from '../relay/backend-pool.js';
 import type { Cluster } from '../relay/cluster.js';
 import type { ConnectionInfo, GatewayEvents } from '../relay/gateway.js';
 
@@ -133,6 +134,26 @@ export class ClusterMetrics {
         this.inc({ peer: 'backend', direction: 'out' }, s.bytesToBackends);
       },
     });
+    // Per backend (backend-pool.ts): the label is its name, pool/HOST:PORT outside the default pool.
+    const backends = () => this.source?.gateway.backends.status() ?? [];
+    const perBackend = (kind: 'gauge' | 'counter', name: string, help: string, read: (b: BackendStatus) => number) => {
+      const config = {
+        name,
+        help,
+        labelNames: ['backend'] as const,
+        registers,
+        collect(this: Gauge<'backend'> | Counter<'backend'>) {
+          this.reset();
+          for (const b of backends()) this.inc({ backend: b.name }, read(b));
+        },
+      };
+      return kind === 'gauge' ? new Gauge<'backend'>(config) : new Counter<'backend'>(config);
+    };
+    perBackend('gauge', 'baton_backend_up', 'whether each backend is up (1) or down (0) by its health checks; a down one gets no new connection', (b) => (b.up ? 1 : 0));
+    perBackend('gauge', 'baton_backend_connections', 'connections open now to each backend', (b) => b.active);
+    perBackend('counter', 'baton_backend_connections_total', 'connections handed to each backend', (b) => b.connections);
+    perBackend('counter', 'baton_backend_connect_failures_total', 'connects to each backend refused, failed or timed out (retried on another backend where one is up)', (b) => b.connectFailures);
+    perBackend('counter', 'baton_backend_health_checks_failed_total', 'health checks of each backend that failed', (b) => b.checksFailed);
     new Gauge({
       name: 'baton_connections_active',
       help: 'TLS connections open now',

@@ -101,6 +101,9 @@ describe('baton crash and baton status (end to end)', () => {
     expect(human.stdout).toMatch(/^RELAY +THREAD +UP +RESTARTS +OWNED +LAST CRASH$/m);
     expect(human.stdout).toMatch(new RegExp(`^${conn.owner} +${restarted.threadId} +yes +1 +\\d+ +process\\.exit\\(70\\), \\d+s ago$`, 'm'));
     expect(human.stdout).toMatch(/^connections 1 active \(1 opened\); takeovers 1 \(p50 \d+ ms, p99 \d+ ms\); quarantined 0; lost 0; /m);
+    // The one backend, with the one connection open to it.
+    expect(human.stdout).toMatch(/^BACKEND +UP +ACTIVE +CONNECTIONS +CONNECT FAILURES +CHECKS FAILED$/m);
+    expect(human.stdout).toMatch(new RegExp(`^127\\.0\\.0\\.1:${backend.port} +yes +1 +1 +0 +0$`, 'm'));
 
     // Metrics count the same things.
     const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
