@@ -135,6 +135,42 @@ describe('several backends', () => {
     }
   }, 60_000);
 
+  it('routes by ALPN protocol and SNI name to a named pool', async () => {
+    for (const b of backends) if (b.port === 0) await b.start();
+    const at = (b: NamedBackend) => ({ host: '127.0.0.1', port: b.port });
+    cluster = await Cluster.start({
+      relays: 2,
+      listen: { host: '127.0.0.1', port: 0 },
+      backend: at(backends[0]!),
+      backends: {
+        pools: { default: [at(backends[0]!)], h2: [at(backends[1]!)], named: [at(backends[2]!)] },
+        policy: 'round-robin',
+        routes: [
+          { serverName: 'localhost', alpn: 'http/1.1', pool: 'named' },
+          { alpn: 'h2', pool: 'h2' },
+        ],
+        health: { ...fast, intervalMs: 0 },
+      },
+      alpn: ['h2', 'http/1.1'],
+      certificates: [P256_CERT],
+    });
+    const c = cluster;
+    const via = async (alpn: string[] | undefined): Promise<string> => {
+      const socket = tls.connect({ host: '127.0.0.1', port: c.address.port, ca: caPem, servername: 'localhost', ...(alpn ? { ALPNProtocols: alpn } : {}) });
+      clients.add(socket);
+      const name = await new Promise<string>((resolve, reject) => {
+        socket.once('error', reject);
+        socket.once('secureConnect', () => socket.write('x'));
+        socket.once('data', (d: Buffer) => resolve(d.toString()));
+      });
+      socket.destroy();
+      return name;
+    };
+    expect(await via(['h2'])).toBe('b');
+    expect(await via(['http/1.1'])).toBe('c');
+    expect(await via(undefined)).toBe('a');
+  }, 60_000);
+
   it('a refused connect is retried on another backend: the client sees no error', async () => {
     // No checks: only the retry keeps clients away from the dead backend.
     const c = await start({ policy: 'round-robin', routes: [], health: { ...fast, intervalMs: 0 } });
