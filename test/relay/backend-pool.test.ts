@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { BackendPool, singleBackend, type BackendsSpec } from '../../src/relay/backend-pool.js';
 import { DEFAULT_HEALTH_CHECK, HealthChecker, INITIAL_HEALTH, nextHealth, type HealthState } from '../../src/relay/health-check.js';
 
@@ -90,5 +90,46 @@ describe('HealthChecker', () => {
     await checker.checkAll();
     expect(pool.members[1]!.health.kind).toBe('up');
     checker.close();
+  });
+
+  describe('on fake timers', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it('probes every interval, one round at a time; fall rounds take a backend down; close stops it', async () => {
+      vi.useFakeTimers();
+      const pool = new BackendPool(spec());
+      let probes = 0;
+      const checker = new HealthChecker(pool, { intervalMs: 2_000, rise: 2, fall: 3, connectTimeoutMs: 2_000 }, async (a) => {
+        probes++;
+        return a.port !== 3;
+      });
+      checker.start();
+      await vi.advanceTimersByTimeAsync(1_999);
+      expect(probes).toBe(0);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(probes).toBe(3);
+      await vi.advanceTimersByTimeAsync(2_000);
+      expect(pool.members[2]!.health).toEqual({ kind: 'up', failures: 2 });
+      await vi.advanceTimersByTimeAsync(2_000);
+      expect(pool.status().map((b) => b.up)).toEqual([true, true, false]);
+      checker.close();
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(probes).toBe(9);
+    });
+
+    it('an interval of 0 never probes', async () => {
+      vi.useFakeTimers();
+      let probes = 0;
+      const checker = new HealthChecker(new BackendPool(spec()), { ...DEFAULT_HEALTH_CHECK, intervalMs: 0 }, async () => {
+        probes++;
+        return true;
+      });
+      checker.start();
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(probes).toBe(0);
+      checker.close();
+    });
   });
 });
