@@ -27,7 +27,7 @@ import { readConfigText } from '../cluster/config-read.js';
 import { ClusterMetrics } from '../cluster/metrics.js';
 import { DEFAULT_ADMIN, TokenFileError, defaultTokenFile, newAdminToken, writeTokenFile } from '../cluster/token.js';
 import { Cluster, type ClusterOptions } from '../relay/cluster.js';
-import { DEFAULT_POOL, backendName, singleBackend, type BackendsSpec } from '../relay/backend-pool.js';
+import { BALANCE_POLICIES, DEFAULT_POOL, backendName, singleBackend, type BackendsSpec, type BalancePolicy } from '../relay/backend-pool.js';
 import type { HostPort } from '../relay/gateway.js';
 import { PROXY_PROTOCOL_MODES, type ProxyProtocolMode } from '../relay/proxy-protocol.js';
 import { DEFAULT_HEALTH_CHECK } from '../relay/health-check.js';
@@ -49,6 +49,7 @@ export interface RawClusterFlags extends RawLimitFlags {
   readonly relays?: string;
   readonly listen?: string;
   readonly backend?: string;
+  readonly balance?: string;
   readonly cert?: string;
   readonly key?: string;
   readonly watchdogMs?: string;
@@ -117,7 +118,8 @@ export function registerClusterCommand(program: Command): void {
     .command('cluster')
     .option('--relays <n>', 'relay actors, one worker thread each (default: one per core, at least 2)', CLUSTER_DEFAULTS.relays)
     .option('--listen <host:port>', 'TLS address to listen on (port 0: any free port)', CLUSTER_DEFAULTS.listen)
-    .option('--backend <host:port,...>', 'plaintext TCP backend(s) to forward to, comma-separated; several are balanced round-robin and health-checked (required)')
+    .option('--backend <host:port,...>', 'plaintext TCP backend(s) to forward to, comma-separated; several are balanced and health-checked (required)')
+    .option('--balance <policy>', `how several backends share connections: ${BALANCE_POLICIES.join(' or ')} (default: round-robin)`)
     .option('--cert <file>', 'PEM certificate chain, leaf first (default: a self-signed one for localhost); re-read on SIGHUP')
     .option('--key <file>', 'PEM private key of the leaf certificate (with --cert)')
     .option('--watchdog-ms <ms>', 'heartbeat deadline before a silent relay is declared hung (default: 1000)')
@@ -174,7 +176,8 @@ export function parseClusterFlags(raw: RawClusterFlags, file?: ClusterFileConfig
   if (raw.backend === undefined && !file) {
     throw new CliError('--backend is required: the HOST:PORT of the plaintext TCP server to forward to (e.g. --backend 127.0.0.1:9000)');
   }
-  const backends = raw.backend !== undefined ? parseBackendList(raw.backend, file?.backends) : file!.backends;
+  const listed = raw.backend !== undefined ? parseBackendList(raw.backend, file?.backends) : file!.backends;
+  const backends = raw.balance !== undefined ? { ...listed, policy: parseBalance(raw.balance) } : listed;
   const backend = backends.pools[DEFAULT_POOL]![0]!;
   if (raw.cert !== undefined && raw.key === undefined) throw new CliError('--cert needs --key: give the PEM private key of the certificate too');
   if (raw.key !== undefined && raw.cert === undefined) throw new CliError('--key needs --cert: give the PEM certificate chain too');
@@ -238,6 +241,12 @@ function parseBackendList(value: string, file?: BackendsSpec): BackendsSpec {
   const spec = file ? { ...file, pools: { ...file.pools, [DEFAULT_POOL]: addresses } } : { ...singleBackend(addresses[0]!), pools: { [DEFAULT_POOL]: addresses } };
   const checked = file !== undefined && file.health.intervalMs > 0;
   return addresses.length > 1 && !checked ? { ...spec, health: DEFAULT_HEALTH_CHECK } : spec;
+}
+
+function parseBalance(value: string): BalancePolicy {
+  const policy = BALANCE_POLICIES.find((p) => p === value);
+  if (!policy) throw new CliError(`--balance must be one of ${BALANCE_POLICIES.join(', ')}, got "${value}"`);
+  return policy;
 }
 
 /** The start line's backends: `HOST:PORT` for one, else the list and the policy. */

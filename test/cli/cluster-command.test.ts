@@ -68,6 +68,8 @@ describe('parseClusterFlags', () => {
       health: DEFAULT_HEALTH_CHECK,
     });
     expect(() => parseClusterFlags({ backend: '127.0.0.1:9000,127.0.0.1:9000' })).toThrow('--backend lists 127.0.0.1:9000 twice');
+    expect(parseClusterFlags({ backend: '127.0.0.1:9000,127.0.0.1:9001', balance: 'least-connections' }).backends.policy).toBe('least-connections');
+    expect(() => parseClusterFlags({ backend: '127.0.0.1:9000', balance: 'random' })).toThrow('--balance must be one of round-robin, least-connections, got "random"');
     expect(() => parseClusterFlags({ backend: '127.0.0.1:9000,' })).toThrow(/--backend "": expected HOST:PORT/);
   });
 
