@@ -126,7 +126,7 @@ describe('parseClusterFlags', () => {
     expect(cliError({ ...ok, proxyProtocol: 'v1' }).message).toBe('--proxy-protocol must be "v2" or "off", got "v1"');
     expect(cliError({ ...ok, proxyProtocol: '' }).message).toMatch(/^--proxy-protocol/);
     // The file's backends.proxyProtocol, unless the flag was typed.
-    const file = { listen: { host: '127.0.0.1', port: 0 }, backend: { host: '127.0.0.1', port: 9 }, tls: { certificates: [] }, obsolete: [], proxyProtocol: 'v2' };
+    const file = { listen: { host: '127.0.0.1', port: 0 }, backend: { host: '127.0.0.1', port: 9 }, backends: singleBackend({ host: '127.0.0.1', port: 9 }), tls: { certificates: [] }, obsolete: [], proxyProtocol: 'v2' };
     expect(parseClusterFlags({}, file as unknown as ClusterFileConfig).proxyProtocol).toBe('v2');
     expect(parseClusterFlags({ proxyProtocol: 'off' }, file as unknown as ClusterFileConfig).proxyProtocol).toBe('off');
   });
@@ -135,7 +135,7 @@ describe('parseClusterFlags', () => {
     expect(parseClusterFlags({ ...ok, drainTimeout: '0' }).drainTimeoutMs).toBe(0);
     expect(parseClusterFlags({ ...ok, drainTimeout: '500ms' }).drainTimeoutMs).toBe(500);
     expect(parseClusterFlags({ ...ok, drainTimeout: '2m' }).drainTimeoutMs).toBe(120_000);
-    const file = { drainTimeoutMs: 9_000, listen: { host: '127.0.0.1', port: 0 }, backend: { host: '127.0.0.1', port: 1 }, tls: { certificates: [] } } as unknown as ClusterFileConfig;
+    const file = { drainTimeoutMs: 9_000, listen: { host: '127.0.0.1', port: 0 }, backend: { host: '127.0.0.1', port: 1 }, backends: singleBackend({ host: '127.0.0.1', port: 1 }), tls: { certificates: [] } } as unknown as ClusterFileConfig;
     expect(parseClusterFlags({ drainTimeout: '3' }, file).drainTimeoutMs).toBe(3_000);
     expect(parseClusterFlags({}, file).drainTimeoutMs).toBe(9_000);
     for (const bad of ['soon', '-1', '1.5ms', '']) expect(() => parseClusterFlags({ ...ok, drainTimeout: bad })).toThrow(/--drain-timeout/);
