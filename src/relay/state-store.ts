@@ -202,7 +202,7 @@ export class StateStore {
     if (ver === 0 || this.view.getUint32(base + B_TOKEN, true) !== token) return 0;
     const len = this.view.getUint32(base + B_LEN, true);
     if (len > MAX_BASE_BYTES) return 0;
-    const crc = crc32(this.bytes.subarray(base + BASE_HEADER, base + BASE_HEADER + len), ver ^ token);
+    const crc = crc32(this.bytes.subarray(base + BASE_HEADER, base + BASE_HEADER + len), (ver ^ token) >>> 0);
     return crc === this.view.getUint32(base + B_CRC, true) ? ver : 0;
   }
 
@@ -210,7 +210,7 @@ export class StateStore {
   sealBase(base: number, ver: number, token: number, len: number): void {
     this.view.setUint32(base + B_TOKEN, token, true);
     this.view.setUint32(base + B_LEN, len, true);
-    this.view.setUint32(base + B_CRC, crc32(this.bytes.subarray(base + BASE_HEADER, base + BASE_HEADER + len), ver ^ token), true);
+    this.view.setUint32(base + B_CRC, crc32(this.bytes.subarray(base + BASE_HEADER, base + BASE_HEADER + len), (ver ^ token) >>> 0), true);
     Atomics.store(this.words, (base + B_VER) >> 2, ver | 0);
   }
 
