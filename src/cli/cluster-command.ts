@@ -28,7 +28,7 @@ import { ClusterMetrics } from '../cluster/metrics.js';
 import { DEFAULT_ADMIN, TokenFileError, defaultTokenFile, newAdminToken, writeTokenFile } from '../cluster/token.js';
 import { Cluster, type ClusterOptions } from '../relay/cluster.js';
 import { BALANCE_POLICIES, DEFAULT_POOL, backendName, singleBackend, type BackendsSpec, type BalancePolicy } from '../relay/backend-pool.js';
-import type { HostPort } from '../relay/gateway.js';
+import type { HostPort } from '../util/host-port.js';
 import { PROXY_PROTOCOL_MODES, type ProxyProtocolMode } from '../relay/proxy-protocol.js';
 import { DEFAULT_HEALTH_CHECK } from '../relay/health-check.js';
 import type { RelayCertificate, TlsSettings } from '../relay/settings.js';

@@ -13,6 +13,7 @@ import net from 'node:net';
 import type { Arena, ActorRef, ChannelEnd, Crash } from '../actors/index.js';
 import type { TlsLimit } from '../tls/index.js';
 import { systemClock, type Clock } from '../util/clock.js';
+import type { HostPort } from '../util/host-port.js';
 import { newId } from '../util/ids.js';
 import { BackendPool, singleBackend, type Backend, type BackendsSpec, type RouteKey } from './backend-pool.js';
 import { ChunkLedger, SmallAllocator } from './chunk-ledger.js';
@@ -43,11 +44,6 @@ import {
   doneEvents,
   type HandshakeFacts,
 } from './wire.js';
-
-export interface HostPort {
-  readonly host: string;
-  readonly port: number;
-}
 
 export interface GatewayOptions {
   readonly listen: HostPort;
