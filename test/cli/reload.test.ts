@@ -19,22 +19,12 @@ import { ClusterMetrics } from '../../src/cluster/metrics.js';
 import { newAdminToken, writeTokenFile } from '../../src/cluster/token.js';
 import { startEchoBackend, type EchoBackend } from '../../src/cli/demo/echo-backend.js';
 import { VerifyingClient } from '../../src/cli/demo/verifying-client.js';
-import { ROOT, baton, batonOnce as batonOnceWithin, killAll, sleep, waitForMatch, withTimeout, type Run } from '../helpers/cli.js';
+import { ROOT, baton, batonOnce as batonOnceWithin, killAll, waitForMatch, withTimeout, type Run } from '../helpers/cli.js';
+import { until } from '../helpers/wait.js';
 import { caPem, certDir } from '../helpers/interop.js';
 
 /** Runs a short-lived baton command to its end (reloads wait for every relay: 30 s). */
 const batonOnce = (args: string[]) => batonOnceWithin(args, {}, 30_000);
-
-/** Polls `check` until it holds (bounded). */
-async function until(check: () => boolean, ms: number, what: string): Promise<void> {
-  await withTimeout(
-    (async () => {
-      while (!check()) await sleep(25);
-    })(),
-    ms,
-    what,
-  );
-}
 
 const START_LINE =
   /^baton: (\d+) relays? on 127\.0\.0\.1:(\d+) -> .*; config version (\d+) \(digest ([0-9a-f]{12}), from (.+)\); admin http:\/\/127\.0\.0\.1:(\d+) \(token file (.+)\)$/m;
@@ -124,7 +114,7 @@ describe('baton cluster --config and baton reload (end to end)', () => {
     clients.push(client);
     await client.connect();
     client.start();
-    await until(() => client.bytesVerified > 0, 10_000, 'echoed bytes before the reload');
+    await until('echoed bytes before the reload', () => client.bytesVerified > 0, 10_000);
 
     // Version 2: the RSA certificate (its SAN names localhost too).
     await writeFile(file, configYaml('rsa.pem', 'rsa-key.pem'));
@@ -136,7 +126,7 @@ describe('baton cluster --config and baton reload (end to end)', () => {
     expect(v2![1]).not.toBe(digest1);
     expect(await servedKeyType(port)).toBe('rsa');
     const before = client.bytesVerified;
-    await until(() => client.bytesVerified > before, 10_000, 'echoed bytes after the reload');
+    await until('echoed bytes after the reload', () => client.bytesVerified > before, 10_000);
     expect(client.errors).toEqual([]);
     expect((await status()).config.version).toBe(2);
 
@@ -154,7 +144,7 @@ describe('baton cluster --config and baton reload (end to end)', () => {
     // A malformed field by SIGHUP: logged with the field, the cluster serves on.
     await writeFile(file, configYaml('ecdsa-p256.pem', 'ecdsa-p256-key.pem').replace('relays: 2', 'relays: many'));
     cluster.child.kill('SIGHUP');
-    await until(() => cluster.stdout.includes('"event":"config.invalid"') && /relays: /.test(cluster.stdout.split('"event":"config.invalid"').pop()!), 10_000, 'the reload error in the log');
+    await until('the reload error in the log', () => cluster.stdout.includes('"event":"config.invalid"') && /relays: /.test(cluster.stdout.split('"event":"config.invalid"').pop()!), 10_000);
     const logged = cluster.stdout
       .split('\n')
       .filter((l) => l.startsWith('{'))
@@ -168,7 +158,7 @@ describe('baton cluster --config and baton reload (end to end)', () => {
     // The same file without the bad field, through SIGHUP: version 3, the ECDSA certificate again.
     await writeFile(file, configYaml('ecdsa-p256.pem', 'ecdsa-p256-key.pem'));
     cluster.child.kill('SIGHUP');
-    await until(() => cluster.stdout.includes('"msg":"configuration version 3 active"'), 15_000, 'version 3 after SIGHUP');
+    await until('version 3 after SIGHUP', () => cluster.stdout.includes('"msg":"configuration version 3 active"'), 15_000);
     expect(await servedKeyType(port)).toBe('ec');
 
     await client.stop();
@@ -201,7 +191,7 @@ describe('baton cluster --config and baton reload (end to end)', () => {
     // The backend differs from the running one (the file's port 9 is not the echo server's):
     // new connections go there from now on, without a restart.
     expect(r.stdout).not.toContain('backend requires a restart');
-    await until(() => cluster.stdout.includes('"msg":"new connections go to backend 127.0.0.1:9"'), 15_000, 'backends replaced');
+    await until('backends replaced', () => cluster.stdout.includes('"msg":"new connections go to backend 127.0.0.1:9"'), 15_000);
     // --listen was given on the command line: it overrides every file, no warning.
     expect(r.stdout).not.toContain('listeners[0].address');
     expect(await servedKeyType(Number(m[2]))).toBe('rsa');

@@ -17,16 +17,8 @@ import { defaultTokenFile, newAdminToken, readTokenFile, writeTokenFile } from '
 import { Cluster } from '../../src/relay/cluster.js';
 import { createLogger, redact } from '../../src/util/log.js';
 import { caPem, fixture } from '../helpers/interop.js';
+import { until } from '../helpers/wait.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 25): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
 
 describe('admin API', () => {
   let backend: EchoBackend;

@@ -81,4 +81,4 @@ export function waitForMatch(run: Run, regex: RegExp, timeoutMs: number, what: s
   return withTimeout(seen, timeoutMs, `${what} (stdout so far: ${JSON.stringify(run.stdout)})`);
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export { sleep } from './wait.js';

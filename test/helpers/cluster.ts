@@ -8,16 +8,7 @@ import { startEchoBackend, type EchoBackend } from '../../src/cli/demo/echo-back
 import { Cluster, type ClusterOptions } from '../../src/relay/cluster.js';
 import { caPem, fixture } from './interop.js';
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Polls `cond` until it holds; throws naming `what` after `timeoutMs`. */
-export async function until(what: string | (() => string), cond: () => boolean | Promise<boolean>, timeoutMs = 20_000, everyMs = 10): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
-    await sleep(everyMs);
-  }
-}
+export { sleep, until } from './wait.js';
 
 /** The fixture ECDSA P-256 certificate for localhost, as the relays take it. */
 export const P256_CERT = { cert: fixture('ecdsa-p256.pem'), key: fixture('ecdsa-p256-key.pem') };

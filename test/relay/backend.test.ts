@@ -8,18 +8,9 @@ import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cluster } from '../../src/relay/cluster.js';
 import { caPem, fixture } from '../helpers/interop.js';
+import { sleep, until } from '../helpers/wait.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const MiB = 1 << 20;
-
-/** Polls until `cond` holds; throws after `boundMs`. */
-async function until(what: string, cond: () => boolean, boundMs = 20_000): Promise<void> {
-  const end = Date.now() + boundMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 /**
  * Resolves once `value()` has not changed for `quietMs` while `blocked()` holds (a
