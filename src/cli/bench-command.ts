@@ -11,7 +11,7 @@ import { Command } from 'commander';
 import { runBench, type BenchOptions } from '../bench/run.js';
 import { WORKLOADS, type Workload } from '../bench/workloads.js';
 import { CliError, EXIT_FAILURE, parseWholeNumber } from './errors.js';
-import { CLUSTER_DEFAULTS, MAX_RELAYS } from './cluster-command.js';
+import { CLUSTER_DEFAULTS, MAX_RELAYS } from './cluster-flags.js';
 
 export interface RawBenchFlags {
   readonly relays?: string;

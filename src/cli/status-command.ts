@@ -13,7 +13,7 @@ import type { Command } from 'commander';
 import { AdminUnreachableError, adminRequest, probe, type StatusResponse } from '../cluster/admin-api.js';
 import { DEFAULT_ADMIN, TokenFileError, defaultTokenFile, readTokenFile } from '../cluster/token.js';
 import type { HostPort } from '../util/host-port.js';
-import { formatHostPort, parseAdminAddress } from './cluster-command.js';
+import { formatHostPort, parseAdminAddress } from './cluster-flags.js';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from './errors.js';
 
 /** `--admin` and `--token-file` as commander hands them over. */
