@@ -17,6 +17,7 @@
  *   sealRecord(ctx, seq, type, content, padding, out, at) -> bytes written
  *   openRecord(ctx, seq, record, out, at) -> inner plaintext length, or -1 when the tag fails
  *   free(ctx)   (idempotent; a finalizer frees what was not freed)
+ *   releaseFreeMemory() -> Promise<boolean>: free heap memory given back to the OS (off the event loop)
  *
  * A context also serves the other direction when asked to: a second EVP_CIPHER_CTX is
  * then initialised once from the context's copy of the key (wiped on free).
@@ -28,6 +29,9 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -480,6 +484,62 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * A burst of handshakes leaves the malloc arenas of the process full of freed memory
+ * (OpenSSL's key objects and temporaries) pinned between the cipher contexts of the
+ * connections that stayed: glibc gives back only the top of an arena, malloc_trim also
+ * the whole free pages inside it, in every thread's arena. That walk and its madvise
+ * calls take milliseconds per MiB given back, so it runs on libuv's thread pool, never
+ * on an event loop; the promise says whether anything went back. Elsewhere a no-op.
+ */
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  int released;
+} Release;
+
+static void release_execute(napi_env env, void *data) {
+  (void)env;
+  Release *r = data;
+#if defined(__GLIBC__)
+  r->released = malloc_trim(0);
+#else
+  r->released = 0;
+#endif
+}
+
+static void release_complete(napi_env env, napi_status status, void *data) {
+  Release *r = data;
+  napi_value value;
+  if (napi_get_boolean(env, status == napi_ok && r->released != 0, &value) == napi_ok) {
+    napi_resolve_deferred(env, r->deferred, value);
+  }
+  napi_delete_async_work(env, r->work);
+  free(r);
+}
+
+static napi_value js_release_free_memory(napi_env env, napi_callback_info info) {
+  (void)info;
+  Release *r = calloc(1, sizeof *r);
+  napi_value promise, name;
+  if (r == NULL) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  if (napi_create_promise(env, &r->deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, "baton_release_free_memory", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, release_execute, release_complete, r, &r->work) != napi_ok) {
+    free(r);
+    return NULL;
+  }
+  if (napi_queue_async_work(env, r->work) != napi_ok) {
+    napi_delete_async_work(env, r->work);
+    free(r);
+    return NULL;
+  }
+  return promise;
+}
+
 /* ---------------------------------------------------------------------------------- */
 
 NAPI_MODULE_INIT() {
@@ -488,6 +548,7 @@ NAPI_MODULE_INIT() {
       {"sealRecord", NULL, js_seal, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openRecord", NULL, js_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"free", NULL, js_free, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"releaseFreeMemory", NULL, js_release_free_memory, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

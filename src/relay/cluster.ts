@@ -12,6 +12,7 @@ import { DEFAULT_DEADLINES, type DeadlineSettings } from './deadlines.js';
 import type { BackendsSpec } from './backend-pool.js';
 import type { HostPort } from '../util/host-port.js';
 import { DEFAULT_GATEWAY, Gateway } from './gateway.js';
+import { MemoryRelease } from './memory-release.js';
 export { DEFAULT_RETAINED_BUDGET_BYTES, DEFAULT_MAX_UNREAD_KEY_UPDATES } from './gateway.js';
 import type { RelayMsg } from './protocol.js';
 import type { RelayArgs, RelayShared } from './relay-actor.js';
@@ -100,6 +101,8 @@ export class Cluster {
   private closed = false;
   private rollouts: Promise<void> = Promise.resolve();
   private rotation: NodeJS.Timeout | null = null;
+  /** Gives the memory of handshake bursts back to the OS (the process's arenas, every thread's). */
+  private readonly memoryRelease: MemoryRelease;
 
   private constructor(
     readonly system: ActorSystem,
@@ -108,7 +111,13 @@ export class Cluster {
     readonly address: net.AddressInfo,
     private readonly refs: Map<string, ActorRef<RelayMsg>>,
     private readonly config: { active: ConfigVersion },
-  ) {}
+  ) {
+    const stats = gateway.stats;
+    this.memoryRelease = new MemoryRelease({
+      opened: () => stats.connectionsOpened,
+      moved: () => stats.bytesFromClients + stats.bytesFromBackends,
+    });
+  }
 
   /**
    * How relays protect records: the native addon, or node:crypto (with the reason),
@@ -294,6 +303,7 @@ export class Cluster {
     if (this.closed) return;
     this.closed = true;
     if (this.rotation) clearInterval(this.rotation);
+    this.memoryRelease.stop();
     await this.gateway.close();
     await this.system.close();
   }

@@ -1,6 +1,7 @@
 /** The TLS 1.3 server engine: public API. */
 export { TlsServerEngine } from './connection.js';
 export { aeadBackend, type AeadBackend } from './crypto/record-aead.js';
+export { releaseFreeMemory } from './crypto/native-aead.js';
 export { pickCertificate } from './certificates.js';
 export { loadCertifiedKey } from './crypto/certified-key.js';
 export { signCertificateVerify, signatureSchemesFor } from './crypto/signature.js';
