@@ -24,7 +24,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { FaultKind, SupervisorEvent } from '../src/actors/index.js';
-import { Cluster } from '../src/relay/cluster.js';
+import { Cluster } from '../src/cluster/cluster.js';
 import { DEFAULT_GATEWAY } from '../src/relay/gateway.js';
 import { makeSelfSigned } from '../src/cli/self-signed.js';
 import { CA_ENV, wall } from './load-client.js';

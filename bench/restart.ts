@@ -12,14 +12,14 @@
  */
 import { parseArgs } from 'node:util';
 import type { SupervisorEvent } from '../src/actors/index.js';
-import type * as ClusterModule from '../src/relay/cluster.js';
+import type * as ClusterModule from '../src/cluster/cluster.js';
 import type * as SelfSignedModule from '../src/cli/self-signed.js';
 
 const { values } = parseArgs({ options: { from: { type: 'string', default: 'src' }, runs: { type: 'string', default: '10' } } });
 const from = values.from === 'dist' ? 'dist' : 'src';
 const ext = from === 'dist' ? 'js' : 'ts';
 const runs = Number(values.runs);
-const { Cluster } = (await import(new URL(`../${from}/relay/cluster.${ext}`, import.meta.url).href)) as typeof ClusterModule;
+const { Cluster } = (await import(new URL(`../${from}/cluster/cluster.${ext}`, import.meta.url).href)) as typeof ClusterModule;
 const { makeSelfSigned } = (await import(new URL(`../${from}/cli/self-signed.${ext}`, import.meta.url).href)) as typeof SelfSignedModule;
 
 const cert = await makeSelfSigned();

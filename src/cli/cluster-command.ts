@@ -24,8 +24,10 @@ import { ConfigFileError, loadConfigFile } from '../cluster/config-file.js';
 import { readConfigText } from '../cluster/config-read.js';
 import { ClusterMetrics } from '../cluster/metrics.js';
 import { DEFAULT_ADMIN, TokenFileError, defaultTokenFile, newAdminToken, writeTokenFile } from '../cluster/token.js';
-import { Cluster, type ClusterOptions } from '../relay/cluster.js';
-import { BALANCE_POLICIES } from '../relay/backend-pool.js';
+import { Cluster, type ClusterOptions } from '../cluster/cluster.js';
+import { shortDigest } from '../cluster/config-version.js';
+import { ConfigReloader, type ReloadCandidate } from '../cluster/reload.js';
+import { BALANCE_POLICIES, describeBackends } from '../relay/backend-pool.js';
 import type { RelayCertificate, TlsSettings } from '../relay/settings.js';
 import { TlsConfigError, loadCertifiedKey } from '../tls/index.js';
 import { LOG_LEVELS, createLogger, type LogFields, type LogLevel, type Logger } from '../util/log.js';
@@ -34,7 +36,7 @@ import { makeSelfSigned } from './self-signed.js';
 import { systemClock } from '../util/clock.js';
 import { DEFAULT_DRAIN_TIMEOUT_SECONDS, Drain, type DrainCause } from '../cluster/drain.js';
 import { LIMIT_OPTIONS, limitFields } from './limits.js';
-import { CLUSTER_DEFAULTS, describeBackends, formatHostPort, parseClusterFlags, readConfigFile, type ClusterFlags, type RawClusterFlags } from './cluster-flags.js';
+import { CLUSTER_DEFAULTS, formatHostPort, parseClusterFlags, readConfigFile, type ClusterFlags, type RawClusterFlags } from './cluster-flags.js';
 import { handleSighup, hupPlan } from './sighup.js';
 
 /** Registers `cluster` on the program. */
@@ -194,9 +196,6 @@ export interface ClusterSource {
   readonly configPath?: string;
 }
 
-/** The first 12 hex digits of a configuration digest, as printed. */
-export const shortDigest = (digest: string) => digest.slice(0, 12);
-
 /** Public facts of the first certificate of a configuration file. */
 function describeFileCertificates(certificates: readonly RelayCertificate[]): LoadedCertificate {
   const leaf = new X509Certificate(certificates[0]!.cert);
@@ -237,6 +236,74 @@ function tlsOf(flags: ClusterFlags, certificates: readonly RelayCertificate[]): 
 }
 
 /**
+ * Reads what a reload rolls out: the configuration file (`path`, or the --config one),
+ * or without either the --cert/--key files again; never throws for a bad file. The
+ * --cert/--key files are always read afresh (a renewed certificate at the same path is
+ * picked up). Rolling it out is the cluster's (ConfigReloader, cluster/reload.ts).
+ */
+async function readReload(
+  flags: ClusterFlags,
+  source: ClusterSource,
+  path: string | undefined,
+  serving: string,
+  log: (level: LogLevel, msg: string, fields?: LogFields) => void,
+): Promise<ReloadCandidate | Extract<ReloadResult, { status: 'invalid' }>> {
+  const target = path ?? source.configPath;
+  let next: ClusterFlags;
+  if (target === undefined) {
+    if (!flags.files) {
+      return {
+        status: 'invalid',
+        error: 'the cluster was started without --config or --cert/--key: give the file to load ({"path": "/abs/baton.yaml"}, or baton reload --file FILE)',
+      };
+    }
+    next = flags;
+  } else {
+    try {
+      if (path !== undefined && source.configPath === undefined) {
+        throw new ConfigFileError(`${path}: the cluster was started without --config: POST /config loads files only from the folder of the --config file`);
+      }
+      // A file named by POST /config must lie beside the --config one (config-read.ts).
+      const text = await readConfigText(target, path !== undefined ? source.configPath : undefined);
+      next = parseClusterFlags(source.cli, loadConfigFile(target, text));
+    } catch (e) {
+      if (!(e instanceof ConfigFileError) && !(e instanceof CliError)) throw e;
+      log('error', `configuration not reloaded: ${e.message}`, { event: 'config.invalid', configFile: target, error: e.message });
+      return { status: 'invalid', error: e.message };
+    }
+  }
+  let leaf: LoadedCertificate;
+  if (next.files) {
+    try {
+      leaf = await loadClusterCertificate(next.files);
+    } catch (e) {
+      if (!(e instanceof CliError)) throw e;
+      log('error', `certificate not reloaded, still serving sha256 ${serving}: ${e.message}`, {
+        event: 'config.invalid',
+        certFile: next.files.cert,
+        keyFile: next.files.key,
+        error: e.message,
+      });
+      return { status: 'invalid', error: e.message };
+    }
+  } else {
+    leaf = describeFileCertificates(next.config!.tls.certificates);
+  }
+  const certificates = next.files ? [leaf.certificate] : next.config!.tls.certificates;
+  return {
+    tls: tlsOf(next, certificates),
+    ...(next.config?.ticketKeys ? { ticketKeys: next.config.ticketKeys } : {}),
+    backends: next.backends,
+    ...(next.config?.ticketRotationSeconds !== undefined ? { ticketRotationSeconds: next.config.ticketRotationSeconds } : {}),
+    restartOnly: restartOnly(next),
+    obsolete: next.config?.obsolete ?? [],
+    leaf,
+    ...(target !== undefined ? { configFile: target } : {}),
+    ...(next.files ? { certFiles: next.files } : {}),
+  };
+}
+
+/**
  * Starts the cluster, prints the start line, and resolves with the exit code
  * once a signal (or a supervisor escalation) has closed it.
  */
@@ -250,9 +317,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
   const loaded = fromFile ? describeFileCertificates(flags.config!.tls.certificates) : await loadClusterCertificate(flags.files);
   const certificates = fromFile ? flags.config!.tls.certificates : [loaded.certificate];
   const tls = tlsOf(flags, certificates);
-  let rotationSeconds = flags.config?.ticketRotationSeconds;
-  /** The backends new connections go to; a reload replaces them live (Gateway.setBackends). */
-  let backendsSpec = flags.backends;
+  const rotationSeconds = flags.config?.ticketRotationSeconds;
 
   // A signal during start is honoured once the cluster is up. SIGTERM drains (drain.ts):
   // what service managers send to stop a service, which should not cut live connections.
@@ -348,112 +413,19 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
       status: () => drain.status(),
     };
 
-    /** The leaf certificate new handshakes get, for the log lines of a reload. */
-    let serving = loaded.fingerprint256;
-
-    /**
-     * Loads a configuration file (`path`, or the --config one) and rolls it out; never
-     * throws for a bad file. Without either, the --cert/--key files are read again and
-     * rolled out the same way. --cert/--key files are always read afresh (a renewed
-     * certificate at the same path is picked up).
-     */
+    const reloader = new ConfigReloader(
+      cluster,
+      {
+        restartOnly: restartOnly(flags),
+        backends: flags.backends,
+        servingSha256: loaded.fingerprint256,
+        ...(rotationSeconds !== undefined ? { ticketRotationSeconds: rotationSeconds } : {}),
+      },
+      log,
+    );
     const reload = async (path?: string): Promise<ReloadResult> => {
-      const target = path ?? source.configPath;
-      let next: ClusterFlags;
-      if (target === undefined) {
-        if (!flags.files) {
-          return {
-            status: 'invalid',
-            error: 'the cluster was started without --config or --cert/--key: give the file to load ({"path": "/abs/baton.yaml"}, or baton reload --file FILE)',
-          };
-        }
-        next = flags;
-      } else {
-        try {
-          if (path !== undefined && source.configPath === undefined) {
-            throw new ConfigFileError(`${path}: the cluster was started without --config: POST /config loads files only from the folder of the --config file`);
-          }
-          // A file named by POST /config must lie beside the --config one (config-read.ts).
-          const text = await readConfigText(target, path !== undefined ? source.configPath : undefined);
-          next = parseClusterFlags(source.cli, loadConfigFile(target, text));
-        } catch (e) {
-          if (!(e instanceof ConfigFileError) && !(e instanceof CliError)) throw e;
-          log('error', `configuration not reloaded: ${e.message}`, { event: 'config.invalid', configFile: target, error: e.message });
-          return { status: 'invalid', error: e.message };
-        }
-      }
-      let nextLeaf: LoadedCertificate;
-      if (next.files) {
-        try {
-          nextLeaf = await loadClusterCertificate(next.files);
-        } catch (e) {
-          if (!(e instanceof CliError)) throw e;
-          log('error', `certificate not reloaded, still serving sha256 ${serving}: ${e.message}`, {
-            event: 'config.invalid',
-            certFile: next.files.cert,
-            keyFile: next.files.key,
-            error: e.message,
-          });
-          return { status: 'invalid', error: e.message };
-        }
-      } else {
-        nextLeaf = describeFileCertificates(next.config!.tls.certificates);
-      }
-      const warnings: string[] = [];
-      const running = restartOnly(flags);
-      for (const [field, value] of Object.entries(restartOnly(next))) {
-        if (value !== running[field]) warnings.push(`${field} requires a restart; kept ${running[field]}`);
-      }
-      const nextRotation = next.config?.ticketRotationSeconds;
-      if (nextRotation === undefined && rotationSeconds !== undefined) {
-        warnings.push(`tickets.rotationSeconds: stopping the rotation requires a restart; kept ${rotationSeconds}`);
-      }
-      for (const w of warnings) log('warn', w, { event: 'config.restartRequired', configFile: target });
-      for (const w of next.config?.obsolete ?? []) {
-        log('warn', w, { event: 'config.obsolete', configFile: target });
-        warnings.push(w);
-      }
-      // Ticket keys belong to the cluster (and rotate on their own) unless the file names a
-      // key file shared with other processes: then rewriting that file rotates them.
-      const { certificates: _c, alpn: _a, cipherSuites: _s, groups: _g, ...kept } = cluster.activeTls;
-      const nextCertificates = next.files ? [nextLeaf.certificate] : next.config!.tls.certificates;
-      const ticketKeys = next.config?.ticketKeys ?? kept.ticketKeys;
-      const result = await cluster.reconfigure({ ...kept, ticketKeys, ...tlsOf(next, nextCertificates) });
-      if (!result.ok) {
-        log('error', `configuration refused, still on version ${result.version}: ${result.reason}`, {
-          event: 'config.refused',
-          configFile: target,
-          version: result.version,
-          reason: result.reason,
-        });
-        return { status: 'refused', version: result.version, error: result.reason };
-      }
-      if (JSON.stringify(next.backends) !== JSON.stringify(backendsSpec)) {
-        cluster.gateway.setBackends(next.backends);
-        backendsSpec = next.backends;
-        log('info', `new connections go to backend ${describeBackends(next.backends)}`, { event: 'backends.replaced', backend: describeBackends(next.backends) });
-      }
-      if (nextRotation !== undefined && nextRotation !== rotationSeconds) {
-        cluster.rotateTicketsEvery(nextRotation * 1000);
-        rotationSeconds = nextRotation;
-      }
-      log('info', `configuration version ${result.version} active${result.unchanged ? ' (unchanged)' : ''}`, {
-        event: 'config.active',
-        configFile: target,
-        version: result.version,
-        digest: shortDigest(result.digest),
-        unchanged: result.unchanged,
-      });
-      if (nextLeaf.fingerprint256 !== serving) {
-        serving = nextLeaf.fingerprint256;
-        log('info', `certificate sha256 ${serving} served to new handshakes (${nextLeaf.subject.replace(/\n/g, ', ')})`, {
-          event: 'cert.reloaded',
-          certificateSha256: serving,
-          version: result.version,
-          ...(next.files ? { certFile: next.files.cert, keyFile: next.files.key } : { configFile: target }),
-        });
-      }
-      return { status: 'applied', version: result.version, digest: result.digest, unchanged: result.unchanged, warnings };
+      const next = await readReload(flags, source, path, reloader.servingSha256, log);
+      return 'status' in next ? next : reloader.apply(next);
     };
 
     let admin: StartedAdmin | null = null;

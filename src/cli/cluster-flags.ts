@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { ConfigFileError, loadConfigFile, type ClusterFileConfig } from '../cluster/config-file.js';
 import { DEFAULT_ADMIN, defaultTokenFile } from '../cluster/token.js';
-import { BALANCE_POLICIES, DEFAULT_POOL, backendName, singleBackend, type BackendsSpec, type BalancePolicy } from '../relay/backend-pool.js';
+import { BALANCE_POLICIES, DEFAULT_POOL, singleBackend, type BackendsSpec, type BalancePolicy } from '../relay/backend-pool.js';
 import { PROXY_PROTOCOL_MODES, type ProxyProtocolMode } from '../relay/proxy-protocol.js';
 import { DEFAULT_HEALTH_CHECK } from '../relay/health-check.js';
 import { isLoopback, parseHostPort as parseHostPortValue, type HostPort } from '../util/host-port.js';
@@ -179,13 +179,6 @@ function parseBalance(value: string): BalancePolicy {
   const policy = BALANCE_POLICIES.find((p) => p === value);
   if (!policy) throw new CliError(`--balance must be one of ${BALANCE_POLICIES.join(', ')}, got "${value}"`);
   return policy;
-}
-
-/** The start line's backends: `HOST:PORT` for one, else the list and the policy. */
-export function describeBackends(spec: BackendsSpec): string {
-  const all = Object.values(spec.pools).flat();
-  if (all.length === 1) return backendName(all[0]!);
-  return `${all.map(backendName).join(',')} (${spec.policy}${spec.health.intervalMs > 0 ? ', health-checked' : ''})`;
 }
 
 function parseRelays(value: string): number {

@@ -10,7 +10,7 @@
  * override the file, which overrides the defaults. All of them need a restart.
  */
 import type { ClusterFileConfig } from '../cluster/config-file.js';
-import { DEFAULT_MAX_UNREAD_KEY_UPDATES, DEFAULT_RETAINED_BUDGET_BYTES } from '../relay/cluster.js';
+import { DEFAULT_MAX_UNREAD_KEY_UPDATES, DEFAULT_RETAINED_BUDGET_BYTES } from '../cluster/cluster.js';
 import { DEFAULT_DEADLINES, type DeadlineSettings } from '../relay/deadlines.js';
 import { DEFAULT_HANDSHAKE_NOISE_CAP } from '../tls/index.js';
 import { CliError, parseWholeNumber } from './errors.js';

@@ -11,7 +11,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { AdminUnreachableError, adminRequest, type AdminAnswer, type ConfigResponse } from '../cluster/admin-api.js';
-import { shortDigest } from './cluster-command.js';
+import { shortDigest } from '../cluster/config-version.js';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from './errors.js';
 import { adminOptions, resolveAdmin, type AdminTarget, type RawAdminFlags } from './status-command.js';
 

@@ -26,7 +26,7 @@ import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { FAULT_KINDS, type FaultKind } from '../actors/index.js';
 import type { BackendStatus } from '../relay/backend-pool.js';
-import type { Cluster } from '../relay/cluster.js';
+import type { Cluster } from './cluster.js';
 import type { HostPort } from '../util/host-port.js';
 import { RELAY_FAULT_POINTS } from '../relay/fault-points.js';
 import { isLoopback } from '../util/host-port.js';

@@ -10,7 +10,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { describeReason, type CrashReason, type SupervisorEvent } from '../actors/index.js';
 import type { BackendStatus } from '../relay/backend-pool.js';
-import type { Cluster } from '../relay/cluster.js';
+import type { Cluster } from './cluster.js';
 import type { ConnectionInfo, GatewayEvents } from '../relay/gateway.js';
 
 /** Takeover latency buckets in milliseconds: detection to the new owner's Promoted, 1 ms to 2 s. */

@@ -42,6 +42,13 @@ export function backendName(a: HostPort): string {
   return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
 }
 
+/** The backends as the start line and the logs name them: `HOST:PORT` for one, else the list and the policy. */
+export function describeBackends(spec: BackendsSpec): string {
+  const all = Object.values(spec.pools).flat();
+  if (all.length === 1) return backendName(all[0]!);
+  return `${all.map(backendName).join(',')} (${spec.policy}${spec.health.intervalMs > 0 ? ', health-checked' : ''})`;
+}
+
 /** A backend and its counters. */
 export interface Backend {
   /** `pool/host:port` outside the default pool, `host:port` in it. */

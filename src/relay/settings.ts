@@ -1,9 +1,11 @@
 /**
  * What every relay of a cluster is started with: the TLS material (PEM, so it
  * crosses threads as text; it holds the private key and ticket keys: secret)
- * and how reproducible its runs are.
+ * and how reproducible its runs are, and how a relay turns it into its engine's
+ * configuration. Only the shapes the relay reads live here; making, numbering and
+ * rotating versions of them is the cluster's job (src/cluster/config-version.ts,
+ * ticket-keys.ts, rollout.ts).
  */
-import { createHash, randomBytes } from 'node:crypto';
 import type { CertifiedKey, CipherSuiteName, GroupName, TicketKeys, TlsServerConfig } from '../tls/index.js';
 
 export interface RelayCertificate {
@@ -62,25 +64,4 @@ export function relayTlsConfig(settings: TlsSettings, load: (c: RelayCertificate
     ...(settings.maxHandshakeChangeCipherSpecs !== undefined ? { maxHandshakeChangeCipherSpecs: settings.maxHandshakeChangeCipherSpecs } : {}),
     ...(settings.maxHandshakeWarningAlerts !== undefined ? { maxHandshakeWarningAlerts: settings.maxHandshakeWarningAlerts } : {}),
   };
-}
-
-/** SHA-256 over the settings (bytes as hex): equal content, equal digest. Reveals nothing of the keys. */
-export function configDigest(tls: TlsSettings): string {
-  const canonical = JSON.stringify(tls, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v));
-  return createHash('sha256').update(canonical).digest('hex');
-}
-
-/** A version of `tls` numbered `version`. */
-export function configVersion(version: number, tls: TlsSettings): ConfigVersion {
-  return { version, digest: configDigest(tls), tls };
-}
-
-/** A new random ticket key set: a 16-byte id and a 32-byte secret (secret). */
-export function freshTicketKeys(): TicketKeys {
-  return { current: { id: new Uint8Array(randomBytes(16)), secret: new Uint8Array(randomBytes(32)) } };
-}
-
-/** The next rotation: a fresh current key; the old current is still accepted; older ones retire. */
-export function rotateTicketKeys(keys: TicketKeys): TicketKeys {
-  return { current: freshTicketKeys().current, previous: [keys.current] };
 }

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Cluster } from '../../src/relay/cluster.js';
+import { Cluster } from '../../src/cluster/cluster.js';
 import { P256_CERT, until } from '../helpers/cluster.js';
 import { caPem, certDir } from '../helpers/interop.js';
 import { baton, killAll, waitForMatch, withTimeout } from '../helpers/cli.js';

@@ -14,7 +14,7 @@ import { VerifyingClient } from '../../src/cli/demo/verifying-client.js';
 import { AdminApi, isLoopback, type CrashResponse, type StatusResponse } from '../../src/cluster/admin-api.js';
 import { ClusterMetrics, quantile, replicationLag } from '../../src/cluster/metrics.js';
 import { defaultTokenFile, newAdminToken, readTokenFile, writeTokenFile } from '../../src/cluster/token.js';
-import { Cluster } from '../../src/relay/cluster.js';
+import { Cluster } from '../../src/cluster/cluster.js';
 import { createLogger, redact } from '../../src/util/log.js';
 import { caPem, fixture } from '../helpers/interop.js';
 import { until } from '../helpers/wait.js';

@@ -5,7 +5,7 @@
 import tls from 'node:tls';
 import type { SupervisorEvent } from '../../src/actors/index.js';
 import { startEchoBackend, type EchoBackend } from '../../src/cli/demo/echo-backend.js';
-import { Cluster, type ClusterOptions } from '../../src/relay/cluster.js';
+import { Cluster, type ClusterOptions } from '../../src/cluster/cluster.js';
 import { caPem, fixture } from './interop.js';
 
 export { sleep, until } from './wait.js';

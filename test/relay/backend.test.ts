@@ -6,7 +6,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Cluster } from '../../src/relay/cluster.js';
+import { Cluster } from '../../src/cluster/cluster.js';
 import { caPem, fixture } from '../helpers/interop.js';
 import { sleep, until } from '../helpers/wait.js';
 

@@ -9,7 +9,7 @@ import tls from 'node:tls';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { BackendsSpec } from '../../src/relay/backend-pool.js';
 import { ClusterMetrics } from '../../src/cluster/metrics.js';
-import { Cluster } from '../../src/relay/cluster.js';
+import { Cluster } from '../../src/cluster/cluster.js';
 import { P256_CERT, until } from '../helpers/cluster.js';
 import { caPem } from '../helpers/interop.js';
 

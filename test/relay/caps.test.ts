@@ -14,7 +14,7 @@ import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { VerifyingClient } from '../../src/cli/demo/verifying-client.js';
 import { ClusterMetrics } from '../../src/cluster/metrics.js';
-import { Cluster, type ClusterOptions } from '../../src/relay/cluster.js';
+import { Cluster, type ClusterOptions } from '../../src/cluster/cluster.js';
 import { nextTrafficSecret } from '../../src/tls/crypto/key-schedule.js';
 import { RecordSealer } from '../../src/tls/crypto/record-protection.js';
 import { suiteByName } from '../../src/tls/crypto/suites.js';

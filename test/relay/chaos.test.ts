@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FaultKind, SupervisorEvent } from '../../src/actors/index.js';
 import { VerifyingClient } from '../../src/cli/demo/verifying-client.js';
-import type { Cluster } from '../../src/relay/cluster.js';
+import type { Cluster } from '../../src/cluster/cluster.js';
 import type { RelayFaultPoint } from '../../src/relay/fault-points.js';
 import { startTestCluster, until, type TestCluster } from '../helpers/cluster.js';
 import { caPem } from '../helpers/interop.js';

@@ -9,7 +9,7 @@ import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SupervisorEvent } from '../../src/actors/index.js';
-import type { Cluster } from '../../src/relay/cluster.js';
+import type { Cluster } from '../../src/cluster/cluster.js';
 import { sleep, startTestCluster, until, type TestCluster } from '../helpers/cluster.js';
 import { caPem, fixture } from '../helpers/interop.js';
 

@@ -8,7 +8,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeProxyHeader, proxyHeaderLength, type ProxyHeader } from '../../src/relay/proxy-protocol.js';
-import { Cluster } from '../../src/relay/cluster.js';
+import { Cluster } from '../../src/cluster/cluster.js';
 import { P256_CERT, until } from '../helpers/cluster.js';
 import { caPem } from '../helpers/interop.js';
 

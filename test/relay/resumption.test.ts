@@ -3,7 +3,7 @@
  * cluster (the ticket keys are shared), without a full handshake.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Cluster } from '../../src/relay/cluster.js';
+import type { Cluster } from '../../src/cluster/cluster.js';
 import { startTestCluster, visit, type TestCluster } from '../helpers/cluster.js';
 
 let test: TestCluster;

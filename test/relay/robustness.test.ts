@@ -14,7 +14,7 @@ import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SupervisorEvent } from '../../src/actors/index.js';
 import { VerifyingClient } from '../../src/cli/demo/verifying-client.js';
-import type { Cluster } from '../../src/relay/cluster.js';
+import type { Cluster } from '../../src/cluster/cluster.js';
 import { sleep, startTestCluster, until, type TestCluster } from '../helpers/cluster.js';
 import { caPem } from '../helpers/interop.js';
 

@@ -8,7 +8,7 @@
  */
 import type { FaultKind, SupervisorEvent } from '../../actors/index.js';
 import { FAULT_KINDS } from '../../actors/index.js';
-import { Cluster } from '../../relay/cluster.js';
+import { Cluster } from '../../cluster/cluster.js';
 import { RELAY_FAULT_POINTS } from '../../relay/fault-points.js';
 import { makeSelfSigned } from '../self-signed.js';
 import { startEchoBackend } from './echo-backend.js';

@@ -7,8 +7,8 @@ import { X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SupervisorEvent } from '../../src/actors/index.js';
 import { VerifyingClient } from '../../src/cli/demo/verifying-client.js';
-import type { Cluster } from '../../src/relay/cluster.js';
-import { rotateTicketKeys } from '../../src/relay/settings.js';
+import type { Cluster } from '../../src/cluster/cluster.js';
+import { rotateTicketKeys } from '../../src/cluster/ticket-keys.js';
 import { P256_CERT as P256, startTestCluster, until, visit, type TestCluster } from '../helpers/cluster.js';
 import { caPem, fixture } from '../helpers/interop.js';
 

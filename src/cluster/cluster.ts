@@ -1,33 +1,33 @@
 /**
- * A local relay cluster: an actor system, a one_for_one supervisor over N relay
- * actors (one per worker thread), and the gateway on the main thread, wired so
- * that every relay crash the runtime detects starts a takeover at once.
+ * A local relay cluster (one node): an actor system, a one_for_one supervisor over N
+ * relay actors (one per worker thread), and the gateway on the main thread, wired so
+ * that every relay crash the runtime detects starts a takeover at once; and the
+ * node's configuration: its active version, rolled out two-phase to every relay
+ * (rollout.ts), and its ticket key rotation.
+ *
+ * It lives in src/cluster/, not src/relay/: it owns configuration versions and ticket
+ * keys, which DESIGN.md places here, and it composes the relay layer's parts (gateway,
+ * relay actor, state store) without adding relay mechanics of its own.
  */
 import type net from 'node:net';
 import { ActorSystem, Arena, createArena, type ActorRef, type FaultKind, type Supervisor, type SupervisorEvent } from '../actors/index.js';
+import type { BackendsSpec } from '../relay/backend-pool.js';
+import { DEFAULT_DEADLINES, type DeadlineSettings } from '../relay/deadlines.js';
+import { DEFAULT_GATEWAY, Gateway } from '../relay/gateway.js';
+import type { RelayMsg } from '../relay/protocol.js';
+import type { ProxyProtocolMode } from '../relay/proxy-protocol.js';
+import type { RelayArgs, RelayShared } from '../relay/relay-actor.js';
+import type { ConfigVersion, RelayCertificate, RelaySettings, TlsSettings } from '../relay/settings.js';
+import { createStore, StateStore } from '../relay/state-store.js';
 import { aeadBackend, type AeadBackend, type TicketKeys } from '../tls/index.js';
 import type { Clock } from '../util/clock.js';
-import { siblingModule } from '../util/module-url.js';
-import { DEFAULT_DEADLINES, type DeadlineSettings } from './deadlines.js';
-import type { BackendsSpec } from './backend-pool.js';
 import type { HostPort } from '../util/host-port.js';
-import { DEFAULT_GATEWAY, Gateway } from './gateway.js';
-import { MemoryRelease } from './memory-release.js';
-export { DEFAULT_RETAINED_BUDGET_BYTES, DEFAULT_MAX_UNREAD_KEY_UPDATES } from './gateway.js';
-import type { RelayMsg } from './protocol.js';
-import type { RelayArgs, RelayShared } from './relay-actor.js';
+import { siblingModule } from '../util/module-url.js';
+import { MemoryRelease } from '../relay/memory-release.js';
+import { configVersion } from './config-version.js';
 import { rollOut, type RolloutHost, type RolloutResult } from './rollout.js';
-import {
-  configVersion,
-  freshTicketKeys,
-  rotateTicketKeys,
-  type ConfigVersion,
-  type RelayCertificate,
-  type RelaySettings,
-  type TlsSettings,
-} from './settings.js';
-import type { ProxyProtocolMode } from './proxy-protocol.js';
-import { createStore, StateStore } from './state-store.js';
+import { freshTicketKeys, rotateTicketKeys } from './ticket-keys.js';
+export { DEFAULT_RETAINED_BUDGET_BYTES, DEFAULT_MAX_UNREAD_KEY_UPDATES } from '../relay/gateway.js';
 
 export interface ClusterOptions {
   readonly relays: number;
@@ -91,7 +91,7 @@ export interface ClusterOptions {
 }
 
 // relay-actor.ts from src/ (tests, tsx), relay-actor.js from dist/ (the installed package).
-const RELAY_MODULE = siblingModule(import.meta.url, './relay-actor');
+const RELAY_MODULE = siblingModule(import.meta.url, '../relay/relay-actor');
 export const DEFAULT_MAX_CONNECTIONS = 10_000;
 const DEFAULT_CHANNEL_BYTES = 1 << 20;
 const DEFAULT_ARENA_CHUNKS = 4096;

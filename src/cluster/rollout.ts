@@ -7,8 +7,9 @@
  * that a sibling could not open.
  */
 import type { ActorRef, ActorSystem } from '../actors/index.js';
-import type { ConfigReply, RelayMsg } from './protocol.js';
-import { configVersion, type ConfigVersion, type TlsSettings } from './settings.js';
+import type { ConfigReply, RelayMsg } from '../relay/protocol.js';
+import type { ConfigVersion, TlsSettings } from '../relay/settings.js';
+import { configVersion } from './config-version.js';
 
 export type RolloutResult =
   | { readonly ok: true; readonly version: number; readonly digest: string; readonly unchanged: boolean }
