@@ -16,9 +16,9 @@
  * certificate out the same way (sighup.ts); SIGHUP never kills the cluster.
  */
 import { readFile } from 'node:fs/promises';
-import { X509Certificate } from 'node:crypto';
 import { Command } from 'commander';
 import { describeReason, type SupervisorEvent } from '../actors/index.js';
+import { certificateFacts, type CertificateFacts } from '../cluster/certificate-facts.js';
 import { AdminApi, type DrainControl, type ReloadResult } from '../cluster/admin-api.js';
 import { ConfigFileError, loadConfigFile } from '../cluster/config-file.js';
 import { readConfigText } from '../cluster/config-read.js';
@@ -83,11 +83,8 @@ export function registerClusterCommand(program: Command): void {
 }
 
 /** The certificate the cluster serves, and what to print about it (public facts only). */
-export interface LoadedCertificate {
+export interface LoadedCertificate extends CertificateFacts {
   readonly certificate: RelayCertificate;
-  readonly fingerprint256: string;
-  readonly subject: string;
-  readonly subjectAltName: string;
   readonly selfSigned: boolean;
 }
 
@@ -98,13 +95,7 @@ export interface LoadedCertificate {
 export async function loadClusterCertificate(files: ClusterFlags['files']): Promise<LoadedCertificate> {
   if (!files) {
     const made = await makeSelfSigned();
-    return {
-      certificate: { cert: made.cert, key: made.key },
-      fingerprint256: made.fingerprint256,
-      subject: made.subject,
-      subjectAltName: made.subjectAltName,
-      selfSigned: true,
-    };
+    return { certificate: { cert: made.cert, key: made.key }, ...certificateFacts(made.cert), selfSigned: true };
   }
   const cert = await readPem('--cert', files.cert);
   const key = await readPem('--key', files.key);
@@ -115,14 +106,7 @@ export async function loadClusterCertificate(files: ClusterFlags['files']): Prom
     const why = e instanceof TlsConfigError ? e.message : 'the certificate or key cannot be loaded';
     throw new CliError(`--cert "${files.cert}" with --key "${files.key}": ${why}`);
   }
-  const leaf = new X509Certificate(cert);
-  return {
-    certificate: { cert, key },
-    fingerprint256: leaf.fingerprint256,
-    subject: leaf.subject,
-    subjectAltName: leaf.subjectAltName ?? '',
-    selfSigned: false,
-  };
+  return { certificate: { cert, key }, ...certificateFacts(cert), selfSigned: false };
 }
 
 async function readPem(flag: string, path: string): Promise<string> {
@@ -198,14 +182,7 @@ export interface ClusterSource {
 
 /** Public facts of the first certificate of a configuration file. */
 function describeFileCertificates(certificates: readonly RelayCertificate[]): LoadedCertificate {
-  const leaf = new X509Certificate(certificates[0]!.cert);
-  return {
-    certificate: certificates[0]!,
-    fingerprint256: leaf.fingerprint256,
-    subject: leaf.subject,
-    subjectAltName: leaf.subjectAltName ?? '',
-    selfSigned: false,
-  };
+  return { certificate: certificates[0]!, ...certificateFacts(certificates[0]!.cert), selfSigned: false };
 }
 
 /** The settings that a running cluster cannot change, named as a file field and shown as a value. */
@@ -438,7 +415,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
     }
     const listen = formatHostPort(cluster.address.address, cluster.address.port);
     const backend = describeBackends(flags.backends);
-    const names = [loaded.subject.replace(/\n/g, ', '), loaded.subjectAltName].filter((s) => s.length > 0).join('; ');
+    const names = [loaded.subject, loaded.subjectAltName].filter((s) => s.length > 0).join('; ');
     // The start line stays plain text whatever the log level: it is what an operator reads first.
     io.out(
       `baton: ${flags.relays} relay${flags.relays === 1 ? '' : 's'} on ${listen} -> backend ${backend}; ` +

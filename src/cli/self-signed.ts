@@ -5,7 +5,8 @@
  * valid for one year. Built with @peculiar/x509 over WebCrypto; nothing is
  * written to disk.
  */
-import { KeyObject, X509Certificate, webcrypto } from 'node:crypto';
+import { KeyObject, webcrypto } from 'node:crypto';
+import { certificateFacts, type CertificateFacts } from '../cluster/certificate-facts.js';
 import type * as X509 from '@peculiar/x509';
 import { systemClock, type Clock } from '../util/clock.js';
 import { systemRandom, type RandomSource } from '../util/random.js';
@@ -14,17 +15,12 @@ import { toHex } from '../util/bytes.js';
 const VALIDITY_MS = 365 * 24 * 60 * 60 * 1000;
 const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
-/** A certificate and its key, as PEM. */
-export interface SelfSignedCertificate {
+/** A certificate and its key, as PEM, and its public facts. */
+export interface SelfSignedCertificate extends CertificateFacts {
   /** PEM certificate. */
   readonly cert: string;
   /** PEM PKCS#8 private key: secret; goes to the relays and nowhere else. */
   readonly key: string;
-  /** SHA-256 of the DER certificate, colon-separated uppercase hex (as `openssl x509 -fingerprint -sha256`). */
-  readonly fingerprint256: string;
-  /** The subject and subjectAltName as printed for the user. */
-  readonly subject: string;
-  readonly subjectAltName: string;
 }
 
 export interface SelfSignedOptions {
@@ -78,12 +74,5 @@ export async function makeSelfSigned(opts: SelfSignedOptions = {}): Promise<Self
   });
   const cert = generated.toString('pem');
   const key = KeyObject.from(keys.privateKey).export({ type: 'pkcs8', format: 'pem' }).toString();
-  const parsed = new X509Certificate(cert);
-  return {
-    cert,
-    key,
-    fingerprint256: parsed.fingerprint256,
-    subject: parsed.subject,
-    subjectAltName: parsed.subjectAltName ?? '',
-  };
+  return { cert, key, ...certificateFacts(cert) };
 }

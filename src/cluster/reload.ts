@@ -11,6 +11,7 @@ import type { TlsSettings } from '../relay/settings.js';
 import type { TicketKeys } from '../tls/index.js';
 import type { LogFields, LogLevel } from '../util/log.js';
 import type { ReloadResult } from './admin-api.js';
+import type { CertificateFacts } from './certificate-facts.js';
 import type { Cluster } from './cluster.js';
 import { shortDigest } from './config-version.js';
 
@@ -28,8 +29,8 @@ export interface ReloadCandidate {
   readonly restartOnly: Readonly<Record<string, string>>;
   /** Warnings about obsolete fields of the file, passed on. */
   readonly obsolete: readonly string[];
-  /** SHA-256 fingerprint and subject of the leaf certificate new handshakes get. */
-  readonly leaf: { readonly fingerprint256: string; readonly subject: string };
+  /** The leaf certificate new handshakes get. */
+  readonly leaf: CertificateFacts;
   /** The configuration file it came from, if any (for the log lines). */
   readonly configFile?: string;
   /** The --cert/--key files it came from, if any (for the log lines). */
@@ -118,7 +119,7 @@ export class ConfigReloader {
     });
     if (next.leaf.fingerprint256 !== this.serving) {
       this.serving = next.leaf.fingerprint256;
-      this.log('info', `certificate sha256 ${this.serving} served to new handshakes (${next.leaf.subject.replace(/\n/g, ', ')})`, {
+      this.log('info', `certificate sha256 ${this.serving} served to new handshakes (${next.leaf.subject})`, {
         event: 'cert.reloaded',
         certificateSha256: this.serving,
         version: result.version,
