@@ -9,7 +9,7 @@ import { FAULT_KINDS, type FaultKind } from '../actors/index.js';
 import type { CrashResponse } from '../cluster/admin-api.js';
 import { RELAY_FAULT_POINTS, type RelayFaultPoint } from '../relay/fault-points.js';
 import { CliError } from './errors.js';
-import { adminOptions, callAdmin, resolveAdmin, type RawAdminFlags } from './status-command.js';
+import { adminOptions, callAdmin, resolveAdmin, type RawAdminFlags } from './admin-client.js';
 
 interface RawCrashFlags extends RawAdminFlags {
   readonly relay?: string;

@@ -10,10 +10,10 @@
  */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { AdminUnreachableError, adminRequest, type AdminAnswer, type ConfigResponse } from '../cluster/admin-api.js';
+import type { ConfigResponse } from '../cluster/admin-api.js';
 import { shortDigest } from '../cluster/config-version.js';
-import { CliError, EXIT_FAILURE, EXIT_USAGE } from './errors.js';
-import { adminOptions, resolveAdmin, type AdminTarget, type RawAdminFlags } from './status-command.js';
+import { adminOptions, callAdmin, resolveAdmin, type RawAdminFlags } from './admin-client.js';
+import { CliError, EXIT_FAILURE } from './errors.js';
 
 interface RawReloadFlags extends RawAdminFlags {
   readonly file?: string;
@@ -30,34 +30,6 @@ export function formatReload(r: ConfigResponse): string {
 /** A rollout waits for every relay (a restarting one too): give it longer than a status request. */
 const RELOAD_TIMEOUT_MS = 60_000;
 
-/**
- * Sends `POST /config` once (a reload is not idempotent: never retried) and returns
- * the answer when it is 200 or 422; every other outcome becomes a CliError.
- */
-async function postConfig(target: AdminTarget, body: { path?: string }): Promise<ConfigResponse> {
-  let answer: AdminAnswer;
-  try {
-    answer = await adminRequest(target.at, target.token, 'POST', '/config', body, RELOAD_TIMEOUT_MS);
-  } catch (e) {
-    if (!(e instanceof AdminUnreachableError)) throw e;
-    if (e.osCode === 'ECONNREFUSED') throw new CliError(`no cluster answers at ${target.label} — is \`baton cluster\` running?`, EXIT_FAILURE);
-    throw new CliError(`the admin API at ${target.label} did not answer: ${e.message} (the reload may still complete: see \`baton status\`)`, EXIT_FAILURE);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(answer.text);
-  } catch {
-    throw new CliError(`${target.label} answered ${answer.status} with something that is not JSON: is it a baton admin API?`, EXIT_FAILURE);
-  }
-  if (answer.status === 200 || answer.status === 422) return json as ConfigResponse;
-  if (answer.status === 401) {
-    throw new CliError(`the cluster at ${target.label} refused the token in "${target.tokenFile}" (401): is that the token file of this cluster?`, EXIT_USAGE);
-  }
-  const error = typeof json === 'object' && json !== null && 'error' in json ? String(json.error) : answer.text.trim();
-  if (answer.status === 400) throw new CliError(`configuration not loaded: ${error}`, EXIT_USAGE);
-  throw new CliError(`the cluster refused: ${error} (HTTP ${answer.status})`, answer.status >= 500 ? EXIT_FAILURE : EXIT_USAGE);
-}
-
 /** Registers `reload` on the program. */
 export function registerReloadCommand(program: Command): void {
   adminOptions(
@@ -71,7 +43,13 @@ export function registerReloadCommand(program: Command): void {
       // The cluster may run in another directory: send an absolute path.
       const body = raw.file === undefined ? {} : { path: resolve(raw.file) };
       const target = await resolveAdmin(raw);
-      const answer = await postConfig(target, body);
+      // Sent once (a reload is not idempotent); 422 is an answer: a relay refused the version.
+      const answer = (await callAdmin(target, 'POST', '/config', body, {
+        timeoutMs: RELOAD_TIMEOUT_MS,
+        accept: [422],
+        badRequest: 'configuration not loaded',
+        noAnswerHint: 'the reload may still complete: see `baton status`',
+      })) as ConfigResponse;
       process.stdout.write(raw.json ? `${JSON.stringify(answer)}\n` : `${formatReload(answer)}\n`);
       if (!answer.ok) process.exitCode = EXIT_FAILURE;
     });

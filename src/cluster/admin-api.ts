@@ -21,7 +21,6 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
-import net from 'node:net';
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { FAULT_KINDS, type FaultKind } from '../actors/index.js';
@@ -423,81 +422,4 @@ export class AdminApi {
     res.end(`${body}\n`);
     return status;
   }
-}
-
-/** Why a request to the admin API failed before an HTTP answer came. */
-export class AdminUnreachableError extends Error {
-  override readonly name = 'AdminUnreachableError';
-  readonly code = 'BATON_ERR_ADMIN_UNREACHABLE';
-  constructor(
-    message: string,
-    /** ECONNREFUSED, ETIMEDOUT...: nothing listening, or nothing answering. */
-    readonly osCode: string,
-  ) {
-    super(message);
-  }
-}
-
-/** An HTTP answer of the admin API: status and parsed JSON (or text for /metrics). */
-export interface AdminAnswer {
-  readonly status: number;
-  readonly contentType: string;
-  readonly text: string;
-}
-
-/**
- * One request to a cluster's admin API (the client side of `baton crash` and
- * `baton status`). Throws {@link AdminUnreachableError} when no server answers
- * within `timeoutMs`; any HTTP status is returned, not thrown.
- */
-export function adminRequest(
-  at: HostPort,
-  token: string,
-  method: 'GET' | 'POST',
-  path: string,
-  body?: unknown,
-  timeoutMs = 10_000,
-): Promise<AdminAnswer> {
-  const payload = body === undefined ? undefined : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        host: at.host,
-        port: at.port,
-        method,
-        path,
-        headers: {
-          authorization: `Bearer ${token}`,
-          accept: 'application/json, text/plain',
-          ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
-        },
-        timeout: timeoutMs,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (d: Buffer) => chunks.push(d));
-        res.on('error', (e) => reject(new AdminUnreachableError(`the answer broke off: ${e.message}`, 'ECONNRESET')));
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? ''), text: Buffer.concat(chunks).toString('utf8') }),
-        );
-      },
-    );
-    req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
-    req.on('error', (e: NodeJS.ErrnoException) => reject(new AdminUnreachableError(e.message, e.code ?? 'EUNKNOWN')));
-    req.end(payload);
-  });
-}
-
-/** Whether anything accepts TCP connections at `at` (to tell "no cluster" from "no token file"). */
-export function probe(at: HostPort, timeoutMs = 2_000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: at.host, port: at.port, timeout: timeoutMs });
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.once('connect', () => done(true));
-    socket.once('timeout', () => done(false));
-    socket.once('error', () => done(false));
-  });
 }
