@@ -35,21 +35,11 @@ export function fromHex(s: string): Uint8Array {
   return new Uint8Array(Buffer.from(clean, 'hex'));
 }
 
-/** A Buffer view over the same memory (no copy). */
-export function asBuffer(b: Uint8Array): Buffer {
-  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-}
-
 /** Byte equality, not constant time: for public values only. */
 export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-/** Encodes a string as UTF-8. */
-export function utf8(s: string): Uint8Array {
-  return new Uint8Array(Buffer.from(s, 'utf8'));
 }
 
 /** A copy that owns its memory (unlike `Buffer#slice`, which is a view). */

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { fromHex } from '../../src/util/bytes.js';
 
 export interface TraceStep {
   readonly actor: 'client' | 'server';
@@ -29,7 +30,7 @@ export function traceSection(n: number): TraceStep[] {
   const steps: { actor: 'client' | 'server'; title: string; fields: Map<string, Uint8Array> }[] = [];
   let field: { label: string; hex: string } | null = null;
   const flush = () => {
-    if (field && steps.length) steps[steps.length - 1]!.fields.set(field.label, new Uint8Array(Buffer.from(field.hex, 'hex')));
+    if (field && steps.length) steps[steps.length - 1]!.fields.set(field.label, fromHex(field.hex));
     field = null;
   };
   for (const line of lines.slice(start, end)) {
