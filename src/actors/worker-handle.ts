@@ -92,7 +92,8 @@ type State =
   | { readonly kind: 'stopped' };
 
 // tsx is a dev dependency (the package runs compiled JavaScript from dist/): it is
-// resolved only when a .ts module has to be loaded, i.e. from src/ under the tests.
+// resolved only when a .ts module has to be loaded, i.e. from src/ (the tests, or a
+// checkout run without a build).
 function tsxApiUrl(): string {
   try {
     return import.meta.resolve('tsx/esm/api');

@@ -1,8 +1,9 @@
 /**
  * The actor messages of a relay cluster: configuration commands to relays (asks,
- * two-phase), and the connection events the gateway reads from relay output.
- * Connection traffic itself does not travel as messages: it crosses on each relay's
- * data channel, in the entries declared in wire.ts.
+ * two-phase; cluster/rollout.ts sends them) and their replies. Connection traffic
+ * does not travel as messages: it crosses on each relay's data channel, in the
+ * entries declared in wire.ts; a {@link ConnectionEvent} is what the gateway makes of
+ * a Done entry's event bits there (wire.ts, doneEvents).
  */
 import type { TlsLimit } from '../tls/index.js';
 import type { ConfigVersion } from './settings.js';
