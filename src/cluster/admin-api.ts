@@ -23,7 +23,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
-import { FAULT_KINDS, type FaultKind } from '../actors/index.js';
+import { FAULT_KINDS, isActorError, type FaultKind } from '../actors/index.js';
 import type { BackendStatus } from '../relay/backend-pool.js';
 import type { Cluster } from './cluster.js';
 import type { HostPort } from '../util/host-port.js';
@@ -373,8 +373,15 @@ export class AdminApi {
     if (threadId === undefined || !cluster.gateway.placement().get(relay)?.up) {
       throw new HttpError(409, `${relay} is not running now (it is being restarted); try again`);
     }
-    if (r.at !== undefined) await cluster.arm(relay, r.at, r.kind, { times: 1 });
-    else cluster.inject(relay, r.kind);
+    try {
+      if (r.at !== undefined) await cluster.arm(relay, r.at, r.kind, { times: 1 });
+      else cluster.inject(relay, r.kind);
+    } catch (e) {
+      // It died after the check above, before the arm was confirmed (another crash, or the
+      // watchdog on a starved machine): being restarted, as above, not an internal error.
+      if (isActorError(e, 'BATON_ERR_ACTOR_DEAD')) throw new HttpError(409, `${relay} stopped before the fault was ${r.at ? 'armed' : 'injected'} (it is being restarted); try again`);
+      throw e;
+    }
     this.log.info(r.at ? 'crash armed' : 'crash injected', { relay, kind: r.kind, ...(r.at ? { at: r.at } : {}), threadId });
     return { relay, kind: r.kind, ...(r.at ? { at: r.at } : {}), threadId, armed: r.at !== undefined };
   }

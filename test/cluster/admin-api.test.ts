@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SupervisorEvent } from '../../src/actors/index.js';
+import { ActorError, type SupervisorEvent } from '../../src/actors/index.js';
 import { startEchoBackend, type EchoBackend } from '../../src/cli/demo/echo-backend.js';
 import { VerifyingClient } from '../../src/cli/demo/verifying-client.js';
 import { AdminApi, isLoopback, type CrashResponse, type StatusResponse } from '../../src/cluster/admin-api.js';
@@ -49,7 +49,8 @@ describe('admin API', () => {
       listen: { host: '127.0.0.1', port: 0 },
       backend: { host: '127.0.0.1', port: backend.port },
       certificates: [{ cert: fixture('ecdsa-p256.pem'), key: fixture('ecdsa-p256-key.pem') }],
-      watchdogMs: 500,
+      // No test here hangs a relay: a deadline with room, so a starved machine (CI, busy loops) does not declare one hung.
+      watchdogMs: 3000,
       onEvent: (e) => {
         events.push(e);
         metrics.supervisorEvent(e);
@@ -212,6 +213,31 @@ describe('admin API', () => {
 });
 
 describe('admin API pieces', () => {
+  it('answers 409, not 500, when the relay dies between the check and the arm', async () => {
+    // A stand-in cluster whose relay-0 looks up, then dies before confirming the arm.
+    const cluster = {
+      relayNames: ['relay-0'],
+      threadIdOf: () => 7,
+      gateway: { placement: () => new Map([['relay-0', { up: true }]]) },
+      arm: () => Promise.reject(new ActorError('BATON_ERR_ACTOR_DEAD', 'relay-0 died before it confirmed the fault point')),
+      inject: () => {
+        throw new ActorError('BATON_ERR_ACTOR_DEAD', 'relay-0 is not running');
+      },
+    };
+    const token = newAdminToken();
+    const api = new AdminApi({ cluster: cluster as never, metrics: new ClusterMetrics(), token });
+    const at = await api.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      for (const [body, word] of [['{"relay":"relay-0","kind":"throw","at":"relay.midStream"}', 'armed'], ['{"relay":"random","kind":"exit"}', 'injected']] as const) {
+        const res = await fetch(`http://127.0.0.1:${at.port}/crash`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body });
+        expect(res.status).toBe(409);
+        expect(((await res.json()) as { error: string }).error).toBe(`relay-0 stopped before the fault was ${word} (it is being restarted); try again`);
+      }
+    } finally {
+      await api.close();
+    }
+  });
+
   it('binds loopback only', async () => {
     expect(isLoopback('127.0.0.1')).toBe(true);
     expect(isLoopback('127.9.9.9')).toBe(true);
