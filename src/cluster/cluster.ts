@@ -25,7 +25,7 @@ import type { HostPort } from '../util/host-port.js';
 import { siblingModule } from '../util/module-url.js';
 import { MemoryRelease } from '../relay/memory-release.js';
 import { configVersion } from './config-version.js';
-import { rollOut, type RolloutHost, type RolloutResult } from './rollout.js';
+import { activateOnRelays, applyVersion, rollOut, stageOnRelays, type RolloutHost, type RolloutResult, type StageResult } from './rollout.js';
 import { freshTicketKeys, rotateTicketKeys } from './ticket-keys.js';
 export { DEFAULT_RETAINED_BUDGET_BYTES, DEFAULT_MAX_UNREAD_KEY_UPDATES } from '../relay/gateway.js';
 
@@ -143,6 +143,29 @@ export class Cluster {
    * negotiated state; new handshakes use the new version once it is active.
    */
   reconfigure(tls: TlsSettings): Promise<RolloutResult> {
+    return this.serialised((host) => rollOut(host, tls));
+  }
+
+  /**
+   * Phase one of a rollout across nodes: stages `version` (numbered by the cluster of
+   * nodes) on every relay, which validate it; nothing changes for new connections.
+   */
+  stageVersion(version: ConfigVersion): Promise<StageResult> {
+    return this.serialised((host) => stageOnRelays(host, version));
+  }
+
+  /** Phase two of a rollout across nodes: activates a version {@link stageVersion} staged. */
+  activateVersion(version: ConfigVersion): Promise<void> {
+    return this.serialised((host) => activateOnRelays(host, version));
+  }
+
+  /** Both phases at once: a node coming up on its cluster's active version. */
+  applyVersion(version: ConfigVersion): Promise<RolloutResult> {
+    return this.serialised((host) => applyVersion(host, version));
+  }
+
+  /** Runs one step of a rollout after the ones before it. */
+  private serialised<T>(step: (host: RolloutHost) => Promise<T>): Promise<T> {
     const config = this.config;
     const host: RolloutHost = {
       system: this.system,
@@ -156,7 +179,7 @@ export class Cluster {
         config.active = v;
       },
     };
-    const run = this.rollouts.then(() => rollOut(host, tls));
+    const run = this.rollouts.then(() => step(host));
     this.rollouts = run.then(
       () => undefined,
       () => undefined,

@@ -44,16 +44,22 @@ async function askRelay(host: RolloutHost, name: string, msg: RelayMsg): Promise
   return { ok: false, reason: `${name} did not answer: ${last}` };
 }
 
-/** Rolls `tls` out as the next version. One rollout at a time (the caller serialises). */
-export async function rollOut(host: RolloutHost, tls: TlsSettings): Promise<RolloutResult> {
-  const current = host.active;
-  const next = configVersion(current.version + 1, tls);
-  if (next.digest === current.digest) return { ok: true, version: current.version, digest: current.digest, unchanged: true };
+/** A stage's outcome on this node's relays: all accepted, or the first refusal with its reason. */
+export type StageResult = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+
+/**
+ * Phase one on this node: stages `next` on every relay, each validating it. Nothing
+ * changes for new connections. Across nodes this is the node's accept or refusal.
+ */
+export async function stageOnRelays(host: RolloutHost, next: ConfigVersion): Promise<StageResult> {
   const staged = await Promise.all(host.relayNames.map(async (name) => ({ name, reply: await askRelay(host, name, { t: 'StageConfig', config: next }) })));
   const refused = staged.find((r) => !r.reply.ok);
-  if (refused && !refused.reply.ok) {
-    return { ok: false, version: current.version, reason: `${refused.name} refused version ${next.version}: ${refused.reply.reason}` };
-  }
+  if (refused && !refused.reply.ok) return { ok: false, reason: `${refused.name} refused version ${next.version}: ${refused.reply.reason}` };
+  return { ok: true };
+}
+
+/** Phase two on this node: activates a version every relay has staged. */
+export async function activateOnRelays(host: RolloutHost, next: ConfigVersion): Promise<void> {
   // From here a relay that restarts gets the new version directly.
   host.active = next;
   await Promise.all(
@@ -63,5 +69,22 @@ export async function rollOut(host: RolloutHost, tls: TlsSettings): Promise<Roll
       if (!reply.ok) await askRelay(host, name, { t: 'Configure', config: next });
     }),
   );
+}
+
+/** Both phases for a version numbered by the caller (a node taking its cluster's active version). */
+export async function applyVersion(host: RolloutHost, next: ConfigVersion): Promise<RolloutResult> {
+  const current = host.active;
+  if (next.version === current.version && next.digest === current.digest) return { ok: true, version: current.version, digest: current.digest, unchanged: true };
+  const staged = await stageOnRelays(host, next);
+  if (!staged.ok) return { ok: false, version: current.version, reason: staged.reason };
+  await activateOnRelays(host, next);
   return { ok: true, version: next.version, digest: next.digest, unchanged: false };
+}
+
+/** Rolls `tls` out as the next version. One rollout at a time (the caller serialises). */
+export async function rollOut(host: RolloutHost, tls: TlsSettings): Promise<RolloutResult> {
+  const current = host.active;
+  const next = configVersion(current.version + 1, tls);
+  if (next.digest === current.digest) return { ok: true, version: current.version, digest: current.digest, unchanged: true };
+  return applyVersion(host, next);
 }

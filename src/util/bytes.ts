@@ -46,3 +46,8 @@ export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
 export function copyBytes(b: Uint8Array): Uint8Array {
   return new Uint8Array(b);
 }
+
+/** The UTF-8 bytes of `s`, in an array that owns its memory. */
+export function utf8(s: string): Uint8Array {
+  return new Uint8Array(Buffer.from(s, 'utf8'));
+}
