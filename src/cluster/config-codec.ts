@@ -1,0 +1,68 @@
+/**
+ * A configuration version as bytes: the plaintext of a sealed block (it holds private
+ * keys and ticket keys, so it only ever travels sealed). Decoding checks the shape and
+ * recomputes the digest, so what a node opens is exactly the version that was named.
+ */
+import { z } from 'zod';
+import { configVersion, type ConfigVersion, type TlsSettings } from '../relay/settings.js';
+
+export class ConfigPayloadError extends Error {
+  override readonly name = 'ConfigPayloadError';
+  readonly code = 'BATON_ERR_CONFIG_PAYLOAD';
+}
+
+const FORMAT = 1;
+const BYTES_TAG = '$b64';
+
+// Checked on the revived value: the decoded object keeps the sealer's key order, which the digest depends on.
+const bytes = (len: number) => z.instanceof(Uint8Array).refine((b) => b.length === len, `${len} bytes expected`);
+const ticketKey = z.strictObject({ id: bytes(16), secret: bytes(32) });
+
+const tlsSchema = z.strictObject({
+  certificates: z.array(z.strictObject({ cert: z.string().min(1), key: z.string().min(1), names: z.array(z.string().min(1)).optional() })).min(1),
+  ticketKeys: z.strictObject({ current: ticketKey, previous: z.array(ticketKey).optional() }),
+  alpn: z.array(z.string().min(1).max(255)).optional(),
+  cipherSuites: z.array(z.enum(['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'])).optional(),
+  groups: z.array(z.enum(['x25519', 'secp256r1', 'secp384r1'])).optional(),
+  keyUpdateAfterRecords: z.number().int().positive().optional(),
+  maxHandshakeChangeCipherSpecs: z.number().int().min(0).optional(),
+  maxHandshakeWarningAlerts: z.number().int().min(0).optional(),
+});
+
+const payloadSchema = z.strictObject({
+  format: z.literal(FORMAT),
+  version: z.number().int().positive(),
+  digest: z.string().regex(/^[0-9a-f]{64}$/),
+  tls: tlsSchema,
+});
+
+/** The version as bytes (secret). */
+export function encodeConfigVersion(v: ConfigVersion): Uint8Array {
+  const json = JSON.stringify({ format: FORMAT, version: v.version, digest: v.digest, tls: v.tls }, (_k, value: unknown) =>
+    value instanceof Uint8Array ? { [BYTES_TAG]: Buffer.from(value).toString('base64') } : value,
+  );
+  return new Uint8Array(Buffer.from(json, 'utf8'));
+}
+
+/** The version back; throws ConfigPayloadError naming the field (never a value) or a digest mismatch. */
+export function decodeConfigVersion(data: Uint8Array): ConfigVersion {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(Buffer.from(data).toString('utf8'), (_k, value: unknown) =>
+      typeof value === 'object' && value !== null && typeof (value as Record<string, unknown>)[BYTES_TAG] === 'string' && Object.keys(value).length === 1
+        ? new Uint8Array(Buffer.from((value as Record<string, string>)[BYTES_TAG]!, 'base64'))
+        : value,
+    );
+  } catch {
+    throw new ConfigPayloadError('the opened configuration is not JSON');
+  }
+  const parsed = payloadSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigPayloadError(`the opened configuration: ${issue.path.join('.') || '(top level)'}: ${issue.message}`);
+  }
+  const p = raw as { version: number; digest: string; tls: TlsSettings };
+  const v = configVersion(p.version, p.tls);
+  if (v.digest !== p.digest) throw new ConfigPayloadError(`the opened configuration of version ${p.version} does not match its digest`);
+  return v;
+}

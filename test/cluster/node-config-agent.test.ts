@@ -1,0 +1,198 @@
+/**
+ * The configuration across nodes, three simulated nodes over one in-memory store:
+ * a rollout reaches every node; a refusal, a node that stops answering, a tampered,
+ * foreign or replayed block each abort it for all; membership dropping a node lets
+ * the others go on; late joiners and restarted nodes come up on the active version;
+ * of concurrent rollouts one wins; no secret sits in the store in clear.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { ACTIVE_KEY, ROLLOUT_KEY, activeCodec, rolloutCodec } from '../../src/cluster/config-records.js';
+import type { KvStore } from '../../src/cluster/kv.js';
+import { MemoryKvStore } from '../../src/cluster/memory-kv.js';
+import type { CrossNodeResult } from '../../src/cluster/node-config-agent.js';
+import { MISMATCHED, P256, RSA, simCluster, tlsWith, type SimCluster } from '../helpers/config-nodes.js';
+import { until } from '../helpers/wait.js';
+
+let sim: SimCluster | null = null;
+afterEach(async () => {
+  await sim?.close();
+  sim = null;
+});
+
+async function threeNodes(store: KvStore = new MemoryKvStore(), deadlineMs = 5_000): Promise<SimCluster> {
+  sim = simCluster(store, { rolloutDeadlineMs: deadlineMs });
+  await sim.start('node-a');
+  await sim.start('node-b', tlsWith(RSA));
+  await sim.start('node-c', tlsWith(RSA));
+  return sim;
+}
+
+const node = (s: SimCluster, name: string) => s.nodes.get(name)!;
+const digests = (s: SimCluster) => [...s.nodes.values()].map((n) => n.relays.current.digest);
+const versions = (s: SimCluster) => [...s.nodes.values()].map((n) => n.relays.current.version);
+
+async function activeRecord(store: KvStore) {
+  const e = await store.get(ACTIVE_KEY);
+  return e ? activeCodec.decode(e.key, e.value) : null;
+}
+async function rolloutRecord(store: KvStore) {
+  const e = await store.get(ROLLOUT_KEY);
+  return e ? rolloutCodec.decode(e.key, e.value) : null;
+}
+
+function expectOk(r: CrossNodeResult): asserts r is Extract<CrossNodeResult, { ok: true }> {
+  if (!r.ok) throw new Error(`rollout failed: ${r.reason}`);
+}
+
+describe('joining', () => {
+  it('the first node starts the cluster on its own settings; the others come up on that version, not theirs', async () => {
+    const s = await threeNodes();
+    const a = node(s, 'node-a');
+    expect(a.agent.running?.version).toBe(1);
+    // node-b and node-c started with RSA; they run node-a's P-256 version.
+    expect(new Set(digests(s)).size).toBe(1);
+    expect(versions(s)).toEqual([1, 1, 1]);
+    expect(node(s, 'node-b').relays.current.tls.certificates[0]!.cert).toBe(P256.cert);
+    for (const n of s.nodes.values()) expect(n.agent.running?.versionId).toBe(a.agent.running?.versionId);
+  });
+
+  it('a node that starts later, or restarts with a new key, comes up on the active version', async () => {
+    const s = await threeNodes();
+    expectOk(await node(s, 'node-b').agent.rollOut((t) => tlsWith(RSA, t)));
+    const active = (await activeRecord(s.store))!;
+    expect(active.version).toBe(2);
+    const late = await s.start('node-d', tlsWith(P256));
+    expect(late.relays.current.digest).toBe(active.digest);
+    expect(late.agent.running?.versionId).toBe(active.versionId);
+    // node-c restarts: a new process, a new key pair, its file's settings.
+    const before = node(s, 'node-c');
+    await before.agent.close();
+    const again = await s.start('node-c', tlsWith(P256));
+    expect(Buffer.from(again.agent.keys.publicKey).equals(Buffer.from(before.agent.keys.publicKey))).toBe(false);
+    expect(again.relays.current.digest).toBe(active.digest);
+    expect(again.relays.current.version).toBe(2);
+  });
+
+  it('a cluster whose every node restarted comes back on one version', async () => {
+    const s = await threeNodes();
+    await Promise.all([...s.nodes.values()].map((n) => n.agent.close()));
+    const restarted = await Promise.all(['node-a', 'node-b', 'node-c'].map((n) => s.start(n, tlsWith(n === 'node-a' ? P256 : RSA))));
+    await until('every node on the same version', () => restarted.every((n) => n.agent.running?.versionId === restarted[0]!.agent.running?.versionId && n.agent.running !== null), 10_000);
+    expect(new Set(restarted.map((n) => n.relays.current.digest)).size).toBe(1);
+  });
+});
+
+describe('rollout', () => {
+  it('reaches every node: staged everywhere, then active everywhere', async () => {
+    const s = await threeNodes();
+    const t0 = performance.now();
+    const r = await node(s, 'node-b').agent.rollOut((t) => tlsWith(RSA, t));
+    const ms = performance.now() - t0;
+    expectOk(r);
+    expect(r).toMatchObject({ version: 2, unchanged: false, nodes: ['node-a', 'node-b', 'node-c'] });
+    await until('every node active on version 2', () => versions(s).every((v) => v === 2), 5_000);
+    expect(new Set(digests(s))).toEqual(new Set([r.digest]));
+    for (const n of s.nodes.values()) {
+      expect(n.relays.stages.at(-1)?.version).toBe(2);
+      expect(n.relays.current.tls.certificates[0]!.cert).toBe(RSA.cert);
+    }
+    expect((await rolloutRecord(s.store))?.state).toBe('committed');
+    console.log(`three-node rollout, reload to active on the coordinator: ${ms.toFixed(1)} ms`);
+  });
+
+  it('the same settings again are unchanged: no new version', async () => {
+    const s = await threeNodes();
+    const r = await node(s, 'node-a').agent.rollOut((t) => t);
+    expect(r).toMatchObject({ ok: true, unchanged: true, version: 1 });
+    expect(versions(s)).toEqual([1, 1, 1]);
+  });
+
+  it('one refusing node aborts it for all: every node stays on the old version, with the reason', async () => {
+    const s = await threeNodes();
+    node(s, 'node-c').relays.refuseWith = 'relay-1 refused version 2: certificate expired';
+    const r = await node(s, 'node-a').agent.rollOut((t) => tlsWith(RSA, t));
+    expect(r).toMatchObject({ ok: false, version: 1, busy: false });
+    if (r.ok) return;
+    expect(r.reason).toMatch(/node node-c refused version 2: relay-1 refused version 2: certificate expired/);
+    expect(versions(s)).toEqual([1, 1, 1]);
+    expect((await activeRecord(s.store))?.version).toBe(1);
+    expect(await rolloutRecord(s.store)).toMatchObject({ state: 'aborted', version: 2 });
+    // The cluster goes on: the next rollout, once node-c accepts, is version 2.
+    node(s, 'node-c').relays.refuseWith = null;
+    expectOk(await node(s, 'node-a').agent.rollOut((t) => tlsWith(RSA, t)));
+    await until('every node on version 2', () => versions(s).every((v) => v === 2), 5_000);
+  });
+
+  it('a version the relays cannot load (a certificate with another key) is refused by every node and aborted', async () => {
+    const s = await threeNodes();
+    const r = await node(s, 'node-b').agent.rollOut((t) => tlsWith(MISMATCHED, t));
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.reason).toMatch(/refused version 2/);
+    expect(versions(s)).toEqual([1, 1, 1]);
+  });
+
+  it('a node that stops answering cannot block the others for ever: the deadline aborts', async () => {
+    const s = await threeNodes(new MemoryKvStore(), 400);
+    node(s, 'node-c').relays.hang();
+    const t0 = Date.now();
+    const r = await node(s, 'node-a').agent.rollOut((t) => tlsWith(RSA, t));
+    expect(Date.now() - t0).toBeLessThan(3_000);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.reason).toMatch(/node node-c did not answer version 2 within 400 ms/);
+    expect((await activeRecord(s.store))?.version).toBe(1);
+    expect(versions(s)).toEqual([1, 1, 1]);
+    // The lock expired with the deadline: another rollout may start at once (node-c dropped by membership now).
+    s.live.delete('node-c');
+    const again = await node(s, 'node-b').agent.rollOut((t) => tlsWith(RSA, t));
+    expectOk(again);
+    expect(again.nodes).toEqual(['node-a', 'node-b']);
+  });
+
+  it('membership dropping a silent node mid-rollout lets the others activate; it catches up when it answers again', async () => {
+    const s = await threeNodes();
+    const c = node(s, 'node-c');
+    c.relays.hang();
+    const pending = node(s, 'node-a').agent.rollOut((t) => tlsWith(RSA, t));
+    await until('node-a and node-b answered', async () => (await s.store.keys('config.ack.')).length >= 2, 5_000);
+    s.live.delete('node-c');
+    const r = await pending;
+    expectOk(r);
+    expect(r.nodes).toEqual(['node-a', 'node-b']);
+    expect(node(s, 'node-a').relays.current.version).toBe(2);
+    expect(c.relays.current.version).toBe(1);
+    c.relays.release();
+    s.live.add('node-c');
+    await until('node-c on the active version', () => c.relays.current.version === 2 && c.agent.running?.versionId === r.versionId, 5_000);
+    expect(c.relays.current.digest).toBe(r.digest);
+  });
+
+  it('of concurrent rollouts from three nodes exactly one wins, and every node runs the winner', async () => {
+    const s = await threeNodes();
+    for (let round = 0; round < 4; round++) {
+      const names = ['node-a', 'node-b', 'node-c'];
+      const certs = [P256, RSA, P256];
+      const results = await Promise.all(
+        names.map((n, i) => node(s, n).agent.rollOut((t) => ({ ...tlsWith(certs[(i + round) % 3]!, t), alpn: [`round-${round}-${n}`] }))),
+      );
+      const won = results.filter((r) => r.ok && !r.unchanged);
+      expect(won, `round ${round}`).toHaveLength(1);
+      for (const r of results) if (!r.ok) expect(r.busy).toBe(true);
+      const winner = won[0] as Extract<CrossNodeResult, { ok: true }>;
+      await until('every node on the winner', () => digests(s).every((d) => d === winner.digest), 5_000);
+      expect((await activeRecord(s.store))?.versionId).toBe(winner.versionId);
+    }
+    expect(versions(s)).toEqual([5, 5, 5]);
+  });
+
+  it('the store unreachable: the rollout fails with why, every node keeps serving its version', async () => {
+    const store = new MemoryKvStore();
+    const s = await threeNodes(store);
+    store.setReachable(false);
+    const r = await node(s, 'node-a').agent.rollOut((t) => tlsWith(RSA, t));
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.reason).toMatch(/cluster store.*cannot be reached/);
+    expect(versions(s)).toEqual([1, 1, 1]);
+    store.setReachable(true);
+    expectOk(await node(s, 'node-a').agent.rollOut((t) => tlsWith(RSA, t)));
+  });
+});
