@@ -245,7 +245,8 @@ export class NodeConfigAgent {
       }
       if (this.now() >= deadline) {
         const what = active ? `the active version ${active.version} (${active.versionId})` : 'a configuration version';
-        throw new CrossNodeError(`node ${this.node} did not get ${what} within ${this.joinTimeoutMs} ms: no live member sealed it for this node`);
+        const why = this.lastError ?? 'no live member sealed it for this node';
+        throw new CrossNodeError(`node ${this.node} did not get ${what} within ${this.joinTimeoutMs} ms: ${why}`);
       }
       await this.nap(Math.min(50 * 2 ** attempt, 500, Math.max(1, deadline - this.now())));
     }

@@ -5,12 +5,14 @@
  * the others go on; late joiners and restarted nodes come up on the active version;
  * of concurrent rollouts one wins; no secret sits in the store in clear.
  */
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ACTIVE_KEY, ROLLOUT_KEY, activeCodec, rolloutCodec } from '../../src/cluster/config-records.js';
 import type { KvStore } from '../../src/cluster/kv.js';
 import { MemoryKvStore } from '../../src/cluster/memory-kv.js';
 import type { CrossNodeResult } from '../../src/cluster/node-config-agent.js';
 import { MISMATCHED, P256, RSA, simCluster, tlsWith, type SimCluster } from '../helpers/config-nodes.js';
+import { TamperingKvStore } from '../helpers/tampering-kv.js';
 import { until } from '../helpers/wait.js';
 
 let sim: SimCluster | null = null;
@@ -194,5 +196,110 @@ describe('rollout', () => {
     expect(versions(s)).toEqual([1, 1, 1]);
     store.setReachable(true);
     expectOk(await node(s, 'node-a').agent.rollOut((t) => tlsWith(RSA, t)));
+  });
+});
+
+describe('blocks in the store that do not open', () => {
+  async function tamperedCluster() {
+    const tampering = new TamperingKvStore(new MemoryKvStore());
+    const s = await threeNodes(tampering);
+    const before = [...s.nodes.values()].map((n) => n.relays.activations.length);
+    return { s, tampering, before };
+  }
+
+  async function expectNothingActivated(s: SimCluster, before: number[], store: KvStore) {
+    expect((await activeRecord(store))?.version).toBe(1);
+    expect(versions(s)).toEqual([1, 1, 1]);
+    expect([...s.nodes.values()].map((n) => n.relays.activations.length)).toEqual(before);
+    expect((await rolloutRecord(store))?.state).toBe('aborted');
+  }
+
+  it('a block changed in the store is refused by its node, with why, and nothing is activated', async () => {
+    const { s, tampering, before } = await tamperedCluster();
+    tampering.tamper = (key, value) => {
+      if (!/^config\.block\.v2-[0-9a-f]+\.node-b$/.test(key)) return value;
+      const bad = new Uint8Array(value);
+      bad[bad.length - 20]! ^= 0x40;
+      return bad;
+    };
+    const r = await node(s, 'node-a').agent.rollOut((t) => tlsWith(RSA, t));
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.reason).toMatch(/node node-b refused version 2: sealed block of version "v2-[0-9a-f]+" for node "node-b" does not authenticate/);
+    await expectNothingActivated(s, before, tampering);
+  });
+
+  it('another node\'s block put in place of a node\'s own is refused as foreign', async () => {
+    const { s, tampering, before } = await tamperedCluster();
+    tampering.tamper = async (key, value, inner) => {
+      const m = /^config\.block\.(v2-[0-9a-f]+)\.node-b$/.exec(key);
+      if (!m) return value;
+      // node-a's block of the same version (written first: nodes are sealed for in name order).
+      return (await inner.get(`config.block.${m[1]}.node-a`))!.value;
+    };
+    const r = await node(s, 'node-c').agent.rollOut((t) => tlsWith(RSA, t));
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.reason).toMatch(/node node-b refused version 2: .*sealed for another node, not "node-b"/);
+    await expectNothingActivated(s, before, tampering);
+  });
+
+  it('a node\'s block of an older version replayed into a new one is refused', async () => {
+    const { s, tampering, before } = await tamperedCluster();
+    const v1 = (await activeRecord(tampering))!.versionId;
+    tampering.tamper = async (key, value, inner) => {
+      if (!/^config\.block\.v2-[0-9a-f]+\.node-b$/.test(key)) return value;
+      return (await inner.get(`config.block.${v1}.node-b`))!.value;
+    };
+    const r = await node(s, 'node-a').agent.rollOut((t) => tlsWith(RSA, t));
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.reason).toMatch(new RegExp(`node node-b refused version 2: .*was sealed for version "${v1}", not "v2-`));
+    await expectNothingActivated(s, before, tampering);
+  });
+
+  it('a late joiner whose block was tampered with does not start on it, and says why', async () => {
+    const { s, tampering } = await tamperedCluster();
+    tampering.tamper = (key, value) => {
+      if (!key.startsWith('config.block.') || !key.endsWith('.node-d')) return value;
+      const bad = new Uint8Array(value);
+      bad[bad.length - 1]! ^= 0x01;
+      return bad;
+    };
+    await expect(s.start('node-d', tlsWith(RSA), { joinTimeoutMs: 500 })).rejects.toThrow(/node-d did not get the active version 1 .* within 500 ms: .*does not authenticate/);
+  });
+});
+
+describe('secrets in the store', () => {
+  it('no stored value holds a private key, a ticket key or a node key in clear (raw, hex, base64)', async () => {
+    const store = new MemoryKvStore();
+    const s = await threeNodes(store);
+    expectOk(await node(s, 'node-b').agent.rollOut((t) => tlsWith(RSA, t)));
+    expectOk(await node(s, 'node-c').agent.rotateTicketKeys());
+    await s.start('node-d');
+    const secrets: Array<{ what: string; bytes: Buffer }> = [];
+    for (const pem of [P256.key, RSA.key]) {
+      const der = createPrivateKey(pem).export({ format: 'der', type: 'pkcs8' });
+      secrets.push({ what: 'a certificate private key (DER)', bytes: der });
+      const body = pem.split('\n').filter((l) => l && !l.startsWith('-----')).join('');
+      secrets.push({ what: 'a certificate private key (PEM line)', bytes: Buffer.from(body.slice(0, 48)) });
+    }
+    const seen = new Set<string>();
+    for (const n of s.nodes.values()) {
+      const keys = n.relays.current.tls.ticketKeys;
+      for (const k of [keys.current, ...(keys.previous ?? [])]) seen.add(Buffer.from(k.secret).toString('hex'));
+      // The node's X25519 private key (JWK d) — reached past `private` on purpose, to look for it.
+      const d = (n.agent.keys as unknown as { privateKey: KeyObject }).privateKey.export({ format: 'jwk' }).d!;
+      secrets.push({ what: `node ${n.name}'s private key`, bytes: Buffer.from(d, 'base64url') });
+    }
+    expect(seen.size).toBeGreaterThanOrEqual(3);
+    for (const hex of seen) secrets.push({ what: 'a ticket key', bytes: Buffer.from(hex, 'hex') });
+    const values = store.allValues();
+    expect(values.length).toBeGreaterThan(10);
+    for (const { key, value } of values) {
+      const v = Buffer.from(value);
+      for (const { what, bytes } of secrets) {
+        for (const form of [bytes, Buffer.from(bytes.toString('hex')), Buffer.from(bytes.toString('base64')), Buffer.from(bytes.toString('base64url'))]) {
+          expect(v.includes(form), `${key} holds ${what}`).toBe(false);
+        }
+      }
+    }
   });
 });
