@@ -238,6 +238,7 @@ export class NodeConfigAgent {
           return { tls: { ...base, ticketKeys: s.keys }, tickets: s.schedule };
         }, true);
         if (r.ok) break;
+        this.lastError = `starting the cluster's configuration: ${r.reason}`;
         this.log('warn', `node ${this.node}: could not start the cluster's configuration: ${r.reason}`);
       } else {
         await this.enqueue(() => this.takeActive(active));
@@ -424,7 +425,16 @@ export class NodeConfigAgent {
       if (active && next.digest === active.digest) {
         return { ok: true, version: active.version, digest: active.digest, versionId: active.versionId, unchanged: true, nodes: [] };
       }
-      const nodes = await this.live();
+      // A live node that has published no key yet runs no version of the cluster: it
+      // joins as a late joiner, sealed for by a member once it publishes one.
+      const sealFor = new Map<string, Uint8Array>();
+      for (const n of await this.live()) {
+        const keyEntry = await this.store.get(nodeKeyKey(n));
+        if (keyEntry) sealFor.set(n, new Uint8Array(Buffer.from(nodeKeyCodec.decode(keyEntry.key, keyEntry.value).publicKey, 'base64url')));
+        else this.log('warn', `node ${n} is live but has published no key: it will join on the active version`);
+      }
+      const nodes = [...sealFor.keys()];
+      if (!sealFor.has(this.node)) return fail(`node ${this.node} has not published its key`);
       const versionId = `v${next.version}-${randomBytes(6).toString('hex')}`;
       const t = this.now();
       const record: RolloutRecord = {
@@ -462,12 +472,7 @@ export class NodeConfigAgent {
       // Under the lock, the version planned from must still be the active one.
       const again = await this.store.get(ACTIVE_KEY);
       if ((again?.revision ?? null) !== (activeEntry?.revision ?? null)) return abort('another version became active meanwhile');
-      for (const n of nodes) {
-        const keyEntry = await this.store.get(nodeKeyKey(n));
-        if (!keyEntry) return abort(`node ${n} is live but has published no key`);
-        const peer = nodeKeyCodec.decode(keyEntry.key, keyEntry.value);
-        await this.store.put(blockKey(versionId, n), this.seal(next, versionId, n, new Uint8Array(Buffer.from(peer.publicKey, 'base64url'))));
-      }
+      for (const [n, publicKey] of sealFor) await this.store.put(blockKey(versionId, n), this.seal(next, versionId, n, publicKey));
       const answers = await this.awaitAnswers(record);
       if (!answers.ok) return abort(answers.reason);
       const activeRecord: ActiveRecord = { versionId, version: next.version, digest: next.digest, by: this.node, activatedAt: this.now(), tickets: planned.tickets };
