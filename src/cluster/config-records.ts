@@ -10,6 +10,7 @@
  *   config.ack.<versionId>.<node>    that node's accept or refusal of it
  */
 import { z } from 'zod';
+import type { KvStore } from './kv.js';
 
 export const ACTIVE_KEY = 'config.active';
 export const ROLLOUT_KEY = 'config.rollout';
@@ -119,3 +120,26 @@ export const activeCodec = codec<ActiveRecord>('active version', activeSchema);
 export const rolloutCodec = codec<RolloutRecord>('rollout', rolloutSchema);
 export const nodeKeyCodec = codec<NodeKeyRecord>('node key', nodeKeySchema);
 export const ackCodec = codec<AckRecord>('acknowledgement', ackSchema);
+
+/** What the store says of the configuration across nodes: for `baton status` on any node. */
+export interface ConfigStatus {
+  readonly active: ActiveRecord | null;
+  readonly rollout: RolloutRecord | null;
+  /** Every node that published a key (live or not: membership says which are), with the version it runs. */
+  readonly nodes: readonly NodeKeyRecord[];
+}
+
+export async function readConfigStatus(store: KvStore): Promise<ConfigStatus> {
+  const active = await store.get(ACTIVE_KEY);
+  const rollout = await store.get(ROLLOUT_KEY);
+  const nodes: NodeKeyRecord[] = [];
+  for (const key of await store.keys(KEYS_PREFIX)) {
+    const e = await store.get(key);
+    if (e) nodes.push(nodeKeyCodec.decode(e.key, e.value));
+  }
+  return {
+    active: active ? activeCodec.decode(active.key, active.value) : null,
+    rollout: rollout ? rolloutCodec.decode(rollout.key, rollout.value) : null,
+    nodes,
+  };
+}

@@ -56,6 +56,12 @@ export class MemoryKvStore implements KvStore {
     this.reachable = reachable;
   }
 
+  /** Ends every watch without telling its owner: a reconnect that lost them (tests). */
+  dropWatches(): void {
+    for (const w of this.watchers) w.stopped = true;
+    this.watchers.clear();
+  }
+
   /** The store's last revision (tests). */
   get lastRevision(): number {
     return this.revision;

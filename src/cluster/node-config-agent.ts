@@ -52,6 +52,7 @@ import { equalBytes } from '../util/bytes.js';
 export const DEFAULT_ROLLOUT_DEADLINE_MS = 30_000;
 export const DEFAULT_JOIN_TIMEOUT_MS = 30_000;
 const CLOSE_WAIT_MS = 2_000;
+export const DEFAULT_RESYNC_MS = 5_000;
 
 export interface NodeConfigAgentOptions {
   readonly store: KvStore;
@@ -69,6 +70,11 @@ export interface NodeConfigAgentOptions {
   readonly now?: () => number;
   /** This node's key pair; a fresh one by default (one per process). */
   readonly keys?: NodeKeyPair;
+  /**
+   * How often the node re-reads the store besides watching it, so that a change a
+   * watch missed (a reconnect) is still acted on. 0: never. Default 5 s.
+   */
+  readonly resyncMs?: number;
   readonly log?: (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -115,6 +121,7 @@ export class NodeConfigAgent {
   private stopWatch: (() => Promise<void>) | null = null;
   private readonly waiters = new Set<() => void>();
   private rotation: NodeJS.Timeout | null = null;
+  private resyncTimer: NodeJS.Timeout | null = null;
   private rotating = false;
   private closed = false;
 
@@ -141,6 +148,11 @@ export class NodeConfigAgent {
     const agent = new NodeConfigAgent(opts);
     try {
       await agent.join();
+      const every = opts.resyncMs ?? DEFAULT_RESYNC_MS;
+      if (every > 0) {
+        agent.resyncTimer = setInterval(() => void agent.resync(), every);
+        agent.resyncTimer.unref();
+      }
     } catch (e) {
       await agent.close();
       throw e;
@@ -212,6 +224,7 @@ export class NodeConfigAgent {
     if (this.closed) return;
     this.closed = true;
     if (this.rotation) clearInterval(this.rotation);
+    if (this.resyncTimer) clearInterval(this.resyncTimer);
     for (const wake of this.waiters) wake();
     const stop = this.stopWatch;
     this.stopWatch = null;
@@ -220,6 +233,27 @@ export class NodeConfigAgent {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.queue, new Promise<void>((r) => (timer = setTimeout(r, CLOSE_WAIT_MS)))]);
     clearTimeout(timer);
+  }
+
+  /**
+   * Acts on the store's state as if every change had just been watched: the active
+   * version, a rollout waiting for this node's answer, nodes waiting for a block.
+   * Run on a timer; call it after the store reconnects.
+   */
+  resync(): Promise<void> {
+    return this.enqueue(async () => {
+      if (this.closed) return;
+      const active = await this.readActive();
+      if (active && this.runs?.record.versionId !== active.versionId) await this.onActive(active);
+      const rollout = await this.readRollout();
+      if (rollout?.state === 'staging' && rollout.nodes.includes(this.node)) await this.stage(rollout);
+      if (active && this.runs?.record.versionId === active.versionId) {
+        for (const n of await this.live()) {
+          const e = await this.store.get(nodeKeyKey(n));
+          if (e) await this.onPeerKey(nodeKeyCodec.decode(e.key, e.value));
+        }
+      }
+    });
   }
 
   // ---- joining -------------------------------------------------------------
@@ -313,6 +347,8 @@ export class NodeConfigAgent {
   /** Phase one here: open this node's block, stage it on the relays, answer. */
   private async stage(rollout: RolloutRecord): Promise<void> {
     if (this.answered.has(rollout.versionId)) return;
+    // The lock is taken before the blocks are written: the block's own change brings us back.
+    if (!(await this.store.get(blockKey(rollout.versionId, this.node)))) return;
     let ok = false;
     let reason: string | undefined;
     try {

@@ -7,7 +7,7 @@
  */
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ACTIVE_KEY, ROLLOUT_KEY, activeCodec, rolloutCodec } from '../../src/cluster/config-records.js';
+import { ACTIVE_KEY, ROLLOUT_KEY, activeCodec, readConfigStatus, rolloutCodec } from '../../src/cluster/config-records.js';
 import type { KvStore } from '../../src/cluster/kv.js';
 import { MemoryKvStore } from '../../src/cluster/memory-kv.js';
 import type { CrossNodeResult } from '../../src/cluster/node-config-agent.js';
@@ -301,5 +301,55 @@ describe('secrets in the store', () => {
         }
       }
     }
+  });
+});
+
+describe('the lock, missed changes and status', () => {
+  it('a coordinator that died holding the lock blocks rollouts only until its deadline', async () => {
+    const s = await threeNodes();
+    const active = (await activeRecord(s.store))!;
+    const t = Date.now();
+    const stale = {
+      versionId: 'v2-0123456789ab',
+      version: 2,
+      digest: 'f'.repeat(64),
+      coordinator: 'node-x',
+      nodes: ['node-a', 'node-x'],
+      state: 'staging' as const,
+      basedOn: active.versionId,
+      startedAt: t,
+      deadlineAt: t + 300,
+    };
+    const lock = await s.store.get(ROLLOUT_KEY);
+    expect(await s.store.update(ROLLOUT_KEY, rolloutCodec.encode(stale), lock!.revision)).not.toBeNull();
+    const busy = await node(s, 'node-b').agent.rollOut((x) => tlsWith(RSA, x));
+    expect(busy).toMatchObject({ ok: false, busy: true, version: 1 });
+    if (!busy.ok) expect(busy.reason).toMatch(/another rollout is in progress: version 2 from node node-x/);
+    await until('the dead coordinator\'s deadline', () => Date.now() > t + 300, 2_000);
+    expectOk(await node(s, 'node-b').agent.rollOut((x) => tlsWith(RSA, x)));
+    await until('every node on version 2', () => versions(s).every((v) => v === 2), 5_000);
+  });
+
+  it('nodes whose watches were lost still stage, answer and activate, from the periodic resync', async () => {
+    const store = new MemoryKvStore();
+    sim = simCluster(store, { resyncMs: 100 });
+    for (const n of ['node-a', 'node-b', 'node-c']) await sim.start(n);
+    store.dropWatches();
+    const t0 = Date.now();
+    const r = await node(sim, 'node-a').agent.rollOut((x) => tlsWith(RSA, x));
+    expectOk(r);
+    expect(Date.now() - t0).toBeLessThan(3_000);
+    await until('every node on version 2', () => versions(sim!).every((v) => v === 2), 5_000);
+  });
+
+  it('the status lists every node with the version it runs', async () => {
+    const s = await threeNodes();
+    const r = await node(s, 'node-c').agent.rollOut((x) => tlsWith(RSA, x));
+    expectOk(r);
+    await until('every node published version 2', async () => (await readConfigStatus(s.store)).nodes.every((n) => n.runs === r.versionId), 5_000);
+    const status = await readConfigStatus(s.store);
+    expect(status.active).toMatchObject({ version: 2, versionId: r.versionId, by: 'node-c' });
+    expect(status.rollout).toMatchObject({ state: 'committed', versionId: r.versionId });
+    expect(status.nodes.map((n) => n.node).sort()).toEqual(['node-a', 'node-b', 'node-c']);
   });
 });
