@@ -175,7 +175,9 @@ export class NodeConfigAgent {
     return this.runRollout((base, active, now) => {
       const tls = typeof next === 'function' ? next(base) : next;
       const kept = active !== null && holdsNextKey(tls.ticketKeys, active.tickets);
-      return { tls, tickets: { nextId: kept ? active.tickets.nextId : null, rotatedAt: active?.tickets.rotatedAt ?? now } };
+      // New keys from the operator (a key file rewritten) start a new period.
+      const sameCurrent = equalBytes(tls.ticketKeys.current.id, base.ticketKeys.current.id);
+      return { tls, tickets: { nextId: kept ? active.tickets.nextId : null, rotatedAt: sameCurrent && active ? active.tickets.rotatedAt : now } };
     });
   }
 
@@ -313,8 +315,8 @@ export class NodeConfigAgent {
   // ---- reacting to the store -----------------------------------------------
 
   private onWatch(change: KvChange): void {
-    const key = change.kind === 'put' ? change.entry.key : change.key;
-    if (key.startsWith(ACK_PREFIX) || key === ACTIVE_KEY) for (const wake of this.waiters) wake();
+    // Whoever waits (answers, an activation, a block while joining) looks again.
+    for (const wake of this.waiters) wake();
     if (change.kind !== 'put' || this.closed) return;
     void this.enqueue(() => this.onPut(change.entry.key, change.entry.value));
   }
