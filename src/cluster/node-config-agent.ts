@@ -53,6 +53,8 @@ export const DEFAULT_ROLLOUT_DEADLINE_MS = 30_000;
 export const DEFAULT_JOIN_TIMEOUT_MS = 30_000;
 const CLOSE_WAIT_MS = 2_000;
 export const DEFAULT_RESYNC_MS = 5_000;
+/** How long a rollout waits for this node to finish activating the active version. */
+const CATCH_UP_MS = 5_000;
 
 export interface NodeConfigAgentOptions {
   readonly store: KvStore;
@@ -455,7 +457,10 @@ export class NodeConfigAgent {
       const active = activeEntry ? activeCodec.decode(ACTIVE_KEY, activeEntry.value) : null;
       stays = active?.version ?? stays;
       if (active && !bootstrap && this.runs?.record.versionId !== active.versionId) {
-        return fail(`node ${this.node} does not run the active version ${active.version} yet`, true);
+        // Just activated elsewhere, still activating here: give it a moment (bounded).
+        const until = this.now() + Math.min(this.deadlineMs, CATCH_UP_MS);
+        while (this.runs?.record.versionId !== active.versionId && this.now() < until && !this.closed) await this.nap(Math.min(50, until - this.now()));
+        if (this.runs?.record.versionId !== active.versionId) return fail(`node ${this.node} does not run the active version ${active.version} yet`, true);
       }
       const planned = plan(this.runs?.version.tls ?? this.relays.active().tls, active, this.now());
       if (!planned) return { ok: true, version: stays, digest: active?.digest ?? '', versionId: active?.versionId ?? '', unchanged: true, nodes: [] };

@@ -102,6 +102,19 @@ describe('rollout', () => {
     console.log(`three-node rollout, reload to active on the coordinator: ${ms.toFixed(1)} ms`);
   });
 
+  it('back-to-back rollouts from different nodes, each started as the last returns, all succeed', async () => {
+    const s = await threeNodes();
+    const names = ['node-a', 'node-b', 'node-c'];
+    for (let i = 0; i < 6; i++) {
+      // A node still activating the last version waits for it rather than refusing.
+      node(s, names[(i + 1) % 3]!).relays.holdActivations();
+      setTimeout(() => node(s, names[(i + 1) % 3]!).relays.release(), 30);
+      const r = await node(s, names[i % 3]!).agent.rollOut((t) => ({ ...t, alpn: [`n${i}`] }));
+      expect(r, `rollout ${i}`).toMatchObject({ ok: true, version: i + 2 });
+    }
+    await until('every node on version 7', () => versions(s).every((v) => v === 7), 5_000);
+  });
+
   it('the same settings again are unchanged: no new version', async () => {
     const s = await threeNodes();
     const r = await node(s, 'node-a').agent.rollOut((t) => t);
