@@ -367,6 +367,7 @@ export class NodeConfigAgent {
     } catch (e) {
       reason = message(e);
     }
+    if (this.closed) return;
     this.answered.add(rollout.versionId);
     if (!ok) this.log('error', `node ${this.node} refused version ${rollout.version}: ${reason}`, { versionId: rollout.versionId });
     await this.store.put(
@@ -470,10 +471,10 @@ export class NodeConfigAgent {
       }
       // A live node that has published no key yet runs no version of the cluster: it
       // joins as a late joiner, sealed for by a member once it publishes one.
-      const sealFor = new Map<string, Uint8Array>();
+      const sealFor = new Map<string, NodeKeyRecord>();
       for (const n of await this.live()) {
         const keyEntry = await this.store.get(nodeKeyKey(n));
-        if (keyEntry) sealFor.set(n, new Uint8Array(Buffer.from(nodeKeyCodec.decode(keyEntry.key, keyEntry.value).publicKey, 'base64url')));
+        if (keyEntry) sealFor.set(n, nodeKeyCodec.decode(keyEntry.key, keyEntry.value));
         else this.log('warn', `node ${n} is live but has published no key: it will join on the active version`);
       }
       const nodes = [...sealFor.keys()];
@@ -515,8 +516,10 @@ export class NodeConfigAgent {
       // Under the lock, the version planned from must still be the active one.
       const again = await this.store.get(ACTIVE_KEY);
       if ((again?.revision ?? null) !== (activeEntry?.revision ?? null)) return abort('another version became active meanwhile');
-      for (const [n, publicKey] of sealFor) await this.store.put(blockKey(versionId, n), this.seal(next, versionId, n, publicKey));
-      const answers = await this.awaitAnswers(record);
+      for (const [n, peer] of sealFor) {
+        await this.store.put(blockKey(versionId, n), this.seal(next, versionId, n, new Uint8Array(Buffer.from(peer.publicKey, 'base64url'))));
+      }
+      const answers = await this.awaitAnswers(record, new Map([...sealFor].map(([n, peer]) => [n, peer.incarnation])));
       if (!answers.ok) return abort(answers.reason);
       const activeRecord: ActiveRecord = { versionId, version: next.version, digest: next.digest, by: this.node, activatedAt: this.now(), tickets: planned.tickets };
       const activeEnc = activeCodec.encode(activeRecord);
@@ -539,7 +542,7 @@ export class NodeConfigAgent {
    * Waits for the answers of the nodes that began the rollout and are still live:
    * all accepted, the first refusal, or the deadline (bounded by it).
    */
-  private async awaitAnswers(record: RolloutRecord): Promise<{ ok: true; nodes: string[] } | { ok: false; reason: string }> {
+  private async awaitAnswers(record: RolloutRecord, incarnations: ReadonlyMap<string, string>): Promise<{ ok: true; nodes: string[] } | { ok: false; reason: string }> {
     for (;;) {
       const live = new Set(await this.live());
       const required = record.nodes.filter((n) => live.has(n));
@@ -551,6 +554,10 @@ export class NodeConfigAgent {
           continue;
         }
         const ack = ackCodec.decode(entry.key, entry.value);
+        // Sealed for one run of the node, answered by another: it restarted meanwhile.
+        if (ack.incarnation !== incarnations.get(n)) {
+          return { ok: false, reason: `node ${n} restarted during the rollout of version ${record.version}${ack.ok ? '' : `: ${ack.reason ?? ''}`}` };
+        }
         if (!ack.ok) return { ok: false, reason: `node ${n} refused version ${record.version}: ${ack.reason ?? 'no reason given'}` };
       }
       if (missing.length === 0) return { ok: true, nodes: required };

@@ -181,6 +181,26 @@ describe('rollout', () => {
     expect(c.relays.current.digest).toBe(r.digest);
   });
 
+  it('a node restarted mid-rollout (a new key) refuses the block sealed for its previous run: aborted at once, then it rejoins', async () => {
+    const s = await threeNodes();
+    const c = node(s, 'node-c');
+    c.relays.hang();
+    const pending = node(s, 'node-a').agent.rollOut((t) => tlsWith(RSA, t));
+    await until('node-c\'s block written', async () => (await s.store.keys('config.block.v2-')).length === 3, 5_000);
+    const t0 = Date.now();
+    await c.agent.close();
+    c.relays.release();
+    const restarted = await s.start('node-c');
+    const r = await pending;
+    expect(Date.now() - t0).toBeLessThan(2_500);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.reason).toMatch(/node node-c restarted during the rollout of version 2: .*sealed for another key of node "node-c" \(a previous run of it\)/);
+    expect(restarted.relays.current.version).toBe(1);
+    expect(restarted.agent.running?.version).toBe(1);
+    expectOk(await node(s, 'node-b').agent.rollOut((t) => tlsWith(RSA, t)));
+    await until('every node on version 2', () => versions(s).every((v) => v === 2), 5_000);
+  });
+
   it('of concurrent rollouts from three nodes exactly one wins, and every node runs the winner', async () => {
     const s = await threeNodes();
     for (let round = 0; round < 4; round++) {
