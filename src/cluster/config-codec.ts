@@ -1,10 +1,12 @@
 /**
- * A configuration version as bytes: the plaintext of a sealed block (it holds private
- * keys and ticket keys, so it only ever travels sealed). Decoding checks the shape and
- * recomputes the digest, so what a node opens is exactly the version that was named.
+ * A configuration version as bytes, with the cluster's member key: the plaintext of a
+ * sealed block (it holds private keys, ticket keys and the member key, so it only ever
+ * travels sealed). Decoding checks the shape and recomputes the digest, so what a node
+ * opens is exactly the version that was named.
  */
 import { z } from 'zod';
 import { configVersion, type ConfigVersion, type TlsSettings } from '../relay/settings.js';
+import type { MemberKey } from './sealed-block.js';
 
 export class ConfigPayloadError extends Error {
   override readonly name = 'ConfigPayloadError';
@@ -34,18 +36,25 @@ const payloadSchema = z.strictObject({
   version: z.number().int().positive(),
   digest: z.string().regex(/^[0-9a-f]{64}$/),
   tls: tlsSchema,
+  memberKey: z.strictObject({ id: z.string().regex(/^[0-9a-f]{16}$/), secret: bytes(32) }),
 });
 
-/** The version as bytes (secret). */
-export function encodeConfigVersion(v: ConfigVersion): Uint8Array {
-  const json = JSON.stringify({ format: FORMAT, version: v.version, digest: v.digest, tls: v.tls }, (_k, value: unknown) =>
+/** What a block holds. Secret. */
+export interface SealedConfig {
+  readonly version: ConfigVersion;
+  readonly memberKey: MemberKey;
+}
+
+/** The version and member key as bytes (secret). */
+export function encodeSealedConfig({ version: v, memberKey }: SealedConfig): Uint8Array {
+  const json = JSON.stringify({ format: FORMAT, version: v.version, digest: v.digest, tls: v.tls, memberKey }, (_k, value: unknown) =>
     value instanceof Uint8Array ? { [BYTES_TAG]: Buffer.from(value).toString('base64') } : value,
   );
   return new Uint8Array(Buffer.from(json, 'utf8'));
 }
 
-/** The version back; throws ConfigPayloadError naming the field (never a value) or a digest mismatch. */
-export function decodeConfigVersion(data: Uint8Array): ConfigVersion {
+/** The version and member key back; throws ConfigPayloadError naming the field (never a value) or a digest mismatch. */
+export function decodeSealedConfig(data: Uint8Array): SealedConfig {
   let raw: unknown;
   try {
     raw = JSON.parse(Buffer.from(data).toString('utf8'), (_k, value: unknown) =>
@@ -61,8 +70,8 @@ export function decodeConfigVersion(data: Uint8Array): ConfigVersion {
     const issue = parsed.error.issues[0]!;
     throw new ConfigPayloadError(`the opened configuration: ${issue.path.join('.') || '(top level)'}: ${issue.message}`);
   }
-  const p = raw as { version: number; digest: string; tls: TlsSettings };
+  const p = raw as { version: number; digest: string; tls: TlsSettings; memberKey: MemberKey };
   const v = configVersion(p.version, p.tls);
   if (v.digest !== p.digest) throw new ConfigPayloadError(`the opened configuration of version ${p.version} does not match its digest`);
-  return v;
+  return { version: v, memberKey: p.memberKey };
 }

@@ -19,11 +19,18 @@
  *
  * Membership is an input (`liveNodes`): a node it drops is no longer waited for, and
  * takes the active version as a late joiner when it comes back.
+ *
+ * Who may seal: the blocks of a rollout, and those a member seals for a node that
+ * already runs a version, are in PSK mode under the cluster's member key (made when
+ * the cluster starts, carried inside every block): a node that runs a version takes
+ * no other, so one who can write the store but is no member cannot configure it. A
+ * new process holds no member key yet and takes a base-mode block: it trusts the
+ * store's credentials (each node its own NATS user) once, for its first version.
  */
 import { randomBytes } from 'node:crypto';
 import { KvError, type KvChange, type KvStore } from './kv.js';
 import { configVersion, type ConfigVersion, type TlsSettings } from '../relay/settings.js';
-import { decodeConfigVersion, encodeConfigVersion } from './config-codec.js';
+import { decodeSealedConfig, encodeSealedConfig, type SealedConfig } from './config-codec.js';
 import {
   ACK_PREFIX,
   ACTIVE_KEY,
@@ -45,7 +52,7 @@ import {
   type RolloutRecord,
 } from './config-records.js';
 import type { NodeRelays } from './node-relays.js';
-import { NodeKeyPair, openBlock, readBlockHeader, sealBlock } from './sealed-block.js';
+import { NodeKeyPair, openBlock, readBlockHeader, sealBlock, type MemberKey } from './sealed-block.js';
 import { advanceTicketKeys, holdsNextKey, rotationDue, scheduleTicketKeys, type TicketSchedule } from './ticket-schedule.js';
 import { equalBytes } from '../util/bytes.js';
 
@@ -96,6 +103,12 @@ type Plan = (base: TlsSettings, active: ActiveRecord | null, now: number) => { t
 interface Running {
   readonly record: ActiveRecord;
   readonly version: ConfigVersion;
+  /** The cluster's member key (secret): blocks for this node must be sealed under it. */
+  readonly memberKey: MemberKey;
+}
+
+function freshMemberKey(): MemberKey {
+  return { id: randomBytes(8).toString('hex'), secret: new Uint8Array(randomBytes(32)) };
 }
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
@@ -117,7 +130,7 @@ export class NodeConfigAgent {
   private readonly deadlineMs: number;
   private readonly joinTimeoutMs: number;
   private runs: Running | null = null;
-  private readonly staged = new Map<string, ConfigVersion>();
+  private readonly staged = new Map<string, SealedConfig>();
   private readonly answered = new Set<string>();
   private queue: Promise<void> = Promise.resolve();
   private stopWatch: (() => Promise<void>) | null = null;
@@ -356,13 +369,14 @@ export class NodeConfigAgent {
     let ok = false;
     let reason: string | undefined;
     try {
-      const v = await this.openVersion(rollout.versionId);
+      const opened = await this.openVersion(rollout.versionId);
+      const v = opened.version;
       if (v.version !== rollout.version || v.digest !== rollout.digest) {
         throw new CrossNodeError(`the block of ${rollout.versionId} holds version ${v.version}, not the version ${rollout.version} the rollout names`);
       }
       const r = await this.relays.stage(v);
       ok = r.ok;
-      if (r.ok) this.staged.set(rollout.versionId, v);
+      if (r.ok) this.staged.set(rollout.versionId, opened);
       else reason = r.reason;
     } catch (e) {
       reason = message(e);
@@ -381,7 +395,7 @@ export class NodeConfigAgent {
     if (this.runs?.record.versionId === record.versionId) return;
     const staged = this.staged.get(record.versionId);
     if (!staged) return this.takeActive(record);
-    await this.relays.activate(staged);
+    await this.relays.activate(staged.version);
     this.becomeRunning(record, staged);
     await this.publishKey();
   }
@@ -395,18 +409,19 @@ export class NodeConfigAgent {
       await this.publishKey();
       return;
     }
-    const v = await this.openVersion(record.versionId);
+    const opened = await this.openVersion(record.versionId);
+    const v = opened.version;
     if (v.version !== record.version || v.digest !== record.digest) {
       throw new CrossNodeError(`the block of ${record.versionId} holds version ${v.version}, not the active version ${record.version}`);
     }
     const r = await this.relays.apply(v);
     if (!r.ok) throw new CrossNodeError(`node ${this.node} cannot run the active version ${record.version}: ${r.reason}`);
-    this.becomeRunning(record, v);
+    this.becomeRunning(record, opened);
     await this.publishKey();
   }
 
-  private becomeRunning(record: ActiveRecord, version: ConfigVersion): void {
-    this.runs = { record, version };
+  private becomeRunning(record: ActiveRecord, opened: SealedConfig): void {
+    this.runs = { record, version: opened.version, memberKey: opened.memberKey };
     this.staged.clear();
     this.answered.clear();
     for (const wake of this.waiters) wake();
@@ -422,26 +437,29 @@ export class NodeConfigAgent {
     const publicKey = new Uint8Array(Buffer.from(peer.publicKey, 'base64url'));
     const existing = await this.store.get(key);
     if (existing && equalBytes(readBlockHeader(existing.value).recipientPublicKey, publicKey)) return;
-    const block = this.seal(this.runs.version, id, peer.node, publicKey);
+    // A node that runs a version takes only member-sealed blocks; a new process holds no member key yet.
+    const block = this.seal({ version: this.runs.version, memberKey: this.runs.memberKey }, id, peer.node, publicKey, peer.runs !== null);
     // Several members may race to seal it: one write is enough.
     await (existing ? this.store.update(key, block, existing.revision) : this.store.create(key, block));
   }
 
-  private async openVersion(versionId: string): Promise<ConfigVersion> {
+  private async openVersion(versionId: string): Promise<SealedConfig> {
     const entry = await this.store.get(blockKey(versionId, this.node));
     if (!entry) throw new CrossNodeError(`no block of ${versionId} is sealed for node ${this.node}`);
-    const plain = openBlock({ cluster: this.cluster, versionId, node: this.node }, this.keys, entry.value);
+    const memberKey = this.runs?.memberKey;
+    const plain = openBlock({ cluster: this.cluster, versionId, node: this.node, ...(memberKey ? { memberKey } : {}) }, this.keys, entry.value);
     try {
-      return decodeConfigVersion(plain);
+      return decodeSealedConfig(plain);
     } finally {
       plain.fill(0);
     }
   }
 
-  private seal(version: ConfigVersion, versionId: string, node: string, publicKey: Uint8Array): Uint8Array {
-    const plain = encodeConfigVersion(version);
+  /** Seals `config` for one node: in PSK mode under the member key it carries when `member`. */
+  private seal(config: SealedConfig, versionId: string, node: string, publicKey: Uint8Array, member: boolean): Uint8Array {
+    const plain = encodeSealedConfig(config);
     try {
-      return sealBlock({ cluster: this.cluster, versionId, node, recipientPublicKey: publicKey }, plain);
+      return sealBlock({ cluster: this.cluster, versionId, node, recipientPublicKey: publicKey }, plain, member ? config.memberKey : undefined);
     } finally {
       plain.fill(0);
     }
@@ -469,13 +487,15 @@ export class NodeConfigAgent {
       if (active && next.digest === active.digest) {
         return { ok: true, version: active.version, digest: active.digest, versionId: active.versionId, unchanged: true, nodes: [] };
       }
-      // A live node that has published no key yet runs no version of the cluster: it
-      // joins as a late joiner, sealed for by a member once it publishes one.
+      // A live node that has published no key, or runs no version yet, is joining: it
+      // comes up on the active version once there is one, sealed for by a member.
+      // (Starting the cluster, every node runs none: all take part, in base mode.)
       const sealFor = new Map<string, NodeKeyRecord>();
       for (const n of await this.live()) {
         const keyEntry = await this.store.get(nodeKeyKey(n));
-        if (keyEntry) sealFor.set(n, nodeKeyCodec.decode(keyEntry.key, keyEntry.value));
-        else this.log('warn', `node ${n} is live but has published no key: it will join on the active version`);
+        const peer = keyEntry ? nodeKeyCodec.decode(keyEntry.key, keyEntry.value) : null;
+        if (peer && (bootstrap || peer.runs !== null || n === this.node)) sealFor.set(n, peer);
+        else this.log('info', `node ${n} is live but still joining: it will come up on the active version`);
       }
       const nodes = [...sealFor.keys()];
       if (!sealFor.has(this.node)) return fail(`node ${this.node} has not published its key`);
@@ -516,8 +536,11 @@ export class NodeConfigAgent {
       // Under the lock, the version planned from must still be the active one.
       const again = await this.store.get(ACTIVE_KEY);
       if ((again?.revision ?? null) !== (activeEntry?.revision ?? null)) return abort('another version became active meanwhile');
+      // Members seal under the member key they hold; starting the cluster makes one.
+      const memberKey = this.runs && !bootstrap ? this.runs.memberKey : freshMemberKey();
       for (const [n, peer] of sealFor) {
-        await this.store.put(blockKey(versionId, n), this.seal(next, versionId, n, new Uint8Array(Buffer.from(peer.publicKey, 'base64url'))));
+        const block = this.seal({ version: next, memberKey }, versionId, n, new Uint8Array(Buffer.from(peer.publicKey, 'base64url')), !bootstrap);
+        await this.store.put(blockKey(versionId, n), block);
       }
       const answers = await this.awaitAnswers(record, new Map([...sealFor].map(([n, peer]) => [n, peer.incarnation])));
       if (!answers.ok) return abort(answers.reason);

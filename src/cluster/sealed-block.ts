@@ -11,11 +11,15 @@
  *
  * Layout (the header is in clear, none of it secret):
  *   "BTNB" | format (1) | cluster (u8 len) | versionId (u8 len) | node (u8 len)
- *   | recipient public key (32) | ephemeral public key (32) | ciphertext | tag (16)
+ *   | member key id (u8 len; empty in base mode) | recipient public key (32)
+ *   | ephemeral public key (32) | ciphertext | tag (16)
  *
- * Base mode authenticates the block, not its sealer: whoever may write the store and
- * knows a node's public key can seal it a block. Who writes the store is decided by
- * the store's own credentials (each node its own NATS user).
+ * Two modes, as HPKE has. Base mode authenticates the block, not its sealer: whoever
+ * may write the store and knows a node's public key can seal it a block; it is only
+ * for a node that runs no version yet (a new or restarted process, which trusts the
+ * store's credentials). PSK mode also mixes the cluster's member key (a secret every
+ * member holds, carried inside the blocks) into the key schedule: only a member can
+ * seal such a block, and a node that runs a version accepts no other kind.
  *
  * Node key pairs are ephemeral, one per process: no private key ever sits on disk,
  * and a restarted node is a new recipient that a member seals the active version for
@@ -36,7 +40,7 @@ const PUBLIC_LEN = 32;
 const INFO_LABEL = utf8('baton config block v1');
 
 /** Why a block was refused; the message names the block, never its content. */
-export type SealedBlockReason = 'truncated' | 'format' | 'foreign' | 'other-version' | 'other-cluster' | 'tampered';
+export type SealedBlockReason = 'truncated' | 'format' | 'foreign' | 'other-version' | 'other-cluster' | 'tampered' | 'unauthenticated';
 
 export class SealedBlockError extends Error {
   override readonly name = 'SealedBlockError';
@@ -80,6 +84,13 @@ export class NodeKeyPair {
   }
 }
 
+/** The cluster's member key: the PSK of HPKE's PSK mode. Secret. */
+export interface MemberKey {
+  /** Public: names the key in a block's header. */
+  readonly id: string;
+  readonly secret: Uint8Array;
+}
+
 /** What a block is bound to: all of it must match for it to open. */
 export interface BlockBinding {
   readonly cluster: string;
@@ -87,6 +98,11 @@ export interface BlockBinding {
   readonly node: string;
   /** The recipient node's raw X25519 public key. */
   readonly recipientPublicKey: Uint8Array;
+}
+
+interface HeaderFields extends BlockBinding {
+  /** Empty: base mode. */
+  readonly memberKeyId: string;
 }
 
 function rawPublic(k: KeyObject): Uint8Array {
@@ -120,32 +136,43 @@ function checkName(what: string, v: string): Uint8Array {
 }
 
 /** The header: also the associated data, built from the values the opener expects. */
-function header(binding: BlockBinding): Uint8Array {
+function header(h: HeaderFields): Uint8Array {
   return new Writer(128)
     .bytes(MAGIC)
     .u8(FORMAT)
-    .vecBytes(1, checkName('cluster name', binding.cluster))
-    .vecBytes(1, checkName('version id', binding.versionId))
-    .vecBytes(1, checkName('node name', binding.node))
-    .bytes(binding.recipientPublicKey)
+    .vecBytes(1, checkName('cluster name', h.cluster))
+    .vecBytes(1, checkName('version id', h.versionId))
+    .vecBytes(1, checkName('node name', h.node))
+    .vecBytes(1, utf8(h.memberKeyId))
+    .bytes(h.recipientPublicKey)
     .finish();
 }
 
-/** Key and nonce for one block: HKDF-SHA256(shared, salt = enc || pkR, info = label || header). */
-function keyAndNonce(shared: Uint8Array, enc: Uint8Array, aad: Uint8Array, recipient: Uint8Array): { key: Buffer; nonce: Buffer; okm: Buffer } {
+/**
+ * Key and nonce for one block: HKDF-SHA256(ikm = shared || psk, salt = enc || pkR,
+ * info = label || header). Base mode has an empty psk.
+ */
+function keyAndNonce(shared: Uint8Array, psk: Uint8Array, enc: Uint8Array, aad: Uint8Array, recipient: Uint8Array): { key: Buffer; nonce: Buffer; okm: Buffer } {
   const salt = Buffer.concat([enc, recipient]);
-  const okm = Buffer.from(hkdfSync('sha256', shared, salt, Buffer.concat([INFO_LABEL, aad]), KEY_LEN + NONCE_LEN));
+  const ikm = Buffer.concat([shared, psk]);
+  const okm = Buffer.from(hkdfSync('sha256', ikm, salt, Buffer.concat([INFO_LABEL, aad]), KEY_LEN + NONCE_LEN));
+  ikm.fill(0);
   return { key: okm.subarray(0, KEY_LEN), nonce: okm.subarray(KEY_LEN), okm };
 }
 
-/** Seals `plaintext` for the node named in `binding`. Each call has its own ephemeral key. */
-export function sealBlock(binding: BlockBinding, plaintext: Uint8Array): Uint8Array {
+/**
+ * Seals `plaintext` for the node named in `binding`; with `memberKey`, in PSK mode
+ * (only a holder of the member key could have sealed it). Each call has its own
+ * ephemeral key.
+ */
+export function sealBlock(binding: BlockBinding, plaintext: Uint8Array, memberKey?: MemberKey): Uint8Array {
   if (binding.recipientPublicKey.length !== PUBLIC_LEN) throw new RangeError(`the recipient public key must be ${PUBLIC_LEN} bytes`);
-  const aad = header(binding);
+  if (memberKey && (memberKey.id.length === 0 || memberKey.secret.length < 32)) throw new RangeError('a member key has an id and at least 32 secret bytes');
+  const aad = header({ ...binding, memberKeyId: memberKey?.id ?? '' });
   const eph = generateKeyPairSync('x25519');
   const enc = rawPublic(eph.publicKey);
   const shared = x25519(eph.privateKey, binding.recipientPublicKey);
-  const { key, nonce, okm } = keyAndNonce(shared, enc, aad, binding.recipientPublicKey);
+  const { key, nonce, okm } = keyAndNonce(shared, memberKey?.secret ?? new Uint8Array(0), enc, aad, binding.recipientPublicKey);
   const c = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_LEN });
   c.setAAD(aad);
   const sealed = Buffer.concat([aad, enc, c.update(plaintext), c.final(), c.getAuthTag()]);
@@ -160,6 +187,8 @@ export interface BlockHeader {
   readonly cluster: string;
   readonly versionId: string;
   readonly node: string;
+  /** The member key it was sealed under; empty: base mode. */
+  readonly memberKeyId: string;
   readonly recipientPublicKey: Uint8Array;
 }
 
@@ -176,8 +205,9 @@ export function readBlockHeader(block: Uint8Array): BlockHeader & { readonly hea
     const cluster = text('cluster');
     const versionId = text('version id');
     const node = text('node');
+    const memberKeyId = Buffer.from(r.vec(1, 'member key id')).toString('utf8');
     const recipientPublicKey = new Uint8Array(r.bytes(PUBLIC_LEN, 'recipient public key'));
-    return { cluster, versionId, node, recipientPublicKey, headerLength: r.offset };
+    return { cluster, versionId, node, memberKeyId, recipientPublicKey, headerLength: r.offset };
   } catch (e) {
     if (e instanceof SealedBlockError) throw e;
     throw new SealedBlockError('truncated', 'the sealed block ends inside its header');
@@ -189,12 +219,18 @@ export interface OpenExpectation {
   readonly cluster: string;
   readonly versionId: string;
   readonly node: string;
+  /**
+   * The member key this node holds: the block must be sealed under it. Absent: a node
+   * that runs no version yet, which takes a base-mode block (a PSK one it cannot open).
+   */
+  readonly memberKey?: MemberKey;
 }
 
 /**
  * Opens a block sealed for this node. Throws SealedBlockError naming why a block is
  * refused: truncated, not a block, sealed for another node (or another key of this
- * one: a previous run), another version or cluster, or changed (authentication fails).
+ * one: a previous run), another version or cluster, not under the member key the node
+ * holds, or changed (authentication fails).
  */
 export function openBlock(expect: OpenExpectation, keys: NodeKeyPair, block: Uint8Array): Uint8Array {
   const h = readBlockHeader(block);
@@ -207,21 +243,32 @@ export function openBlock(expect: OpenExpectation, keys: NodeKeyPair, block: Uin
   if (h.versionId !== expect.versionId) {
     throw new SealedBlockError('other-version', `${where} was sealed for version ${JSON.stringify(h.versionId)}, not ${JSON.stringify(expect.versionId)}`);
   }
+  const memberKeyId = expect.memberKey?.id ?? '';
+  if (h.memberKeyId !== memberKeyId) {
+    throw new SealedBlockError(
+      'unauthenticated',
+      memberKeyId === ''
+        ? `${where} is sealed under member key ${JSON.stringify(h.memberKeyId)}, which a node that runs no version yet cannot hold`
+        : h.memberKeyId === ''
+          ? `${where} is not sealed under the cluster's member key: anyone could have sealed it, and this node runs a version, so it takes only blocks sealed by a member`
+          : `${where} is sealed under member key ${JSON.stringify(h.memberKeyId)}, not this cluster's ${JSON.stringify(memberKeyId)}`,
+    );
+  }
   if (block.length < h.headerLength + PUBLIC_LEN + TAG_LEN) throw new SealedBlockError('truncated', `${where} is truncated (${block.length} bytes)`);
   // Built from what we expect, not what we read: the binding holds even if a check above were missed.
-  const aad = header({ ...expect, recipientPublicKey: keys.publicKey });
+  const aad = header({ cluster: expect.cluster, versionId: expect.versionId, node: expect.node, memberKeyId, recipientPublicKey: keys.publicKey });
   const enc = block.subarray(h.headerLength, h.headerLength + PUBLIC_LEN);
   const body = block.subarray(h.headerLength + PUBLIC_LEN, block.length - TAG_LEN);
   const tag = block.subarray(block.length - TAG_LEN);
   const shared = keys.agree(enc);
-  const { key, nonce, okm } = keyAndNonce(shared, enc, aad, keys.publicKey);
+  const { key, nonce, okm } = keyAndNonce(shared, expect.memberKey?.secret ?? new Uint8Array(0), enc, aad, keys.publicKey);
   try {
     const d = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_LEN });
     d.setAAD(aad);
     d.setAuthTag(tag);
     return new Uint8Array(Buffer.concat([d.update(body), d.final()]));
   } catch {
-    throw new SealedBlockError('tampered', `${where} does not authenticate: changed in the store, or cut short`);
+    throw new SealedBlockError('tampered', `${where} does not authenticate: changed in the store, cut short, or sealed under another member key`);
   } finally {
     shared.fill(0);
     okm.fill(0);

@@ -7,7 +7,10 @@
  */
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ACTIVE_KEY, ROLLOUT_KEY, activeCodec, readConfigStatus, rolloutCodec } from '../../src/cluster/config-records.js';
+import { encodeSealedConfig } from '../../src/cluster/config-codec.js';
+import { ACTIVE_KEY, ROLLOUT_KEY, activeCodec, nodeKeyCodec, readConfigStatus, rolloutCodec } from '../../src/cluster/config-records.js';
+import { sealBlock } from '../../src/cluster/sealed-block.js';
+import { configVersion } from '../../src/relay/settings.js';
 import type { KvStore } from '../../src/cluster/kv.js';
 import { MemoryKvStore } from '../../src/cluster/memory-kv.js';
 import type { CrossNodeResult } from '../../src/cluster/node-config-agent.js';
@@ -288,6 +291,22 @@ describe('blocks in the store that do not open', () => {
     await expectNothingActivated(s, before, tampering);
   });
 
+  it('a block sealed by an outsider for a node\'s public key (valid, but without the member key) is refused', async () => {
+    const { s, tampering, before } = await tamperedCluster();
+    tampering.tamper = async (key, value, inner) => {
+      const m = /^config\.block\.(v2-[0-9a-f]+)\.node-b$/.exec(key);
+      if (!m) return value;
+      // An attacker with write access to the store: reads node-b's public key, seals its own settings.
+      const peer = nodeKeyCodec.decode('k', (await inner.get('config.keys.node-b'))!.value);
+      const evil = { version: configVersion(2, tlsWith(MISMATCHED)), memberKey: { id: '0000000000000000', secret: new Uint8Array(32) } };
+      return sealBlock({ cluster: 'test-cluster', versionId: m[1]!, node: 'node-b', recipientPublicKey: new Uint8Array(Buffer.from(peer.publicKey, 'base64url')) }, encodeSealedConfig(evil));
+    };
+    const r = await node(s, 'node-a').agent.rollOut((t) => tlsWith(RSA, t));
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.reason).toMatch(/node node-b refused version 2: .*not sealed under the cluster's member key/);
+    await expectNothingActivated(s, before, tampering);
+  });
+
   it('a late joiner whose block was tampered with does not start on it, and says why', async () => {
     const { s, tampering } = await tamperedCluster();
     tampering.tamper = (key, value) => {
@@ -321,6 +340,8 @@ describe('secrets in the store', () => {
       // The node's X25519 private key (JWK d) — reached past `private` on purpose, to look for it.
       const d = (n.agent.keys as unknown as { privateKey: KeyObject }).privateKey.export({ format: 'jwk' }).d!;
       secrets.push({ what: `node ${n.name}'s private key`, bytes: Buffer.from(d, 'base64url') });
+      const member = (n.agent as unknown as { runs: { memberKey: { secret: Uint8Array } } }).runs.memberKey;
+      secrets.push({ what: 'the member key', bytes: Buffer.from(member.secret) });
     }
     expect(seen.size).toBeGreaterThanOrEqual(3);
     for (const hex of seen) secrets.push({ what: 'a ticket key', bytes: Buffer.from(hex, 'hex') });

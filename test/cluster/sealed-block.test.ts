@@ -95,6 +95,30 @@ describe('sealed blocks', () => {
     expectRefused(() => openBlock(forA, a, new TextEncoder().encode('{"json":true}')), 'format', /bad magic/);
   });
 
+  describe('PSK mode: sealed under the cluster\'s member key', () => {
+    const member = { id: '0123456789abcdef', secret: new Uint8Array(32).fill(7) };
+    const sealed = sealBlock({ ...forA, recipientPublicKey: a.publicKey }, secret, member);
+
+    it('opens for a node that holds the member key', () => {
+      expect(readBlockHeader(sealed).memberKeyId).toBe(member.id);
+      expect(openBlock({ ...forA, memberKey: member }, a, sealed)).toEqual(secret);
+    });
+
+    it('a node that runs a version refuses a base-mode block: anyone could have sealed it', () => {
+      expectRefused(() => openBlock({ ...forA, memberKey: member }, a, block), 'unauthenticated', /not sealed under the cluster's member key/);
+    });
+
+    it('refuses a block under another member key, by id or by secret', () => {
+      expectRefused(() => openBlock({ ...forA, memberKey: { ...member, id: 'fedcba9876543210' } }, a, sealed), 'unauthenticated', /sealed under member key "0123456789abcdef", not this cluster's "fedcba9876543210"/);
+      const forged = sealBlock({ ...forA, recipientPublicKey: a.publicKey }, secret, { id: member.id, secret: new Uint8Array(32).fill(8) });
+      expectRefused(() => openBlock({ ...forA, memberKey: member }, a, forged), 'tampered', /does not authenticate/);
+    });
+
+    it('a node that holds no member key yet cannot take a PSK block', () => {
+      expectRefused(() => openBlock(forA, a, sealed), 'unauthenticated', /which a node that runs no version yet cannot hold/);
+    });
+  });
+
   it('a key pair prints redacted', () => {
     expect(String(a)).toContain('<redacted>');
     expect(inspect(a)).toContain('<redacted>');
