@@ -548,7 +548,8 @@ export class NodeConfigAgent {
       const activeEnc = activeCodec.encode(activeRecord);
       const committed = activeEntry ? await this.store.update(ACTIVE_KEY, activeEnc, activeEntry.revision) : await this.store.create(ACTIVE_KEY, activeEnc);
       if (committed === null) return abort('another version became active meanwhile');
-      await this.store.update(ROLLOUT_KEY, rolloutCodec.encode({ ...record, state: 'committed' }), lockRev);
+      // Committed: what follows is bookkeeping, and cannot make the outcome a failure.
+      await this.store.update(ROLLOUT_KEY, rolloutCodec.encode({ ...record, state: 'committed' }), lockRev).catch((e: unknown) => this.report('marking the rollout committed', e));
       this.log('info', `configuration version ${next.version} active on ${answers.nodes.join(', ')}`, { versionId, digest: next.digest });
       // Activated everywhere by the watchers; answer once it is active here too (bounded).
       const until = this.now() + this.deadlineMs;

@@ -15,6 +15,7 @@ import type { KvStore } from '../../src/cluster/kv.js';
 import { MemoryKvStore } from '../../src/cluster/memory-kv.js';
 import type { CrossNodeResult } from '../../src/cluster/node-config-agent.js';
 import { MISMATCHED, P256, RSA, simCluster, tlsWith, type SimCluster } from '../helpers/config-nodes.js';
+import { PartitionedKvStore } from '../helpers/partitioned-kv.js';
 import { TamperingKvStore } from '../helpers/tampering-kv.js';
 import { until } from '../helpers/wait.js';
 
@@ -394,6 +395,28 @@ describe('the lock, missed changes and status', () => {
     expectOk(r);
     expect(Date.now() - t0).toBeLessThan(3_000);
     await until('every node on version 2', () => versions(sim!).every((v) => v === 2), 5_000);
+  });
+
+  it('a node cut off from the store keeps serving its version, and catches up when the store is back', async () => {
+    const shared = new MemoryKvStore();
+    const cView = new PartitionedKvStore(shared);
+    sim = simCluster(shared, { resyncMs: 100 });
+    await sim.start('node-a');
+    await sim.start('node-b');
+    const c = await sim.start('node-c', tlsWith(P256), { store: cView });
+    cView.cut = true;
+    // node-c cannot answer: membership drops it (its heartbeats stop reaching the store).
+    sim.live.delete('node-c');
+    const r = await node(sim, 'node-a').agent.rollOut((x) => tlsWith(RSA, x));
+    expectOk(r);
+    expect(r.nodes).toEqual(['node-a', 'node-b']);
+    expect(c.relays.current.version).toBe(1);
+    await until('node-c noticed the store is gone', () => c.agent.lastError?.includes('cannot be reached') === true, 5_000);
+    expect(c.relays.current.version).toBe(1);
+    cView.cut = false;
+    sim.live.add('node-c');
+    await until('node-c on version 2', () => c.relays.current.version === 2, 5_000);
+    expect(c.relays.current.digest).toBe(r.digest);
   });
 
   it('the status lists every node with the version it runs', async () => {

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryKvStore } from '../../src/cluster/memory-kv.js';
 import { NodeConfigAgent } from '../../src/cluster/node-config-agent.js';
 import { clusterRelays } from '../../src/cluster/node-relays.js';
+import type { RolloutResult } from '../../src/relay/rollout.js';
 import { MISMATCHED, RSA } from '../helpers/config-nodes.js';
 import { P256_CERT, startTestCluster, until, visit, type TestCluster } from '../helpers/cluster.js';
 
@@ -55,7 +56,8 @@ describe('configuration across two real nodes', () => {
   });
 
   it('a certificate rolled out from node-a is served by both; one the relays refuse is aborted on both', async () => {
-    const r = await agentA.rollOut((t) => ({ ...t, certificates: [RSA] }));
+    // What baton reload's handler gets from cluster.reconfigure today, it gets from the agent on a joined node.
+    const r: RolloutResult = await agentA.rollOut((t) => ({ ...t, certificates: [RSA] }));
     expect(r.ok).toBe(true);
     await until('node-b on the new version', () => b.cluster.activeConfig.digest === a.cluster.activeConfig.digest, 10_000);
     expect((await visit(a.cluster)).fingerprint).toBe(fingerprint(RSA.cert));
