@@ -5,7 +5,8 @@
  * opens is exactly the version that was named.
  */
 import { z } from 'zod';
-import { configVersion, type ConfigVersion, type TlsSettings } from '../relay/settings.js';
+import type { ConfigVersion, TlsSettings } from '../relay/settings.js';
+import { configVersion } from './config-version.js';
 import type { MemberKey } from './sealed-block.js';
 
 export class ConfigPayloadError extends Error {

@@ -29,7 +29,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { KvError, type KvChange, type KvStore } from './kv.js';
-import { configVersion, type ConfigVersion, type TlsSettings } from '../relay/settings.js';
+import type { ConfigVersion, TlsSettings } from '../relay/settings.js';
+import { configVersion } from './config-version.js';
 import { decodeSealedConfig, encodeSealedConfig, type SealedConfig } from './config-codec.js';
 import {
   ACK_PREFIX,

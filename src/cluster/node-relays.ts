@@ -3,8 +3,8 @@
  * two-phase rollout (relay/rollout.ts), driven with versions the cluster of nodes
  * numbers. {@link clusterRelays} adapts a running {@link Cluster}.
  */
-import type { Cluster } from '../relay/cluster.js';
-import type { StageResult } from '../relay/rollout.js';
+import type { Cluster } from './cluster.js';
+import type { StageResult } from './rollout.js';
 import type { ConfigVersion } from '../relay/settings.js';
 
 export type { StageResult };

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { encodeSealedConfig } from '../../src/cluster/config-codec.js';
 import { ACTIVE_KEY, ROLLOUT_KEY, activeCodec, nodeKeyCodec, readConfigStatus, rolloutCodec } from '../../src/cluster/config-records.js';
 import { sealBlock } from '../../src/cluster/sealed-block.js';
-import { configVersion } from '../../src/relay/settings.js';
+import { configVersion } from '../../src/cluster/config-version.js';
 import type { KvStore } from '../../src/cluster/kv.js';
 import { MemoryKvStore } from '../../src/cluster/memory-kv.js';
 import type { CrossNodeResult } from '../../src/cluster/node-config-agent.js';

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryKvStore } from '../../src/cluster/memory-kv.js';
 import { NodeConfigAgent } from '../../src/cluster/node-config-agent.js';
 import { clusterRelays } from '../../src/cluster/node-relays.js';
-import type { RolloutResult } from '../../src/relay/rollout.js';
+import type { RolloutResult } from '../../src/cluster/rollout.js';
 import { MISMATCHED, RSA } from '../helpers/config-nodes.js';
 import { P256_CERT, startTestCluster, until, visit, type TestCluster } from '../helpers/cluster.js';
 

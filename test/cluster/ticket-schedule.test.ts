@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ACTIVE_KEY, activeCodec } from '../../src/cluster/config-records.js';
 import { MemoryKvStore } from '../../src/cluster/memory-kv.js';
 import { advanceTicketKeys, holdsNextKey, rotationDue, scheduleTicketKeys } from '../../src/cluster/ticket-schedule.js';
-import { freshTicketKeys } from '../../src/relay/settings.js';
+import { freshTicketKeys } from '../../src/cluster/ticket-keys.js';
 import { sealTicket } from '../../src/tls/crypto/ticket-aead.js';
 import { encodeTicketContents, readTicket } from '../../src/tls/session/ticket.js';
 import type { TicketKeys } from '../../src/tls/index.js';

@@ -7,7 +7,9 @@
 import { NodeConfigAgent, type NodeConfigAgentOptions } from '../../src/cluster/node-config-agent.js';
 import type { NodeRelays, StageResult } from '../../src/cluster/node-relays.js';
 import type { KvStore } from '../../src/cluster/kv.js';
-import { configVersion, freshTicketKeys, relayTlsConfig, type ConfigVersion, type TlsSettings } from '../../src/relay/settings.js';
+import { configVersion } from '../../src/cluster/config-version.js';
+import { freshTicketKeys } from '../../src/cluster/ticket-keys.js';
+import { relayTlsConfig, type ConfigVersion, type TlsSettings } from '../../src/relay/settings.js';
 import { loadCertifiedKey } from '../../src/tls/index.js';
 import { fixture } from './interop.js';
 
