@@ -1,0 +1,115 @@
+/**
+ * The node's one connection to NATS (the `@nats-io/transport-node` client): the join
+ * URL checked before anything starts, a bounded first connect, then reconnects for as
+ * long as the node lives. A disconnect is logged and never ends the process: the node
+ * keeps serving on what it has, and everything that needs NATS fails with a coded
+ * error until the connection is back.
+ */
+import { connect } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/nats-core';
+import type { Logger } from '../util/log.js';
+
+export type { NatsConnection };
+
+/** A checked `nats://HOST:PORT` address. */
+export interface NatsUrl {
+  readonly host: string;
+  readonly port: number;
+  /** `nats://HOST:PORT` as the client takes it. */
+  readonly url: string;
+}
+
+export const DEFAULT_NATS_PORT = 4222;
+
+/**
+ * Parses a join address: `nats://HOST[:PORT]` (port 4222 by default). Returns the
+ * reason as a string when it is not one, so callers can name the flag or field.
+ */
+export function parseNatsUrl(text: string): NatsUrl | string {
+  const s = text.trim();
+  if (s === '') return 'is empty; expected nats://HOST:PORT';
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) return `"${text}" is not a URL; expected nats://HOST:PORT`;
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    return `"${text}" is not a valid URL; expected nats://HOST:PORT`;
+  }
+  if (u.protocol !== 'nats:') return `"${text}" has scheme ${u.protocol.replace(/:$/, '')}; only nats:// is supported`;
+  if (u.username !== '' || u.password !== '') return `"${text}" carries credentials; give them another way, never in the URL`;
+  if (u.pathname !== '' && u.pathname !== '/') return `"${text}" has a path; expected nats://HOST:PORT`;
+  if (u.search !== '' || u.hash !== '') return `"${text}" has a query or fragment; expected nats://HOST:PORT`;
+  const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
+  if (host === '') return `"${text}" has no host`;
+  const port = u.port === '' ? DEFAULT_NATS_PORT : Number(u.port);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return `"${text}" has a bad port`;
+  const hostPart = host.includes(':') ? `[${host}]` : host;
+  return { host, port, url: `nats://${hostPart}:${port}` };
+}
+
+export interface NatsConnectOptions {
+  readonly url: NatsUrl;
+  /** The client name the server shows (e.g. `baton-NODE`). */
+  readonly name: string;
+  readonly log: Logger;
+  /** Bound on the first connect. Default 5000 ms. */
+  readonly connectTimeoutMs?: number;
+  /** Wait between reconnect attempts. Default 500 ms. */
+  readonly reconnectWaitMs?: number;
+}
+
+/** Why the first connect failed: thrown by {@link connectNats}. */
+export class NatsConnectError extends Error {
+  override readonly name = 'NatsConnectError';
+  readonly code = 'BATON_ERR_NATS_UNREACHABLE';
+}
+
+/**
+ * Connects to NATS (first attempt bounded by `connectTimeoutMs`), then reconnects
+ * forever on loss, logging each change of status. Close it with `drain()` or `close()`.
+ */
+export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnection> {
+  const timeout = opts.connectTimeoutMs ?? 5_000;
+  let nc: NatsConnection;
+  try {
+    nc = await connect({
+      servers: opts.url.url,
+      name: opts.name,
+      timeout,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: opts.reconnectWaitMs ?? 500,
+      // Pings find a dead server whose TCP connection never closed (a killed machine).
+      pingInterval: 5_000,
+      maxPingOut: 2,
+    });
+  } catch (e) {
+    throw new NatsConnectError(`cannot reach NATS at ${opts.url.url}: ${(e as Error).message}`, { cause: e });
+  }
+  void watchStatus(nc, opts.url.url, opts.log);
+  return nc;
+}
+
+/** Logs connection changes until the connection closes; never throws. */
+async function watchStatus(nc: NatsConnection, url: string, log: Logger): Promise<void> {
+  try {
+    for await (const s of nc.status()) {
+      switch (s.type) {
+        case 'disconnect':
+          log.warn('NATS connection lost; serving on, reconnecting', { nats: url });
+          break;
+        case 'reconnect':
+          log.info('NATS connection back', { nats: url });
+          break;
+        case 'error':
+          log.warn('NATS connection error', { nats: url, error: String((s as { error?: unknown }).error ?? '') });
+          break;
+        default:
+          break;
+      }
+    }
+  } catch (e) {
+    log.warn('NATS status stream ended', { nats: url, error: (e as Error).message });
+  }
+  const err = await nc.closed();
+  if (err) log.warn('NATS connection closed', { nats: url, error: err.message });
+}
