@@ -10,6 +10,10 @@ export type ActorErrorCode =
   | 'BATON_ERR_MAILBOX_FULL'
   /** The receiver died (or was stopped) before it could answer. */
   | 'BATON_ERR_ACTOR_DEAD'
+  /** The node a ref names cannot be reached (no NATS transport, NATS down, or no such node listening). */
+  | 'BATON_ERR_UNREACHABLE'
+  /** A cluster or node name that cannot be one (not a single NATS subject token). */
+  | 'BATON_ERR_BAD_NAME'
   /** No actor with that id is known to this system. */
   | 'BATON_ERR_NO_SUCH_ACTOR'
   /** The system or a supervisor was closed; pending work is failed with this. */

@@ -43,18 +43,27 @@ export interface WireFailure {
   readonly message: string;
 }
 
-/** Deliver a tell; the payload follows. `from` is the sender's actor id when it has one. */
+/**
+ * Deliver a tell; the payload follows. `from` is the sender's actor id when it has one;
+ * `node` is set only for a receiver on another node (the hub sends it over NATS).
+ */
 export interface DeliverFrame {
   readonly t: 'Deliver';
   readonly to: string;
   readonly from?: string;
+  readonly node?: string;
 }
-/** Deliver an ask; the payload follows. The reply goes to `from` with `askId`. */
+/**
+ * Deliver an ask; the payload follows. The reply goes to `from` with `askId`. For a
+ * receiver on another node, `node` names it and `timeoutMs` bounds the NATS request.
+ */
 export interface AskFrame {
   readonly t: 'Ask';
   readonly to: string;
   readonly from: string;
   readonly askId: number;
+  readonly node?: string;
+  readonly timeoutMs?: number;
 }
 /** Answer to an ask; the payload follows when `fail` is absent. */
 export interface ReplyFrame {
@@ -151,7 +160,31 @@ export type FromWorker =
   | PoolRunFrame
   | StoppedFrame;
 
-export type Frame = ToWorker | FromWorker;
+/**
+ * Node → node, on the receiving node's NATS subject (see remote.ts): a tell for one
+ * of its actors; the payload follows. There is no sender ref across nodes.
+ */
+export interface RemoteTellFrame {
+  readonly t: 'RemoteTell';
+  readonly to: string;
+}
+/** Node → node: an ask, as a NATS request; the payload follows; answered by a RemoteReply. */
+export interface RemoteAskFrame {
+  readonly t: 'RemoteAsk';
+  readonly to: string;
+  /** The asker's deadline, so the receiving side gives up no later. */
+  readonly timeoutMs: number;
+}
+/** The answer to a RemoteAsk; the value follows when `fail` is absent. */
+export interface RemoteReplyFrame {
+  readonly t: 'RemoteReply';
+  readonly fail?: WireFailure;
+}
+
+/** Frames that cross between nodes over NATS. */
+export type NodeFrame = RemoteTellFrame | RemoteAskFrame | RemoteReplyFrame;
+
+export type Frame = ToWorker | FromWorker | NodeFrame;
 
 /** Frames at least this large are transferred (zero-copy) rather than cloned. */
 export const TRANSFER_MIN_BYTES = 8 * 1024;

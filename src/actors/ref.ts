@@ -3,6 +3,12 @@
  * it survives msgpackr encoding and can travel inside messages; the system that
  * receives it resolves where the actor lives. A ref stays valid across supervised
  * restarts (as in Akka Typed), so holders never have to refresh it.
+ *
+ * Across nodes a ref also carries `node`, the name of the node whose system holds the
+ * actor (`ActorSystem.publicRef` adds it). A ref without `node` means "on the system
+ * that resolves it", so every ref made on a node alone stays a bare `{ id }`; a ref
+ * whose `node` is the resolving system's own is local too; any other goes over the
+ * NATS transport (remote.ts) to that node.
  */
 import { newId } from '../util/ids.js';
 
@@ -11,13 +17,15 @@ declare const messageType: unique symbol;
 /** A reference to an actor accepting messages of type `M` (the type is compile-time only). */
 export interface ActorRef<M = unknown> {
   readonly id: string;
+  /** The node whose system holds the actor; absent for "this node". */
+  readonly node?: string;
   /** Phantom: never present at run time, never encoded. */
   readonly [messageType]?: M;
 }
 
-/** Makes a ref for `id`; the runtime never inspects more than `id`. */
-export function refOf<M = unknown>(id: string): ActorRef<M> {
-  return { id };
+/** Makes a ref for `id`, on `node` when given (else on the system that resolves it). */
+export function refOf<M = unknown>(id: string, node?: string): ActorRef<M> {
+  return node === undefined ? { id } : { id, node };
 }
 
 /** A fresh actor id: a readable prefix (child id, behaviour name) plus a nanoid. */

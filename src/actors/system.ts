@@ -43,6 +43,20 @@ export type SystemEvent =
   /** A tell could not be delivered; its sender was told where possible. */
   | { readonly type: 'DeadLetter'; readonly to: string; readonly from: string | undefined; readonly code: ActorErrorCode };
 
+/**
+ * How a system reaches actors on other nodes: the NATS transport (remote.ts) attaches
+ * itself with {@link ActorSystem.attachRemote}. Payloads already encoded (a worker's
+ * frame) come as `raw` and are forwarded without decoding.
+ */
+export interface RemoteRouter {
+  /** This node's name: refs naming it are local. */
+  readonly node: string;
+  /** Sends a tell; throws a coded ActorError (`BATON_ERR_UNREACHABLE`, `BATON_ERR_CODEC`) when it cannot go out. */
+  tell(to: ActorRef, msg: unknown, raw?: Uint8Array): void;
+  /** Sends an ask; rejects with the same coded errors as a local ask, or `BATON_ERR_UNREACHABLE`. */
+  ask<R>(to: ActorRef, msg: unknown, timeoutMs: number, raw?: Uint8Array): Promise<R>;
+}
+
 export interface SystemOptions {
   readonly clock?: Clock;
   readonly pool?: PoolOptions;
@@ -78,6 +92,7 @@ export class ActorSystem {
   private readonly listeners = new Set<(e: SystemEvent) => void>();
   private nextAsk = 1;
   private readonly askTimeoutMs: number;
+  private remote: RemoteRouter | undefined;
   private closing: Promise<void> | undefined;
 
   constructor(opts: SystemOptions = {}) {
@@ -85,6 +100,38 @@ export class ActorSystem {
     this.pool = new TaskPool(opts.pool);
     this.askTimeoutMs = opts.askTimeoutMs ?? 5_000;
     this.ref = refOf(newActorId('main'));
+  }
+
+  // ---- nodes ---------------------------------------------------------------------
+
+  /** This node's name once a remote transport is attached; undefined for a node alone. */
+  get node(): string | undefined {
+    return this.remote?.node;
+  }
+
+  /** @internal the NATS transport attaches itself; refs naming other nodes go through it. */
+  attachRemote(router: RemoteRouter): void {
+    if (this.remote !== undefined && this.remote !== router) throw new ActorError('BATON_ERR_SUPERVISOR', 'a remote transport is already attached');
+    this.remote = router;
+  }
+
+  /** @internal */
+  detachRemote(router: RemoteRouter): void {
+    if (this.remote === router) this.remote = undefined;
+  }
+
+  /**
+   * A ref to a local actor that other nodes can use: `ref` with this node's name. On a
+   * node alone (no transport) it is `ref` unchanged.
+   */
+  publicRef<M>(ref: ActorRef<M>): ActorRef<M> {
+    const node = this.remote?.node;
+    return node === undefined || ref.node !== undefined ? ref : refOf<M>(ref.id, node);
+  }
+
+  /** True when `ref` names another node than this one (its messages go over NATS). */
+  isRemote(ref: ActorRef): boolean {
+    return ref.node !== undefined && ref.node !== this.remote?.node;
   }
 
   // ---- spawning ------------------------------------------------------------------
@@ -175,6 +222,8 @@ export class ActorSystem {
 
   /** @internal tell with a sender id (main-thread actors). */
   tellFrom(from: string | undefined, to: ActorRef, msg: unknown): void {
+    // Across nodes there is no sender ref: `from` stays on this node.
+    if (to.node !== undefined && to.node !== this.remote?.node) return this.remoteRouter(to).tell(to, msg);
     const cell = this.cellOf(to);
     const r =
       cell instanceof WorkerHandle
@@ -188,6 +237,7 @@ export class ActorSystem {
     if (this.closing) return Promise.reject(new ActorError('BATON_ERR_CLOSED', 'actor system is closed'));
     let cell: Cell;
     try {
+      if (to.node !== undefined && to.node !== this.remote?.node) return this.remoteRouter(to).ask<R>(to, msg, timeoutMs);
       cell = this.cellOf(to);
     } catch (e) {
       return Promise.reject(e);
@@ -290,6 +340,39 @@ export class ActorSystem {
   }
 
   // ---- internals ---------------------------------------------------------------
+
+  /** The transport for a ref on another node; `BATON_ERR_UNREACHABLE` on a node alone. */
+  private remoteRouter(to: ActorRef): RemoteRouter {
+    if (this.remote === undefined) {
+      throw new ActorError('BATON_ERR_UNREACHABLE', `${to.id} is on node ${to.node}, and this node has no NATS transport`);
+    }
+    return this.remote;
+  }
+
+  /** A worker's frame for an actor on another node: sent over the transport, its payload as is. */
+  private routeRemote(frame: Uint8Array, header: DeliverFrame | AskFrame, payloadAt: number): void {
+    const to = refOf(header.to, header.node);
+    const raw = rawPayload(frame, payloadAt);
+    if (header.t === 'Deliver') {
+      try {
+        this.remoteRouter(to).tell(to, undefined, raw);
+      } catch (e) {
+        this.bounceFrame(frame, header, payloadAt, e instanceof ActorError ? e.code : 'BATON_ERR_UNREACHABLE');
+      }
+      return;
+    }
+    const rt = { to: header.from, askId: header.askId };
+    let p: Promise<unknown>;
+    try {
+      p = this.remoteRouter(to).ask(to, undefined, header.timeoutMs ?? this.askTimeoutMs, raw);
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    p.then(
+      (value) => this.replyTo(rt, { value }),
+      (e: unknown) => this.replyTo(rt, errorToFailure(e) as { code: ActorErrorCode; message: string }),
+    );
+  }
 
   private cellOf(ref: ActorRef): Cell {
     const c = this.cells.get(ref.id);
@@ -400,6 +483,10 @@ export class ActorSystem {
   }
 
   private routeMailboxFrame(frame: Uint8Array, header: DeliverFrame | AskFrame, payloadAt: number, wait = false): Promise<void> | undefined {
+    if (header.node !== undefined && header.node !== this.remote?.node) {
+      this.routeRemote(frame, header, payloadAt);
+      return undefined;
+    }
     const target = this.cells.get(header.to);
     if (target === undefined) {
       this.bounceFrame(frame, header, payloadAt, 'BATON_ERR_NO_SUCH_ACTOR');

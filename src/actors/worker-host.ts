@@ -129,7 +129,7 @@ async function main(): Promise<void> {
         }
         return;
       }
-      postWith({ t: 'Deliver', to: to.id, from: selfId }, msg);
+      postWith(to.node === undefined ? { t: 'Deliver', to: to.id, from: selfId } : { t: 'Deliver', to: to.id, from: selfId, node: to.node }, msg);
     },
     ask<R>(to: ActorRef, msg: unknown, timeoutMs = DEFAULT_ASK_TIMEOUT_MS): Promise<R> {
       const askId = nextAsk++;
@@ -140,7 +140,10 @@ async function main(): Promise<void> {
           settle(asks, askId);
         }
       } else {
-        postWith({ t: 'Ask', to: to.id, from: selfId, askId }, msg);
+        postWith(
+          to.node === undefined ? { t: 'Ask', to: to.id, from: selfId, askId } : { t: 'Ask', to: to.id, from: selfId, askId, node: to.node, timeoutMs },
+          msg,
+        );
       }
       return p;
     },
