@@ -14,12 +14,17 @@
  * configuration version; settings that need a restart are kept, with a warning.
  * Without `--config`, SIGHUP and `POST /config` re-read `--cert`/`--key` and roll the
  * certificate out the same way (sighup.ts); SIGHUP never kills the cluster.
+ *
+ * With `--join nats://HOST:PORT --node NAME` the node joins the others on that NATS
+ * (cluster/node.ts): membership heartbeats, remote actors, `baton status` listing every
+ * node and `baton crash --node` reaching any. Without it, nothing of that runs.
  */
 import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { describeReason, type SupervisorEvent } from '../actors/index.js';
 import { certificateFacts, type CertificateFacts } from '../cluster/certificate-facts.js';
-import { AdminApi, type DrainControl, type ReloadResult } from '../cluster/admin-api.js';
+import { AdminApi, clusterStatus, crashRelay, type DrainControl, type NodesControl, type ReloadResult } from '../cluster/admin-api.js';
+import { ClusterNode } from '../cluster/node.js';
 import { ConfigFileError, loadConfigFile } from '../cluster/config-file.js';
 import { readConfigText } from '../cluster/config-read.js';
 import { ClusterMetrics } from '../cluster/metrics.js';
@@ -69,6 +74,9 @@ export function registerClusterCommand(program: Command): void {
       `on SIGTERM or POST /drain, how long live connections may finish before each gets close_notify, e.g. 30, 500ms, 2m; 0: at once (default: ${DEFAULT_DRAIN_TIMEOUT_SECONDS})`,
     )
     .option('--config <file>', 'YAML or JSON configuration file (flags given on the command line override it); reloaded on SIGHUP, POST /config or `baton reload`')
+    .option('--join <nats-url>', 'join the other nodes of the cluster on this NATS server (with JetStream), e.g. nats://127.0.0.1:4222 (default: a node alone)')
+    .option('--node <name>', 'this node\'s name in the cluster, unique: letters, digits, - and _ (with --join; default: the host name)')
+    .option('--cluster-name <name>', 'the cluster the node joins; nodes of other clusters on the same NATS are apart (with --join; default: "baton")')
     .action(async (raw: RawClusterFlags, cmd: Command) => {
       // Only what was typed on the command line overrides the file; defaults apply last.
       const cli = Object.fromEntries(Object.entries(raw).filter(([k]) => cmd.getOptionValueSource(k) === 'cli')) as RawClusterFlags;
@@ -196,6 +204,9 @@ function restartOnly(f: ClusterFlags): Record<string, string> {
     watchdogMs: f.watchdogMs === undefined ? 'default' : String(f.watchdogMs),
     'admin.address': f.admin === undefined ? 'default' : f.admin === 'off' ? 'off' : formatHostPort(f.admin.host, f.admin.port),
     'admin.tokenFile': f.tokenFile ?? 'default',
+    'nats.join': f.join?.url.url ?? 'none',
+    'nats.node': f.join?.node ?? 'none',
+    'nats.cluster': f.join?.cluster ?? 'none',
     ...limitFields(f.limits),
     drainTimeoutMs: String(f.drainTimeoutMs),
   };
@@ -406,9 +417,12 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
     };
 
     let admin: StartedAdmin | null = null;
+    let node: ClusterNode | undefined;
     try {
-      admin = await startAdmin(flags, cluster, metrics, logger, reload, drainControl);
+      if (flags.join) node = await joinNodes(flags, cluster, metrics, logger, drainControl, () => admin?.address ?? null);
+      admin = await startAdmin(flags, cluster, metrics, logger, reload, drainControl, node);
     } catch (e) {
+      await node?.close();
       metrics.detach();
       await cluster.close();
       throw e;
@@ -424,6 +438,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
         (flags.proxyProtocol === 'v2' ? '; PROXY protocol v2 to the backend' : '') +
         `; record protection ${describeProtection(cluster.recordProtection)}` +
         `; config version ${cluster.activeConfig.version} (digest ${shortDigest(cluster.activeConfig.digest)}${source.configPath ? `, from ${source.configPath}` : ''})` +
+        (node ? `; node ${node.node} of cluster ${node.cluster} on ${flags.join!.url.url}` : '') +
         (admin ? `; admin http://${admin.address} (token file ${admin.tokenFile})` : '; admin off'),
     );
     log('info', 'cluster started', {
@@ -441,6 +456,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
       configVersion: cluster.activeConfig.version,
       digest: shortDigest(cluster.activeConfig.digest),
       ...(source.configPath ? { configFile: source.configPath } : {}),
+      ...(node ? { node: node.node, clusterName: node.cluster, nats: flags.join!.url.url } : {}),
     });
     for (const w of flags.config?.obsolete ?? []) log('warn', w, { event: 'config.obsolete', configFile: source.configPath });
     hup.ready(reload);
@@ -451,6 +467,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
     else log('error', 'closing the cluster', { event: 'cluster.closing', escalated: true });
     phase = 'closing';
     const closeAll = async () => {
+      await node?.close();
       if (admin) {
         await admin.api.close();
         await admin.removeToken();
@@ -562,6 +579,51 @@ interface StartedAdmin {
   readonly removeToken: () => Promise<void>;
 }
 
+/**
+ * Joins the other nodes (`--join`): connects to NATS, announces this node and serves
+ * its actors. A NATS that does not answer, or a name another live node has, is a
+ * CliError before the node serves.
+ */
+async function joinNodes(
+  flags: ClusterFlags,
+  cluster: Cluster,
+  metrics: ClusterMetrics,
+  log: Logger,
+  drain: DrainControl,
+  admin: () => string | null,
+): Promise<ClusterNode> {
+  const join = flags.join!;
+  try {
+    return await ClusterNode.join({
+      url: join.url,
+      node: join.node,
+      cluster: join.cluster,
+      system: cluster.system,
+      log,
+      status: () => clusterStatus(cluster, metrics, drain),
+      crash: (req) => crashRelay(cluster, req),
+      admin,
+      ...testTimings(),
+    });
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    const message = e instanceof Error ? e.message : String(e);
+    if (code === 'BATON_ERR_NODE_NAME_TAKEN') throw new CliError(message);
+    throw new CliError(`--join ${join.url.url}: cannot join cluster ${join.cluster} as node ${join.node}: ${message}`, EXIT_FAILURE);
+  }
+}
+
+/**
+ * Shorter heartbeats and member TTL for the CLI suites (BATON_TEST_MEMBER_TTL_MS,
+ * BATON_TEST_HEARTBEAT_MS), so a killed node is gone in a second; never documented for operators.
+ */
+function testTimings(): { heartbeatMs?: number; memberTtlMs?: number } {
+  const ms = (v: string | undefined) => (v !== undefined && /^\d{2,6}$/.test(v) ? Number(v) : undefined);
+  const heartbeatMs = ms(process.env.BATON_TEST_HEARTBEAT_MS);
+  const memberTtlMs = ms(process.env.BATON_TEST_MEMBER_TTL_MS);
+  return { ...(heartbeatMs !== undefined ? { heartbeatMs } : {}), ...(memberTtlMs !== undefined ? { memberTtlMs } : {}) };
+}
+
 /** Starts the admin API (unless --admin off) and writes its token file. */
 async function startAdmin(
   flags: ClusterFlags,
@@ -570,11 +632,12 @@ async function startAdmin(
   log: Logger,
   reload: (path?: string) => Promise<ReloadResult>,
   drain: DrainControl,
+  nodes?: NodesControl,
 ): Promise<StartedAdmin | null> {
   const at = flags.admin ?? DEFAULT_ADMIN;
   if (at === 'off') return null;
   const token = newAdminToken();
-  const api = new AdminApi({ cluster, metrics, token, log, reload, drain });
+  const api = new AdminApi({ cluster, metrics, token, log, reload, drain, ...(nodes ? { nodes } : {}) });
   const wanted = formatHostPort(at.host, at.port);
   let bound: { host: string; port: number };
   try {

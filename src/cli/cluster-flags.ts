@@ -4,7 +4,9 @@
  * names the flag (or the file and field) and what is wrong, before anything starts.
  */
 import { isIP } from 'node:net';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
+import { badNodeName } from '../actors/index.js';
+import { parseNatsUrl, type NatsUrl } from '../cluster/nats-connection.js';
 import { ConfigFileError, loadConfigFile, type ClusterFileConfig } from '../cluster/config-file.js';
 import { DEFAULT_ADMIN, defaultTokenFile } from '../cluster/token.js';
 import { BALANCE_POLICIES, DEFAULT_POOL, singleBackend, type BackendsSpec, type BalancePolicy } from '../relay/backend-pool.js';
@@ -36,6 +38,25 @@ export interface RawClusterFlags extends RawLimitFlags {
   readonly tokenFile?: string;
   readonly config?: string;
   readonly drainTimeout?: string;
+  readonly join?: string;
+  readonly node?: string;
+  readonly clusterName?: string;
+}
+
+/** Where and as what a node joins the others (`--join`, `--node`, `--cluster-name`). */
+export interface JoinFlags {
+  readonly url: NatsUrl;
+  readonly node: string;
+  readonly cluster: string;
+}
+
+/** The cluster name nodes share when none is given. */
+export const DEFAULT_CLUSTER_NAME = 'baton';
+
+/** This host's name as a node name: letters, digits, - and _ (others become -), at most 64. */
+export function defaultNodeName(host = hostname()): string {
+  const name = host.split('.')[0]!.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 64);
+  return name === '' ? 'node' : name;
 }
 
 /** Validated flags. */
@@ -64,6 +85,8 @@ export interface ClusterFlags {
   readonly limits: ConnectionLimits;
   /** Graceful drain on SIGTERM or POST /drain: how long live connections may finish (cluster/drain.ts). */
   readonly drainTimeoutMs: number;
+  /** Joining other nodes through NATS; absent: a node alone, exactly as before. */
+  readonly join?: JoinFlags;
 }
 
 /** Relay workers we agree to start on one host. */
@@ -129,6 +152,7 @@ export function parseClusterFlags(raw: RawClusterFlags, file?: ClusterFileConfig
   const tokenFile = raw.tokenFile ?? (admin === 'off' ? undefined : file?.admin?.tokenFile);
   const limits = parseLimits(raw, file);
   const drainTimeoutMs = raw.drainTimeout !== undefined ? parseDuration('--drain-timeout', raw.drainTimeout) : (file?.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_SECONDS * 1000);
+  const join = parseJoin(raw, file);
   return {
     relays,
     listen,
@@ -145,7 +169,32 @@ export function parseClusterFlags(raw: RawClusterFlags, file?: ClusterFileConfig
     ...(file ? { config: file } : {}),
     limits,
     drainTimeoutMs,
+    ...(join ? { join } : {}),
   };
+}
+
+/** `--join`, `--node`, `--cluster-name` over the file's `nats` section. */
+function parseJoin(raw: RawClusterFlags, file?: ClusterFileConfig): JoinFlags | undefined {
+  let url = file?.nats?.join;
+  if (raw.join !== undefined) {
+    const parsed = parseNatsUrl(raw.join);
+    if (typeof parsed === 'string') throw new CliError(`--join ${parsed} (e.g. --join nats://127.0.0.1:4222)`);
+    url = parsed;
+  }
+  const nameFlag = (flag: string, value: string | undefined) => {
+    if (value === undefined) return undefined;
+    const bad = badNodeName(value);
+    if (bad !== undefined) throw new CliError(`${flag} ${bad}`);
+    return value;
+  };
+  const node = nameFlag('--node', raw.node) ?? file?.nats?.node;
+  const cluster = nameFlag('--cluster-name', raw.clusterName) ?? file?.nats?.cluster;
+  if (url === undefined) {
+    if (raw.node !== undefined) throw new CliError('--node needs --join: the NATS server the nodes meet on (e.g. --join nats://127.0.0.1:4222)');
+    if (raw.clusterName !== undefined) throw new CliError('--cluster-name needs --join: the NATS server the nodes meet on');
+    return undefined;
+  }
+  return { url, node: node ?? defaultNodeName(), cluster: cluster ?? DEFAULT_CLUSTER_NAME };
 }
 
 /**

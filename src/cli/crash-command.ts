@@ -2,10 +2,12 @@
  * `baton crash`: injects a crash into a relay of a running cluster through its
  * admin API (`POST /crash`): a named relay (`--relay relay-1`) or a random running
  * one (`--random`), of a chosen kind, now or when an armed fault point (`--at`) is
- * next reached. Prints which relay and thread it hit.
+ * next reached. Prints which relay and thread it hit. With `--node NAME` the crash
+ * happens on that node of a cluster across machines (forwarded over NATS by the node
+ * whose admin API is asked).
  */
 import type { Command } from 'commander';
-import { FAULT_KINDS, type FaultKind } from '../actors/index.js';
+import { badNodeName, FAULT_KINDS, type FaultKind } from '../actors/index.js';
 import type { CrashResponse } from '../cluster/admin-api.js';
 import { RELAY_FAULT_POINTS, type RelayFaultPoint } from '../relay/fault-points.js';
 import { CliError } from './errors.js';
@@ -16,6 +18,7 @@ interface RawCrashFlags extends RawAdminFlags {
   readonly random?: boolean;
   readonly kind: string;
   readonly at?: string;
+  readonly node?: string;
   readonly json?: boolean;
 }
 
@@ -24,6 +27,7 @@ export interface CrashFlags {
   readonly relay: string;
   readonly kind: FaultKind;
   readonly at?: RelayFaultPoint;
+  readonly node?: string;
 }
 
 /** Checks the crash flags; throws CliError naming the bad one. */
@@ -38,7 +42,11 @@ export function parseCrashFlags(raw: RawCrashFlags): CrashFlags {
     at = RELAY_FAULT_POINTS.find((p) => p === raw.at);
     if (!at) throw new CliError(`--at must be one of ${RELAY_FAULT_POINTS.join(', ')}, got "${raw.at}"`);
   }
-  return { relay: raw.relay ?? 'random', kind, ...(at ? { at } : {}) };
+  if (raw.node !== undefined) {
+    const bad = badNodeName(raw.node);
+    if (bad !== undefined) throw new CliError(`--node ${bad} (see \`baton status\`)`);
+  }
+  return { relay: raw.relay ?? 'random', kind, ...(at ? { at } : {}), ...(raw.node !== undefined ? { node: raw.node } : {}) };
 }
 
 /** Registers `crash` on the program. */
@@ -49,7 +57,8 @@ export function registerCrashCommand(program: Command): void {
       .option('--relay <name>', 'the relay to crash, e.g. relay-1 (see `baton status`)')
       .option('--random', 'crash a random running relay')
       .option('--kind <kind>', `how it dies: ${FAULT_KINDS.join(', ')}`, 'throw')
-      .option('--at <point>', `crash when this fault point is next reached instead of now: ${RELAY_FAULT_POINTS.join(', ')}`),
+      .option('--at <point>', `crash when this fault point is next reached instead of now: ${RELAY_FAULT_POINTS.join(', ')}`)
+      .option('--node <name>', 'the node whose relay to crash, in a cluster across machines (see `baton status`; default: the node asked)'),
   )
     .option('--json', 'print the admin API answer as JSON')
     .action(async (raw: RawCrashFlags) => {
@@ -60,8 +69,10 @@ export function registerCrashCommand(program: Command): void {
         raw.json
           ? `${JSON.stringify(r)}\n`
           : r.armed
-            ? `armed ${r.relay} (thread ${r.threadId}): ${r.kind} at ${r.at}, when it is next reached\n`
-            : `crashed ${r.relay} (thread ${r.threadId}) with ${r.kind}\n`,
+            ? `armed ${r.relay}${onNode(body)} (thread ${r.threadId}): ${r.kind} at ${r.at}, when it is next reached\n`
+            : `crashed ${r.relay}${onNode(body)} (thread ${r.threadId}) with ${r.kind}\n`,
       );
     });
 }
+
+const onNode = (body: CrashFlags) => (body.node !== undefined ? ` on node ${body.node}` : '');

@@ -3,7 +3,9 @@
  * table of relays (thread, up, restarts, placement, last crash) and a summary line
  * (connections, takeovers with p50/p99, quarantined, lost, replication lag), and while
  * the cluster drains a line with since when, the deadline and the connections left;
- * `--json` prints the API's answer as it is. The request goes through admin-client.ts.
+ * `--json` prints the API's answer as it is. On a node joined to others, a table of
+ * every live node (its relays, connections and configuration version) comes first. The
+ * request goes through admin-client.ts.
  */
 import type { Command } from 'commander';
 import type { StatusResponse } from '../cluster/admin-api.js';
@@ -49,7 +51,23 @@ export function formatStatus(s: StatusResponse, now: number): string {
   const backendRows = (s.backends ?? []).map((b) => [b.name, b.up ? 'yes' : 'no', String(b.active), String(b.connections), String(b.connectFailures), String(b.checksFailed)]);
   const backends = backendRows.length > 0 ? table(backendHeader, backendRows) : '';
   const draining = s.draining ? `${formatDraining(s.draining, now)}\n` : '';
-  return `${table(header, rows)}${summary}\n${draining}${backends}`;
+  const nodes = s.nodes ? formatNodes(s) : '';
+  return `${nodes}${table(header, rows)}${summary}\n${draining}${backends}`;
+}
+
+/** The nodes of a cluster across machines: one row each, then a line saying which node the relay table is. */
+function formatNodes(s: StatusResponse): string {
+  const header = ['NODE', 'RELAYS UP', 'RELAYS', 'CONNECTIONS', 'CONFIG', 'ADMIN', 'SEEN'];
+  const rows = (s.nodes ?? []).map((n) => [
+    n.name,
+    `${n.relays.filter((r) => r.up).length}/${n.relays.length}`,
+    n.relays.map((r) => `${r.name}${r.up ? '' : ' (down)'}${r.restarts > 0 ? ` (${r.restarts} restart${r.restarts === 1 ? '' : 's'})` : ''}`).join(', '),
+    `${n.connections.active} active (${n.connections.opened} opened)`,
+    `v${n.config.version} ${n.config.digest.slice(0, 12)}`,
+    n.admin ?? '-',
+    n.source === 'self' ? 'this node' : n.source === 'nats' ? 'now' : `last heartbeat (${n.error ?? 'no answer'})`,
+  ]);
+  return `${table(header, rows)}\nrelays of node ${s.node}:\n`;
 }
 
 /** Columns padded to their widest cell, two spaces apart, one row a line. */

@@ -3,10 +3,13 @@
  * authenticated with `Authorization: Bearer <token>` (compared in constant time).
  *
  *   GET  /status   relays (thread, up, restarts, last crash, placement), connections
- *                  (owner, epoch, inputs not yet committed), takeovers (count, p50, p99)
+ *                  (owner, epoch, inputs not yet committed), takeovers (count, p50, p99); on a
+ *                  node joined to others, `node` and `nodes`: every live node's relays,
+ *                  connections and configuration version
  *   GET  /metrics  Prometheus text (see metrics.ts)
  *   POST /crash    {"relay": "relay-1" | "random", "kind": "throw"|"exit"|"terminate"|"oom"|"hang",
- *                   "at"?: a relay fault point}: crash a relay now, or arm the fault point
+ *                   "at"?: a relay fault point, "node"?: another node of the cluster}: crash a
+ *                  relay now, or arm the fault point; with "node", on that node (over NATS)
  *   POST /config   {} (or no body): reload the cluster's --config file; {"path": "/abs/file.yaml"}:
  *                  load that file. 200 {"ok": true, "version", "digest", "unchanged", "warnings"}
  *                  once every relay runs it; 422 {"ok": false, "version", "error"} when a relay
@@ -17,7 +20,7 @@
  *
  * Errors are `{"error": "..."}` naming what is wrong: 401 bad or missing token,
  * 400 bad body (the field and why), 404 unknown relay or route, 405 wrong method,
- * 409 relay not running, 413 body too large.
+ * 409 relay not running, 413 body too large, 502 another node did not answer.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
@@ -46,6 +49,7 @@ export const CrashRequest = z
     relay: z.string().min(1, 'must name a relay or be "random"'),
     kind: z.enum(FAULT_KINDS as [FaultKind, ...FaultKind[]]),
     at: z.enum(RELAY_FAULT_POINTS).optional(),
+    node: z.string().min(1, 'must name a node (see baton status)').optional(),
   })
   .strict();
 export type CrashRequest = z.infer<typeof CrashRequest>;
@@ -125,6 +129,33 @@ export interface StatusResponse {
   readonly recordProtection: { readonly mode: 'native' | 'node:crypto'; readonly reason: string | null };
   /** A graceful drain in progress (ISO 8601 times), or null. */
   readonly draining: DrainingStatus | null;
+  /** This node's name, on a node joined to others (`baton cluster --join`). */
+  readonly node?: string;
+  /** Every live node of the cluster, this one first, on a node joined to others. */
+  readonly nodes?: readonly NodeStatus[];
+}
+
+/** One node as `/status` lists it: what it said over NATS just now, or its last heartbeat. */
+export interface NodeStatus {
+  readonly name: string;
+  /** `self`: this node; `nats`: it answered just now; `heartbeat`: it did not, this is its last beat. */
+  readonly source: 'self' | 'nats' | 'heartbeat';
+  readonly admin: string | null;
+  readonly relays: readonly { readonly name: string; readonly up: boolean; readonly restarts: number }[];
+  readonly connections: { readonly active: number; readonly opened: number };
+  readonly config: { readonly version: number; readonly digest: string };
+  /** Why it did not answer (with `heartbeat`). */
+  readonly error?: string;
+}
+
+/** The other nodes, as the admin API reaches them (cluster/node.ts). */
+export interface NodesControl {
+  /** This node's name. */
+  readonly node: string;
+  /** Every live node, this one (from `local`) first. */
+  nodes(local: StatusResponse): Promise<NodeStatus[]>;
+  /** Runs a crash request on `node`; throws {@link AdminHttpError} (404 unknown node, 502 no answer, or the node's own refusal). */
+  crash(node: string, req: CrashRequest): Promise<CrashResponse>;
 }
 
 /** `/status`'s `draining`: what started it, since when, until when live connections may finish, how many are left. */
@@ -158,10 +189,12 @@ export interface AdminApiOptions {
   readonly reload?: (path?: string) => Promise<ReloadResult>;
   /** Graceful drain; `POST /drain` and `/status`'s `draining`. */
   readonly drain?: DrainControl;
+  /** The other nodes, when this one joined them; absent: a node alone. */
+  readonly nodes?: NodesControl;
 }
 
 /** An error answered as `{ error }` with a status code. */
-class HttpError extends Error {
+export class AdminHttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
@@ -287,16 +320,16 @@ export class AdminApi {
     let status = 500;
     try {
       if (!this.authorized(req)) {
-        throw new HttpError(401, 'missing or wrong admin token (send "Authorization: Bearer <token>" with the token from the token file)', {
+        throw new AdminHttpError(401, 'missing or wrong admin token (send "Authorization: Bearer <token>" with the token from the token file)', {
           'www-authenticate': 'Bearer realm="baton"',
         });
       }
       status = await this.route(req, res, url.pathname);
     } catch (e) {
-      status = e instanceof HttpError ? e.status : 500;
-      const message = e instanceof HttpError ? e.message : 'internal error';
-      if (!(e instanceof HttpError)) this.log.error('admin request failed', { method: req.method, path: url.pathname, error: e });
-      if (!res.headersSent) this.json(res, status, { error: message }, e instanceof HttpError ? e.headers : {});
+      status = e instanceof AdminHttpError ? e.status : 500;
+      const message = e instanceof AdminHttpError ? e.message : 'internal error';
+      if (!(e instanceof AdminHttpError)) this.log.error('admin request failed', { method: req.method, path: url.pathname, error: e });
+      if (!res.headersSent) this.json(res, status, { error: message }, e instanceof AdminHttpError ? e.headers : {});
       else res.destroy();
     } finally {
       const level = status === 401 ? 'warn' : 'debug';
@@ -306,12 +339,15 @@ export class AdminApi {
 
   private async route(req: http.IncomingMessage, res: http.ServerResponse, path: string): Promise<number> {
     const allow = (method: string) => {
-      if (req.method !== method) throw new HttpError(405, `${path} takes ${method}, not ${req.method}`, { allow: method });
+      if (req.method !== method) throw new AdminHttpError(405, `${path} takes ${method}, not ${req.method}`, { allow: method });
     };
     switch (path) {
-      case '/status':
+      case '/status': {
         allow('GET');
-        return this.json(res, 200, clusterStatus(this.opts.cluster, this.opts.metrics, this.opts.drain));
+        const local = clusterStatus(this.opts.cluster, this.opts.metrics, this.opts.drain);
+        const nodes = this.opts.nodes;
+        return this.json(res, 200, nodes ? { ...local, node: nodes.node, nodes: await nodes.nodes(local) } : local);
+      }
       case '/metrics': {
         allow('GET');
         const text = await this.opts.metrics.text();
@@ -323,18 +359,18 @@ export class AdminApi {
         allow('POST');
         const body = await this.readJson(req);
         const parsed = CrashRequest.safeParse(body);
-        if (!parsed.success) throw new HttpError(400, describeIssues(parsed.error));
+        if (!parsed.success) throw new AdminHttpError(400, describeIssues(parsed.error));
         return this.json(res, 200, await this.crash(parsed.data));
       }
       case '/config': {
         allow('POST');
         const body = await this.readJson(req, true);
         const parsed = ConfigRequest.safeParse(body ?? {});
-        if (!parsed.success) throw new HttpError(400, describeIssues(parsed.error));
-        if (!this.opts.reload) throw new HttpError(400, 'this cluster cannot reload its configuration');
+        if (!parsed.success) throw new AdminHttpError(400, describeIssues(parsed.error));
+        if (!this.opts.reload) throw new AdminHttpError(400, 'this cluster cannot reload its configuration');
         const r = await this.opts.reload(parsed.data.path);
         this.log.info('config reload requested', { status: r.status, ...(parsed.data.path ? { configFile: parsed.data.path } : {}) });
-        if (r.status === 'invalid') throw new HttpError(400, r.error);
+        if (r.status === 'invalid') throw new AdminHttpError(400, r.error);
         const answer: ConfigResponse =
           r.status === 'applied'
             ? { ok: true, version: r.version, digest: r.digest, unchanged: r.unchanged, warnings: r.warnings }
@@ -345,45 +381,29 @@ export class AdminApi {
         allow('POST');
         const body = await this.readJson(req, true);
         const parsed = DrainRequest.safeParse(body ?? {});
-        if (!parsed.success) throw new HttpError(400, describeIssues(parsed.error));
-        if (!this.opts.drain) throw new HttpError(400, 'this cluster cannot drain');
+        if (!parsed.success) throw new AdminHttpError(400, describeIssues(parsed.error));
+        if (!this.opts.drain) throw new AdminHttpError(400, 'this cluster cannot drain');
         const started = this.opts.drain.request();
-        if (!started) throw new HttpError(409, 'the cluster is closing already');
+        if (!started) throw new AdminHttpError(409, 'the cluster is closing already');
         this.log.info('drain requested', { connections: started.connections });
         return this.json(res, 202, { draining: drainingStatus(started) });
       }
       default:
-        throw new HttpError(404, `no route ${path} (routes: GET /status, GET /metrics, POST /crash, POST /config, POST /drain)`);
+        throw new AdminHttpError(404, `no route ${path} (routes: GET /status, GET /metrics, POST /crash, POST /config, POST /drain)`);
     }
   }
 
   private async crash(r: CrashRequest): Promise<CrashResponse> {
-    const { cluster } = this.opts;
-    const names = cluster.relayNames;
-    let relay = r.relay;
-    if (relay === 'random') {
-      const running = names.filter((n) => cluster.threadIdOf(n) !== undefined && cluster.gateway.placement().get(n)?.up);
-      if (running.length === 0) throw new HttpError(409, 'no relay is running now (all are being restarted); try again');
-      const pick = this.opts.pick ?? ((n: number) => Math.floor(Math.random() * n));
-      relay = running[pick(running.length)]!;
-    } else if (!names.includes(relay)) {
-      throw new HttpError(404, `relay: no relay named "${relay}" (relays: ${names.join(', ')})`);
+    const { node, ...req } = r;
+    if (node !== undefined && node !== this.opts.nodes?.node) {
+      if (!this.opts.nodes) throw new AdminHttpError(404, `node: this cluster is a node alone (started without --join), there is no node "${node}"`);
+      const answer = await this.opts.nodes.crash(node, req);
+      this.log.info('crash forwarded', { node, relay: answer.relay, kind: answer.kind });
+      return answer;
     }
-    const threadId = cluster.threadIdOf(relay);
-    if (threadId === undefined || !cluster.gateway.placement().get(relay)?.up) {
-      throw new HttpError(409, `${relay} is not running now (it is being restarted); try again`);
-    }
-    try {
-      if (r.at !== undefined) await cluster.arm(relay, r.at, r.kind, { times: 1 });
-      else cluster.inject(relay, r.kind);
-    } catch (e) {
-      // It died after the check above, before the arm was confirmed (another crash, or the
-      // watchdog on a starved machine): being restarted, as above, not an internal error.
-      if (isActorError(e, 'BATON_ERR_ACTOR_DEAD')) throw new HttpError(409, `${relay} stopped before the fault was ${r.at ? 'armed' : 'injected'} (it is being restarted); try again`);
-      throw e;
-    }
-    this.log.info(r.at ? 'crash armed' : 'crash injected', { relay, kind: r.kind, ...(r.at ? { at: r.at } : {}), threadId });
-    return { relay, kind: r.kind, ...(r.at ? { at: r.at } : {}), threadId, armed: r.at !== undefined };
+    const answer = await crashRelay(this.opts.cluster, req, this.opts.pick);
+    this.log.info(answer.armed ? 'crash armed' : 'crash injected', { relay: answer.relay, kind: answer.kind, ...(answer.at ? { at: answer.at } : {}), threadId: answer.threadId });
+    return answer;
   }
 
   /** The body as JSON; an empty body is `undefined` where `emptyOk`, else a 400. */
@@ -397,7 +417,7 @@ export class AdminApi {
         size += d.length;
         if (size > BODY_MAX_BYTES) {
           failed = true;
-          reject(new HttpError(413, `the body is larger than ${BODY_MAX_BYTES} bytes`));
+          reject(new AdminHttpError(413, `the body is larger than ${BODY_MAX_BYTES} bytes`));
           return;
         }
         chunks.push(d);
@@ -411,13 +431,13 @@ export class AdminApi {
             resolve(undefined);
             return;
           }
-          reject(new HttpError(400, 'body: expected a JSON object, e.g. {"relay":"random","kind":"exit"}'));
+          reject(new AdminHttpError(400, 'body: expected a JSON object, e.g. {"relay":"random","kind":"exit"}'));
           return;
         }
         try {
           resolve(JSON.parse(text));
         } catch (e) {
-          reject(new HttpError(400, `body: not valid JSON (${e instanceof Error ? e.message : String(e)})`));
+          reject(new AdminHttpError(400, `body: not valid JSON (${e instanceof Error ? e.message : String(e)})`));
         }
       });
     });
@@ -429,4 +449,39 @@ export class AdminApi {
     res.end(`${body}\n`);
     return status;
   }
+}
+
+/**
+ * Crashes (or arms a fault point in) one relay of this node: the work of `POST /crash`,
+ * also run for another node's forwarded request (node.ts). Throws {@link AdminHttpError}.
+ */
+export async function crashRelay(
+  cluster: AdminApiOptions['cluster'],
+  r: Omit<CrashRequest, 'node'>,
+  pick?: (n: number) => number,
+): Promise<CrashResponse> {
+  const names = cluster.relayNames;
+  let relay = r.relay;
+  if (relay === 'random') {
+    const running = names.filter((n) => cluster.threadIdOf(n) !== undefined && cluster.gateway.placement().get(n)?.up);
+    if (running.length === 0) throw new AdminHttpError(409, 'no relay is running now (all are being restarted); try again');
+    pick ??= (n: number) => Math.floor(Math.random() * n);
+    relay = running[pick(running.length)]!;
+  } else if (!names.includes(relay)) {
+    throw new AdminHttpError(404, `relay: no relay named "${relay}" (relays: ${names.join(', ')})`);
+  }
+  const threadId = cluster.threadIdOf(relay);
+  if (threadId === undefined || !cluster.gateway.placement().get(relay)?.up) {
+    throw new AdminHttpError(409, `${relay} is not running now (it is being restarted); try again`);
+  }
+  try {
+    if (r.at !== undefined) await cluster.arm(relay, r.at, r.kind, { times: 1 });
+    else cluster.inject(relay, r.kind);
+  } catch (e) {
+    // It died after the check above, before the arm was confirmed (another crash, or the
+    // watchdog on a starved machine): being restarted, as above, not an internal error.
+    if (isActorError(e, 'BATON_ERR_ACTOR_DEAD')) throw new AdminHttpError(409, `${relay} stopped before the fault was ${r.at ? 'armed' : 'injected'} (it is being restarted); try again`);
+    throw e;
+  }
+  return { relay, kind: r.kind, ...(r.at ? { at: r.at } : {}), threadId, armed: r.at !== undefined };
 }

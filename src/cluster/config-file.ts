@@ -30,6 +30,7 @@
  * drainTimeoutMs: 30000                    # SIGTERM / POST /drain: live connections get this long, then close_notify; 0: at once
  * tickets: { rotationSeconds: 3600 }      # or { keyFile: tickets.keys }, shared by several processes
  * admin: { address: 127.0.0.1:9901, tokenFile: /run/baton/admin.token }
+ * nats: { join: nats://10.0.0.5:4222, node: edge-1, cluster: baton }  # several nodes (cluster/node.ts)
  * ```
  */
 import { readFileSync } from 'node:fs';
@@ -43,6 +44,8 @@ import type { RelayCertificate, TlsSettings } from '../relay/settings.js';
 import type { TicketKeys } from '../tls/index.js';
 import { loadCertifiedKey } from '../tls/index.js';
 import { isLoopback, parseHostPort, type HostPort } from '../util/host-port.js';
+import { badNodeName } from '../actors/index.js';
+import { parseNatsUrl, type NatsUrl } from './nats-connection.js';
 
 export class ConfigFileError extends Error {
   override readonly name = 'ConfigFileError';
@@ -87,7 +90,14 @@ export interface ClusterFileConfig {
    */
   readonly ticketKeys?: TicketKeys;
   readonly admin?: { readonly address?: HostPort; readonly tokenFile?: string };
+  /** Joining other nodes through NATS (cluster/node.ts): where, as which node, in which cluster. */
+  readonly nats?: { readonly join: NatsUrl; readonly node?: string; readonly cluster?: string };
 }
+
+const natsName = z.string().superRefine((v, ctx) => {
+  const bad = badNodeName(v);
+  if (bad !== undefined) ctx.addIssue({ code: 'custom', message: bad });
+});
 
 const hostPort = (opts: { allowPortZero: boolean; loopbackOnly?: boolean }) =>
   z.string().transform((value, ctx) => {
@@ -194,6 +204,20 @@ const schema = z.strictObject({
     .strictObject({
       address: hostPort({ allowPortZero: true, loopbackOnly: true }).optional(),
       tokenFile: z.string().min(1).optional(),
+    })
+    .optional(),
+  nats: z
+    .strictObject({
+      join: z.string().transform((value, ctx) => {
+        const r = parseNatsUrl(value);
+        if (typeof r === 'string') {
+          ctx.addIssue({ code: 'custom', message: r });
+          return z.NEVER;
+        }
+        return r;
+      }),
+      node: natsName.optional(),
+      cluster: natsName.optional(),
     })
     .optional(),
 });
@@ -316,5 +340,6 @@ export function loadConfigFile(path: string, text?: string): ClusterFileConfig {
     ...(c.admin
       ? { admin: { ...(c.admin.address ? { address: c.admin.address } : {}), ...(c.admin.tokenFile ? { tokenFile: resolve(base, c.admin.tokenFile) } : {}) } }
       : {}),
+    ...(c.nats ? { nats: c.nats } : {}),
   };
 }

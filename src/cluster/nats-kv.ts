@@ -48,7 +48,7 @@ export async function openNatsKv(nc: NatsConnection, opts: NatsKvOptions): Promi
   } catch (e) {
     throw unreachable(opts.bucket, 'open', e);
   }
-  return new NatsKvStore(opts.bucket, kv);
+  return new NatsKvStore(opts.bucket, kv, timeout);
 }
 
 /** A bucket as a {@link KvStore}. Its connection is the caller's to close. */
@@ -56,6 +56,8 @@ export class NatsKvStore implements KvStore {
   constructor(
     readonly bucket: string,
     private readonly kv: KV,
+    /** Bound on a listing: its consumer can stall for good when the connection drops mid-way. */
+    private readonly timeoutMs: number,
   ) {}
 
   async get(key: string): Promise<KvEntry | null> {
@@ -121,11 +123,23 @@ export class NatsKvStore implements KvStore {
   async keys(prefix: string): Promise<string[]> {
     const { filter, match } = prefixFilter(prefix);
     const out: string[] = [];
+    let timer: NodeJS.Timeout | undefined;
     try {
       const it = await this.kv.keys(filter);
-      for await (const k of it) if (match(k)) out.push(k);
+      const listed = (async () => {
+        for await (const k of it) if (match(k)) out.push(k);
+      })();
+      const stalled = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          it.stop();
+          reject(new Error(`no end of the listing within ${this.timeoutMs} ms`));
+        }, this.timeoutMs);
+      });
+      await Promise.race([listed, stalled]);
     } catch (err) {
       throw unreachable(this.bucket, `keys ${prefix}*`, err);
+    } finally {
+      clearTimeout(timer);
     }
     return out.sort();
   }
