@@ -140,6 +140,27 @@ describe('baton cluster --join: several nodes on one NATS', () => {
     expect(gone.stderr).toMatch(/no live node named "b"/);
   }, 120_000);
 
+  it('NATS going away is logged and the nodes serve on; they see each other again when it is back', async () => {
+    const [a, b] = await Promise.all([node('a', 'three'), node('b', 'three')]);
+    await until('a to see b', async () => (await status(a.admin)).nodes?.map((n) => n.source).join() === 'self,nats', 20_000, 100);
+    await nats.stop({ keepStore: true });
+    await waitForMatch(a.run, /NATS connection lost; serving on, reconnecting/, 15_000, 'the disconnect line');
+    // Both still serve TLS, and a's status still answers, b from its last heartbeat.
+    const client = new VerifyingClient({ host: '127.0.0.1', port: a.port, ca: caPem, servername: 'localhost', seed: 'outage', maxChunk: 1024, window: 4096 });
+    clients.push(client);
+    await client.connect();
+    client.start();
+    await until('echoed bytes through a while NATS is down', () => client.bytesVerified > 0, 10_000);
+    const down = await status(a.admin);
+    expect(down.nodes!.find((n) => n.name === 'b')).toMatchObject({ source: 'heartbeat', error: expect.stringMatching(/BATON_ERR_UNREACHABLE|not reachable/) });
+    nats = await startNatsServer({ port: nats.port, storeDir: nats.storeDir });
+    await until('a to reach b again', async () => (await status(a.admin)).nodes?.map((n) => n.source).join() === 'self,nats', 30_000, 200);
+    expect(a.run.stdout).toMatch(/NATS connection back/);
+    expect(a.run.child.exitCode).toBeNull();
+    expect(b.run.child.exitCode).toBeNull();
+    expect(client.errors).toEqual([]);
+  }, 120_000);
+
   it('refuses bad --join and --node values, and NATS that does not answer', async () => {
     const base = ['cluster', '--listen', '127.0.0.1:0', '--backend', '127.0.0.1:9', '--admin', 'off'];
     const bad = async (args: string[], pattern: RegExp) => {
