@@ -8,7 +8,9 @@
  *
  * Every failure to reach the server (disconnected, timed out, no JetStream) is a
  * KvError `BATON_ERR_KV_UNREACHABLE` naming the bucket and the operation; a key NATS
- * cannot hold is `BATON_ERR_KV_BAD_KEY`.
+ * cannot hold is `BATON_ERR_KV_BAD_KEY`. After such a failure the bucket is opened
+ * again in the background (at most every few seconds), so a NATS that came back
+ * without its streams (a new server, a lost store) gets the bucket again, empty.
  */
 import { jetstream, JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { Kvm, KvWatchInclude, type KV, type KvEntry as NatsKvEntry } from '@nats-io/kv';
@@ -38,27 +40,49 @@ export async function openNatsKv(nc: NatsConnection, opts: NatsKvOptions): Promi
   if (!BUCKET.test(opts.bucket)) throw new KvError('BATON_ERR_KV_BAD_KEY', `bad bucket name "${opts.bucket}": use letters, digits, - and _`);
   const timeout = opts.timeoutMs ?? 5_000;
   const js = jetstream(nc, { timeout });
-  let kv: KV;
-  try {
-    kv = await new Kvm(js).create(opts.bucket, {
+  const open = () =>
+    new Kvm(js).create(opts.bucket, {
       history: opts.history ?? 1,
       ...(opts.ttlMs !== undefined ? { ttl: opts.ttlMs } : {}),
       timeout,
     });
+  let kv: KV;
+  try {
+    kv = await open();
   } catch (e) {
     throw unreachable(opts.bucket, 'open', e);
   }
-  return new NatsKvStore(opts.bucket, kv, timeout);
+  return new NatsKvStore(opts.bucket, kv, timeout, open);
 }
+
+/** Opening the bucket again after a failure: at most this often. */
+const REOPEN_EVERY_MS = 3_000;
 
 /** A bucket as a {@link KvStore}. Its connection is the caller's to close. */
 export class NatsKvStore implements KvStore {
+  private reopenAfter = 0;
+
   constructor(
     readonly bucket: string,
-    private readonly kv: KV,
+    private kv: KV,
     /** Bound on a listing: its consumer can stall for good when the connection drops mid-way. */
     private readonly timeoutMs: number,
+    /** Opens (creating when missing) the bucket again; undefined: never. */
+    private readonly reopen?: () => Promise<KV>,
   ) {}
+
+  /** The error for a failed operation; starts opening the bucket again (see the module doc). */
+  private unreachable(what: string, cause: unknown): KvError {
+    const now = Date.now();
+    if (this.reopen !== undefined && now >= this.reopenAfter) {
+      this.reopenAfter = now + REOPEN_EVERY_MS;
+      this.reopen().then(
+        (kv) => (this.kv = kv),
+        () => undefined,
+      );
+    }
+    return unreachable(this.bucket, what, cause);
+  }
 
   async get(key: string): Promise<KvEntry | null> {
     checkKey(key);
@@ -66,7 +90,7 @@ export class NatsKvStore implements KvStore {
     try {
       e = await this.kv.get(key);
     } catch (err) {
-      throw unreachable(this.bucket, `get ${key}`, err);
+      throw this.unreachable(`get ${key}`, err);
     }
     if (e === null || e.operation !== 'PUT') return null;
     return { key, value: e.value, revision: e.revision };
@@ -77,7 +101,7 @@ export class NatsKvStore implements KvStore {
     try {
       return await this.kv.put(key, value);
     } catch (err) {
-      throw unreachable(this.bucket, `put ${key}`, err);
+      throw this.unreachable(`put ${key}`, err);
     }
   }
 
@@ -88,7 +112,7 @@ export class NatsKvStore implements KvStore {
       return await this.kv.create(key, value);
     } catch (err) {
       if (isWrongLastSequence(err)) return null;
-      throw unreachable(this.bucket, `create ${key}`, err);
+      throw this.unreachable(`create ${key}`, err);
     }
   }
 
@@ -99,7 +123,7 @@ export class NatsKvStore implements KvStore {
       return await this.kv.update(key, value, revision);
     } catch (err) {
       if (isWrongLastSequence(err)) return null;
-      throw unreachable(this.bucket, `update ${key}`, err);
+      throw this.unreachable(`update ${key}`, err);
     }
   }
 
@@ -116,7 +140,7 @@ export class NatsKvStore implements KvStore {
     } catch (err) {
       if (err instanceof KvError) throw err;
       if (isWrongLastSequence(err)) return false;
-      throw unreachable(this.bucket, `delete ${key}`, err);
+      throw this.unreachable(`delete ${key}`, err);
     }
   }
 
@@ -137,7 +161,7 @@ export class NatsKvStore implements KvStore {
       });
       await Promise.race([listed, stalled]);
     } catch (err) {
-      throw unreachable(this.bucket, `keys ${prefix}*`, err);
+      throw this.unreachable(`keys ${prefix}*`, err);
     } finally {
       clearTimeout(timer);
     }
@@ -150,7 +174,7 @@ export class NatsKvStore implements KvStore {
     try {
       it = await this.kv.watch({ key: filter, include: KvWatchInclude.UpdatesOnly });
     } catch (err) {
-      throw unreachable(this.bucket, `watch ${prefix}*`, err);
+      throw this.unreachable(`watch ${prefix}*`, err);
     }
     const done = (async () => {
       for await (const e of it) {

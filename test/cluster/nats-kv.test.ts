@@ -158,6 +158,25 @@ describe('NATS unreachable', () => {
     }
   }, 40_000);
 
+  it('a NATS back without its streams gets the bucket again (empty)', async () => {
+    const own = await startNatsServer();
+    const c = await connectNats({ url: parseNatsUrl(own.url) as NatsUrl, name: 'kv-lost', log, reconnectWaitMs: 100 });
+    let back: NatsServer | undefined;
+    try {
+      const store = await openNatsKv(c, { bucket: 'lost', timeoutMs: 1_000 });
+      await store.put('x.y', bytes('1'));
+      await own.stop();
+      back = await startNatsServer({ port: own.port });
+      await until('writes to work again', async () => (await store.put('x.z', bytes('2')).catch(() => null)) !== null, 20_000, 200);
+      expect(await store.get('x.y')).toBeNull();
+      expect(text((await store.get('x.z'))!.value)).toBe('2');
+    } finally {
+      await c.close();
+      await back?.stop();
+      await own.stop();
+    }
+  }, 40_000);
+
   it('the first connect to nothing fails with a clear error', async () => {
     const e = await connectNats({ url: parseNatsUrl('nats://127.0.0.1:1') as NatsUrl, name: 'x', log, connectTimeoutMs: 1_000 }).catch((err: unknown) => err);
     expect(e).toMatchObject({ code: 'BATON_ERR_NATS_UNREACHABLE' });
