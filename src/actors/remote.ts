@@ -135,7 +135,8 @@ export class RemoteTransport implements RemoteRouter {
     this.system.detachRemote(this);
     try {
       this.sub?.unsubscribe();
-      if (!this.nc.isClosed()) await this.nc.flush();
+      // A flush waits for the server: bounded, as NATS may be away.
+      if (!this.nc.isClosed()) await Promise.race([this.nc.flush(), new Promise((r) => setTimeout(r, 1_000).unref())]);
     } catch {
       // The connection may be gone already: nothing left to unsubscribe from.
     }

@@ -23,7 +23,7 @@ import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { describeReason, type SupervisorEvent } from '../actors/index.js';
 import { certificateFacts, type CertificateFacts } from '../cluster/certificate-facts.js';
-import { AdminApi, clusterStatus, crashRelay, type DrainControl, type NodesControl, type ReloadResult } from '../cluster/admin-api.js';
+import { AdminApi, crashRelay, nodeSummary, type DrainControl, type NodesControl, type ReloadResult } from '../cluster/admin-api.js';
 import { ClusterNode } from '../cluster/node.js';
 import { ConfigFileError, loadConfigFile } from '../cluster/config-file.js';
 import { readConfigText } from '../cluster/config-read.js';
@@ -419,7 +419,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
     let admin: StartedAdmin | null = null;
     let node: ClusterNode | undefined;
     try {
-      if (flags.join) node = await joinNodes(flags, cluster, metrics, logger, drainControl, () => admin?.address ?? null);
+      if (flags.join) node = await joinNodes(flags, cluster, metrics, logger, () => admin?.address ?? null);
       admin = await startAdmin(flags, cluster, metrics, logger, reload, drainControl, node);
     } catch (e) {
       await node?.close();
@@ -589,7 +589,6 @@ async function joinNodes(
   cluster: Cluster,
   metrics: ClusterMetrics,
   log: Logger,
-  drain: DrainControl,
   admin: () => string | null,
 ): Promise<ClusterNode> {
   const join = flags.join!;
@@ -600,7 +599,7 @@ async function joinNodes(
       cluster: join.cluster,
       system: cluster.system,
       log,
-      status: () => clusterStatus(cluster, metrics, drain),
+      summary: (adminAddress) => nodeSummary(join.node, adminAddress, cluster, metrics),
       crash: (req) => crashRelay(cluster, req),
       admin,
       ...testTimings(),

@@ -206,11 +206,10 @@ export class AdminHttpError extends Error {
 
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 
-/** Builds the `/status` answer from the cluster's tables. */
-export function clusterStatus(cluster: AdminApiOptions['cluster'], metrics: ClusterMetrics, drain?: DrainControl): StatusResponse {
-  const { gateway } = cluster;
-  const placement = gateway.placement();
-  const relays = cluster.relayNames.map((name) => {
+/** `/status`'s relays: thread, up, restarts, crashes, last crash, connections owned. */
+export function relaysStatus(cluster: AdminApiOptions['cluster'], metrics: ClusterMetrics): StatusResponse['relays'] {
+  const placement = cluster.gateway.placement();
+  return cluster.relayNames.map((name) => {
     const p = placement.get(name) ?? { owned: 0, up: false };
     const h = metrics.relayHistory(name);
     const threadId = p.up ? (cluster.threadIdOf(name) ?? null) : null;
@@ -224,6 +223,27 @@ export function clusterStatus(cluster: AdminApiOptions['cluster'], metrics: Clus
       owned: p.owned,
     };
   });
+}
+
+/**
+ * What a node tells the others about itself (heartbeats, status asked over NATS): the
+ * node line of `/status`, without walking every connection as {@link clusterStatus} does.
+ */
+export function nodeSummary(name: string, admin: string | null, cluster: AdminApiOptions['cluster'], metrics: ClusterMetrics): Omit<NodeStatus, 'source' | 'error'> {
+  const { stats } = cluster.gateway;
+  return {
+    name,
+    admin,
+    relays: relaysStatus(cluster, metrics).map((r) => ({ name: r.name, up: r.up, restarts: r.restarts })),
+    connections: { active: stats.connectionsActive, opened: stats.connectionsOpened },
+    config: { version: cluster.activeConfig.version, digest: cluster.activeConfig.digest },
+  };
+}
+
+/** Builds the `/status` answer from the cluster's tables. */
+export function clusterStatus(cluster: AdminApiOptions['cluster'], metrics: ClusterMetrics, drain?: DrainControl): StatusResponse {
+  const { gateway } = cluster;
+  const relays = relaysStatus(cluster, metrics);
   const conns = gateway.connections();
   let max = 0;
   let sum = 0;

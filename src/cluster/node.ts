@@ -33,8 +33,8 @@ export interface JoinOptions {
   /** The actor system of this node's relay cluster: refs naming other nodes go over NATS. */
   readonly system: ActorSystem;
   readonly log: Logger;
-  /** This node's status, as `/status` builds it (admin-api.ts clusterStatus). */
-  readonly status: () => StatusResponse;
+  /** This node's summary for the others (admin-api.ts nodeSummary), given its admin address. */
+  readonly summary: (admin: string | null) => NodeSummary;
   /** Crashes one of this node's relays (admin-api.ts crashRelay). */
   readonly crash: (req: Omit<CrashRequest, 'node'>) => Promise<CrashResponse>;
   /** This node's admin API address (`host:port`) once it listens, else null. */
@@ -83,7 +83,7 @@ export class ClusterNode implements NodesControl {
         log,
         ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
         info: () => {
-          const { name: _, ...summary } = summarize(opts.node, opts.admin(), opts.status());
+          const { name: _, ...summary } = opts.summary(opts.admin());
           return { node: opts.node, ...summary, startedAt, incarnation };
         },
       });
@@ -96,7 +96,7 @@ export class ClusterNode implements NodesControl {
         isLive: (n) => m.isLive(n),
         onError: (what, e) => log.warn(`remote actor transport: ${what}`, { event: 'remote.error', error: (e as Error).message }),
       });
-      await opts.system.spawnLocal(nodeAdmin, { status: () => summarize(opts.node, opts.admin(), opts.status()), crash: opts.crash }, { id: NODE_ADMIN_ID });
+      await opts.system.spawnLocal(nodeAdmin, { status: () => opts.summary(opts.admin()), crash: opts.crash }, { id: NODE_ADMIN_ID });
       log.info(`joined cluster ${opts.cluster} on ${opts.url.url} as node ${opts.node}`, {
         event: 'node.joined',
         cluster: opts.cluster,
@@ -167,8 +167,9 @@ export class ClusterNode implements NodesControl {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.membership.close();
-    await this.transport.close();
+    // Leaving is best effort and bounded: with NATS away the entry expires on its own.
+    await Promise.race([this.membership.close(), new Promise((r) => setTimeout(r, 1_000).unref())]);
+    await Promise.race([this.transport.close(), new Promise((r) => setTimeout(r, 1_000).unref())]);
     await this.opts.system.stop(refOf(NODE_ADMIN_ID));
     // A bounded drain: NATS may be gone, and a close must not wait on it.
     await Promise.race([this.nc.drain().catch(() => undefined), new Promise((r) => setTimeout(r, 2_000).unref())]);
