@@ -99,6 +99,9 @@ describe('admin API', () => {
     expect(res.headers.get('content-type')).toMatch(/^application\/json/);
     const s = (await res.json()) as StatusResponse;
     expect(s.relays.map((r) => r.name)).toEqual(['relay-0', 'relay-1', 'relay-2']);
+    // A node alone (no --join) says nothing of other nodes.
+    expect(s.node).toBeUndefined();
+    expect(s.nodes).toBeUndefined();
     for (const r of s.relays) {
       expect(r.up).toBe(true);
       expect(r.threadId).toBe(cluster.threadIdOf(r.name));
@@ -144,6 +147,9 @@ describe('admin API', () => {
     const unknown = await call('POST', '/crash', { body: '{"relay":"relay-9","kind":"exit"}' });
     expect(unknown.status).toBe(404);
     expect(((await unknown.json()) as { error: string }).error).toBe('relay: no relay named "relay-9" (relays: relay-0, relay-1, relay-2)');
+    const noNodes = await call('POST', '/crash', { body: '{"relay":"relay-0","kind":"exit","node":"b"}' });
+    expect(noNodes.status).toBe(404);
+    expect(((await noNodes.json()) as { error: string }).error).toBe('node: this cluster is a node alone (started without --join), there is no node "b"');
     expect((await call('GET', '/nope')).status).toBe(404);
     const wrong = await call('GET', '/crash');
     expect(wrong.status).toBe(405);
