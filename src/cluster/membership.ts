@@ -52,6 +52,9 @@ export const DEFAULT_MEMBER_TTL_MS = 5_000;
 /** The key of node `node` in the membership bucket. */
 export const memberKey = (node: string) => `members.${node}`;
 
+/** A change of the live members, as one node sees it at its beats. */
+export type MembershipEvent = { readonly type: 'joined'; readonly node: string } | { readonly type: 'left'; readonly node: string };
+
 /** Thrown by {@link Membership.start} when another live node has the name. */
 export class NodeNameTakenError extends Error {
   override readonly name = 'NodeNameTakenError';
@@ -64,6 +67,7 @@ export class Membership {
   private readonly log: Logger;
   private timer: NodeJS.Timeout | undefined;
   private live = new Map<string, Member>();
+  private readonly listeners = new Set<(e: MembershipEvent) => void>();
   private beating = false;
   private failing = false;
   private closed = false;
@@ -106,6 +110,12 @@ export class Membership {
     this.timer.unref();
   }
 
+  /** Calls `listener` when a node joins or leaves (expired or closed); returns the unsubscribe. */
+  on(listener: (e: MembershipEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
   /** Whether `node` was live at the last look (this node always is). */
   isLive(node: string): boolean {
     return node === this.node || this.live.has(node);
@@ -126,7 +136,10 @@ export class Membership {
       const info = decodeInfo(e.value);
       if (info !== undefined) next.set(info.node, { info, revision: e.revision });
     }
+    const before = this.live;
     this.live = next;
+    for (const node of next.keys()) if (!before.has(node) && node !== this.node) this.emit({ type: 'joined', node });
+    for (const node of before.keys()) if (!next.has(node) && node !== this.node) this.emit({ type: 'left', node });
     return this.members();
   }
 
@@ -157,6 +170,20 @@ export class Membership {
       this.failing = true;
     } finally {
       this.beating = false;
+    }
+  }
+
+  private emit(e: MembershipEvent): void {
+    this.log.info(e.type === 'joined' ? `node ${e.node} joined` : `node ${e.node} left (no heartbeat for a TTL, or it closed)`, {
+      event: `membership.${e.type}`,
+      member: e.node,
+    });
+    for (const l of this.listeners) {
+      try {
+        l(e);
+      } catch {
+        // A faulty listener must not stop the beats.
+      }
     }
   }
 

@@ -48,6 +48,8 @@ describe('Membership', () => {
     const { m: a } = await member('m1', 'a');
     const { m: b, nc: ncB } = await member('m1', 'b');
     const { m: c } = await member('m1', 'c');
+    const seen: string[] = [];
+    a.on((e) => seen.push(`${e.type} ${e.node}`));
     await a.start();
     await b.start();
     await c.start();
@@ -62,6 +64,8 @@ describe('Membership', () => {
     await c.close();
     await until('c to be gone', () => !a.isLive('c'), 2_000, 20);
     expect(a.members().map((x) => x.info.node)).toEqual(['a']);
+    expect(seen.sort()).toEqual(['joined b', 'joined c', 'left b', 'left c']);
+    expect(lines.some((l) => l.includes('"event":"membership.left"') && l.includes('"member":"b"'))).toBe(true);
     await a.close();
     void b;
   });
