@@ -15,7 +15,8 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ActorSystem, defineActor, RemoteTransport, type ActorRef } from '../src/actors/index.js';
+import { ActorSystem, defineActor, type ActorRef } from '../src/actors/index.js';
+import { RemoteTransport } from '../src/actors/remote.js';
 import { connectNats, parseNatsUrl, type NatsUrl } from '../src/cluster/nats-connection.js';
 import { silentLogger } from '../src/util/log.js';
 

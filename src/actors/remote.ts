@@ -15,6 +15,8 @@
  * sender ref (`ctx.sender` is undefined for a tell, the system's endpoint for an ask).
  *
  * Without a transport attached nothing here runs: a node alone routes exactly as before.
+ * Not exported by actors/index.ts: import it from here, so that nothing else loads the
+ * NATS client (worker threads import the index).
  */
 import { NoRespondersError, TimeoutError, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core';
 import { ActorError, type ActorErrorCode } from './errors.js';
@@ -29,21 +31,9 @@ import {
   type RemoteReplyFrame,
   type RemoteTellFrame,
 } from './protocol.js';
+import { actorSubject, badNodeName } from './node-name.js';
 import type { ActorRef } from './ref.js';
 import type { ActorSystem, RemoteRouter } from './system.js';
-
-/** Names NATS subjects can carry as one token: letters, digits, `-` and `_`. */
-export const NODE_NAME = /^[A-Za-z0-9_-]{1,64}$/;
-
-/** The subject node `node` of cluster `cluster` listens on for actor messages. */
-export function actorSubject(cluster: string, node: string): string {
-  return `baton.${cluster}.node.${node}.actor`;
-}
-
-/** Why a name cannot be a cluster or node name, or undefined when it can. */
-export function badNodeName(name: string): string | undefined {
-  return NODE_NAME.test(name) ? undefined : `"${name}" is not a node name: 1 to 64 letters, digits, - or _`;
-}
 
 export interface RemoteTransportOptions {
   readonly nc: NatsConnection;

@@ -24,7 +24,7 @@ import { Command } from 'commander';
 import { describeReason, type SupervisorEvent } from '../actors/index.js';
 import { certificateFacts, type CertificateFacts } from '../cluster/certificate-facts.js';
 import { AdminApi, crashRelay, nodeSummary, type DrainControl, type NodesControl, type ReloadResult } from '../cluster/admin-api.js';
-import { ClusterNode } from '../cluster/node.js';
+import type { ClusterNode } from '../cluster/node.js';
 import { ConfigFileError, loadConfigFile } from '../cluster/config-file.js';
 import { readConfigText } from '../cluster/config-read.js';
 import { ClusterMetrics } from '../cluster/metrics.js';
@@ -593,6 +593,8 @@ async function joinNodes(
 ): Promise<ClusterNode> {
   const join = flags.join!;
   try {
+    // Loaded only to join: a node alone never loads the NATS client.
+    const { ClusterNode } = await import('../cluster/node.js');
     return await ClusterNode.join({
       url: join.url,
       node: join.node,

@@ -6,7 +6,7 @@
 import { isIP } from 'node:net';
 import { availableParallelism, hostname } from 'node:os';
 import { badNodeName } from '../actors/index.js';
-import { parseNatsUrl, type NatsUrl } from '../cluster/nats-connection.js';
+import { parseNatsUrl, type NatsUrl } from '../cluster/nats-url.js';
 import { ConfigFileError, loadConfigFile, type ClusterFileConfig } from '../cluster/config-file.js';
 import { DEFAULT_ADMIN, defaultTokenFile } from '../cluster/token.js';
 import { BALANCE_POLICIES, DEFAULT_POOL, singleBackend, type BackendsSpec, type BalancePolicy } from '../relay/backend-pool.js';

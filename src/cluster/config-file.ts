@@ -45,7 +45,7 @@ import type { TicketKeys } from '../tls/index.js';
 import { loadCertifiedKey } from '../tls/index.js';
 import { isLoopback, parseHostPort, type HostPort } from '../util/host-port.js';
 import { badNodeName } from '../actors/index.js';
-import { parseNatsUrl, type NatsUrl } from './nats-connection.js';
+import { parseNatsUrl, type NatsUrl } from './nats-url.js';
 
 export class ConfigFileError extends Error {
   override readonly name = 'ConfigFileError';

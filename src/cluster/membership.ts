@@ -46,6 +46,8 @@ export interface MembershipOptions {
 }
 
 export const DEFAULT_HEARTBEAT_MS = 1_000;
+/** Longest a beat (a write and a read of the members) may take before it counts as failed. */
+const BEAT_MAX_MS = 15_000;
 /** A node that has not beaten for this long is gone: five missed beats at the default. */
 export const DEFAULT_MEMBER_TTL_MS = 5_000;
 
@@ -154,9 +156,20 @@ export class Membership {
   private async beat(): Promise<void> {
     if (this.beating || this.closed) return;
     this.beating = true;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await this.kv.put(memberKey(this.node), this.encode());
-      await this.refresh();
+      // Each store call is bounded; this bounds the beat as a whole, so one stuck call
+      // can never stop the beats for good.
+      const stuck = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new KvError('BATON_ERR_KV_UNREACHABLE', `a heartbeat took over ${BEAT_MAX_MS} ms`)), BEAT_MAX_MS);
+      });
+      await Promise.race([
+        (async () => {
+          await this.kv.put(memberKey(this.node), this.encode());
+          await this.refresh();
+        })(),
+        stuck,
+      ]);
       if (this.failing) this.log.info('membership heartbeats resumed', { event: 'membership.resumed', node: this.node });
       this.failing = false;
     } catch (e) {
@@ -169,6 +182,7 @@ export class Membership {
       }
       this.failing = true;
     } finally {
+      clearTimeout(timer);
       this.beating = false;
     }
   }

@@ -148,17 +148,24 @@ export class NatsKvStore implements KvStore {
     const { filter, match } = prefixFilter(prefix);
     const out: string[] = [];
     let timer: NodeJS.Timeout | undefined;
+    let stop: (() => void) | undefined;
+    let late = false;
     try {
-      const it = await this.kv.keys(filter);
+      // The whole listing is bounded, its consumer's creation included.
       const listed = (async () => {
+        const it = await this.kv.keys(filter);
+        stop = () => it.stop();
+        if (late) stop();
         for await (const k of it) if (match(k)) out.push(k);
       })();
       const stalled = new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
-          it.stop();
+          late = true;
+          stop?.();
           reject(new Error(`no end of the listing within ${this.timeoutMs} ms`));
         }, this.timeoutMs);
       });
+      listed.catch(() => undefined);
       await Promise.race([listed, stalled]);
     } catch (err) {
       throw this.unreachable(`keys ${prefix}*`, err);

@@ -10,7 +10,8 @@
  * the subjects `baton.<cluster>.node.<node>.actor`. Nothing here is on the path of a
  * connection's bytes, and a node that never joins runs none of it.
  */
-import { ActorSystem, defineActor, isActorError, refOf, RemoteTransport, type ActorRef } from '../actors/index.js';
+import { ActorSystem, defineActor, isActorError, refOf, type ActorRef } from '../actors/index.js';
+import { RemoteTransport } from '../actors/remote.js';
 import type { Logger } from '../util/log.js';
 import { AdminHttpError, type CrashRequest, type CrashResponse, type NodeStatus, type NodesControl, type StatusResponse } from './admin-api.js';
 import { connectNats, type NatsConnection, type NatsUrl } from './nats-connection.js';

@@ -4,7 +4,8 @@
  * main-thread actors and worker actors, and the errors are the coded ones of local refs.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ActorSystem, defineActor, refOf, RemoteTransport, type ActorRef } from '../../src/actors/index.js';
+import { ActorSystem, defineActor, refOf, type ActorRef } from '../../src/actors/index.js';
+import { RemoteTransport } from '../../src/actors/remote.js';
 import { connectNats, parseNatsUrl, type NatsConnection, type NatsUrl } from '../../src/cluster/nats-connection.js';
 import { createLogger } from '../../src/util/log.js';
 import { startNatsServer, type NatsServer } from '../helpers/nats-server.js';

@@ -98,7 +98,7 @@ describe('Membership', () => {
     expect(m.members().map((x) => x.info.node)).toEqual(['z']);
     const back = await startNatsServer({ port: own.port, storeDir: own.storeDir });
     try {
-      await until('beats to resume', () => lines.some((l) => l.includes('"event":"membership.resumed"')), 20_000, 100);
+      await until(() => `beats to resume; last lines: ${lines.slice(-4).join('')}`, () => lines.some((l) => l.includes('"event":"membership.resumed"')), 20_000, 100);
       expect((await kv.get(memberKey('z')))).not.toBeNull();
     } finally {
       await m.close();
