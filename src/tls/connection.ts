@@ -7,33 +7,16 @@
  */
 import { concat, copyBytes, empty, toHex } from '../util/bytes.js';
 import { Reader } from '../util/reader.js';
-import { Writer } from '../util/writer.js';
-import { pickCertificate } from './certificates.js';
 import { signCertificateVerify } from './crypto/signature.js';
-import { constantTimeEqual } from './crypto/constant-time.js';
-import { hashOf, hmac } from './crypto/hkdf.js';
-import { generateKeyShare, sharedSecret } from './crypto/key-exchange.js';
-import {
-  applicationSecrets,
-  earlySecret,
-  finishedVerifyData,
-  handshakeSecret,
-  handshakeTrafficSecrets,
-  masterSecret,
-  nextTrafficSecret,
-  resumptionMasterSecret,
-  ticketPsk,
-  type MasterSecret,
-} from './crypto/key-schedule.js';
+import { nextTrafficSecret } from './crypto/key-schedule.js';
 import { RecordOpener, RecordSealer, sealedRecordLength } from './crypto/record-protection.js';
-import { sealTicket } from './crypto/ticket-aead.js';
-import { Transcript } from './crypto/transcript.js';
 import { suiteById, suiteByName, type Suite } from './crypto/suites.js';
 import { decodeSnapshot, encodeSnapshot } from './snapshot-codec.js';
 import { AlertDescription, alertFor, alertName, SnapshotError, TlsError, TlsLimitError, type AlertName } from './errors.js';
-import { checkVersion, pickAlpn, pickCipherSuite, pickGroup, retriedShare } from './handshake/negotiate.js';
-import { selectPsk } from './handshake/psk.js';
-import { encodeTicketContents } from './session/ticket.js';
+import { handshakeDone, verifyClientFinished } from './handshake/client-finished.js';
+import { helloRetryRequest, type ExpectRetriedClientHello } from './handshake/hello-retry.js';
+import { chooseParameters, serverFlight, serverHello, type ExpectFinished } from './handshake/server-flight.js';
+import { newSessionTicket } from './session/new-session-ticket.js';
 import {
   applyRecordState,
   badSnapshotField,
@@ -51,17 +34,8 @@ import {
   type TrafficState,
 } from './state.js';
 import { DEFAULT_HANDSHAKE_NOISE_CAP, type TlsCounters, type TlsDeps, type TlsEvent, type TlsOutput, type TlsServerConfig, type TlsSink } from './types.js';
-import { parseClientHello, retryInvariant, type ClientHello } from './wire/client-hello.js';
-import {
-  ContentType,
-  HandshakeType,
-  MAX_CIPHERTEXT,
-  MAX_PLAINTEXT,
-  NamedGroup,
-  RECORD_HEADER_LEN,
-  SignatureScheme,
-  type GroupName,
-} from './wire/constants.js';
+import { parseClientHello, type ClientHello } from './wire/client-hello.js';
+import { ContentType, HandshakeType, MAX_CIPHERTEXT, MAX_PLAINTEXT, RECORD_HEADER_LEN, type GroupName } from './wire/constants.js';
 import * as msg from './wire/server-messages.js';
 
 const DEFAULT_SUITES = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'] as const;
@@ -75,14 +49,6 @@ const EARLY_DATA_SKIP_LIMIT = 1 << 17;
 /** Section 4.6.1: servers MUST NOT use a ticket lifetime above seven days. */
 const MAX_TICKET_LIFETIME = 604_800;
 const CCS_RECORD = Uint8Array.of(ContentType.change_cipher_spec, 3, 3, 0, 1, 1);
-const CERTIFICATE_VERIFY_CONTEXT = concat([
-  new Uint8Array(64).fill(0x20),
-  new Uint8Array(Buffer.from('TLS 1.3, server CertificateVerify', 'latin1')),
-  new Uint8Array(1),
-]);
-/** The HMAC label a ticket's age_add and IV derive under (with the nonce, from the connection seed). */
-const TICKET_LABEL = new Uint8Array(Buffer.from('ticket', 'latin1'));
-
 type Phase = 'handshaking' | 'established' | 'closed';
 
 /**
@@ -732,192 +698,80 @@ export class TlsServerEngine {
 
   // ---- the handshake ----
 
-  /** Section 4.1.2: answers a ClientHello with a HelloRetryRequest or the server flight. */
-  private onClientHello(
-    ch: ClientHello,
-    retry: Extract<HandshakeState, { kind: 'expectRetriedClientHello' }> | null,
-    sink: TlsSink,
-  ): boolean {
-    const { settings, config } = this;
-    checkVersion(ch);
-    let suite: Suite;
-    let group: GroupName;
-    let peerShare: Uint8Array;
-    if (retry) {
-      suite = suiteById(retry.cipherSuite)!;
-      if (!ch.cipherSuites.includes(suite.id)) throw new TlsError('illegal_parameter', 'retried ClientHello changed cipher suites');
-      // Section 4.2.10: a client MUST NOT offer early data after a HelloRetryRequest.
-      if (ch.earlyData) throw new TlsError('illegal_parameter', 'early_data offered after a HelloRetryRequest');
-      group = retry.group;
-      // Section 4.2.2: the retried ClientHello MUST echo the cookie.
-      if (retry.cookie && !(ch.cookie && constantTimeEqual(ch.cookie, retry.cookie))) {
-        throw new TlsError('illegal_parameter', 'retried ClientHello does not echo the cookie');
-      }
-      peerShare = retriedShare(ch, group).keyExchange;
-      // Section 4.1.2: beyond those, the retried ClientHello is the first one, unchanged.
-      if (retry.firstHello && !constantTimeEqual(hashOf(suite.hash, retryInvariant(ch.raw)), retry.firstHello)) {
-        throw new TlsError('illegal_parameter', 'retried ClientHello differs from the first beyond what section 4.1.2 allows');
-      }
-    } else {
-      suite = pickCipherSuite(settings.suites, ch.cipherSuites);
-      const choice = pickGroup(settings.groups, ch);
-      if (choice.kind === 'retry') return this.sendHelloRetryRequest(ch, suite, choice.group, sink);
-      group = choice.group;
-      peerShare = choice.peer;
-    }
-    const nowMs = this.deps.clock.now();
-    const prefix = retry ? retry.transcript : new Uint8Array(0);
-    const psk = selectPsk(ch, suite, config.ticketKeys, nowMs, prefix);
-    let signing = null;
-    if (!psk) {
-      if (ch.signatureAlgorithms === null) throw new TlsError('missing_extension', 'signature_algorithms is required');
-      signing = pickCertificate(config.certificates, ch.serverName, ch.signatureAlgorithms);
-      if (!signing) throw new TlsError('handshake_failure', 'no certificate can sign with an offered scheme');
-    }
-    const alpn = pickAlpn(settings.alpn, ch.alpn);
-    // ALPN is negotiated afresh on resumption; only 0-RTT (never accepted) binds it to the ticket.
-
-    // Every random draw of the connection happens here, in this order.
-    const serverRandom = this.deps.random.bytes(32);
-    const share = generateKeyShare(group, this.deps.random);
-    const seed = this.deps.random.bytes(32);
-    const ecdhe = sharedSecret(share, peerShare);
-
+  /** Section 4.1.2: answers a ClientHello with a HelloRetryRequest or the server flight (handshake/server-flight.ts). */
+  private onClientHello(ch: ClientHello, retry: ExpectRetriedClientHello | null, sink: TlsSink): boolean {
+    const { config, deps } = this;
     const s = this.s;
-    s.seed = seed;
-    s.handshakeTimeMs = nowMs;
+    const p = chooseParameters(ch, retry, this.settings, config, deps.clock);
+    if (p.kind === 'helloRetryRequest') return this.sendHelloRetryRequest(ch, p.suite, p.group, sink);
+
+    const hello = serverHello(ch, p, deps.random, s.settings.maxRecordPlaintext);
+    s.seed = hello.seed;
+    s.handshakeTimeMs = p.nowMs;
     s.earlyDataBudget = ch.earlyData ? EARLY_DATA_SKIP_LIMIT : 0;
-    const negotiated: Negotiated = {
-      cipherSuite: suite.id,
-      group,
-      alpn,
-      serverName: ch.serverName,
-      resumed: psk !== null,
-      helloRetry: retry !== null,
-      clientRandom: copyBytes(ch.random),
-      // RFC 8449 section 4: in TLS 1.3 the limit counts the inner content type byte.
-      maxRecordPlaintext: Math.min(s.settings.maxRecordPlaintext, (ch.recordSizeLimit ?? Infinity) - 1),
-    };
-    s.negotiated = negotiated;
+    s.negotiated = hello.negotiated;
     this.touch();
+    this.writeHandshake([hello.message], sink);
+    if (hello.changeCipherSpec) this.emitPlain(CCS_RECORD, sink);
+    this.keyLog(sink, 'CLIENT_HANDSHAKE_TRAFFIC_SECRET', hello.client);
+    this.keyLog(sink, 'SERVER_HANDSHAKE_TRAFFIC_SECRET', hello.server);
+    this.setWrite({ secret: hello.server, seq: 0n, generation: 0, application: false });
 
-    const serverHello = msg.serverHello({
-      random: serverRandom,
-      legacySessionId: ch.legacySessionId,
-      cipherSuite: suite.id,
-      keyShare: { group: NamedGroup[group], publicKey: share.publicKey },
-      selectedIdentity: psk ? psk.index : null,
+    // The ServerHello is out before the flight is signed: a failing signer ends the connection under the handshake key.
+    const flight = serverFlight(ch, p, hello, {
+      advertisedGroups: config.advertisedGroups ?? [],
+      maxRecordPlaintext: s.settings.maxRecordPlaintext,
+      sign: deps.sign ?? signCertificateVerify,
     });
-    // The transcript lives in a per-thread scratch while the flight is built; nothing of it is kept.
-    const transcript = new Transcript(suite.hash).update(prefix).update(ch.raw).update(serverHello);
-    this.writeHandshake([serverHello], sink);
-    // Appendix D.4: in compatibility mode the server's first flight carries one dummy change_cipher_spec.
-    if (ch.legacySessionId.length > 0 && !retry?.sentChangeCipherSpec) this.emitPlain(CCS_RECORD, sink);
-
-    const early = psk ? psk.early : earlySecret(suite.hash, null);
-    const hsSecret = handshakeSecret(early, ecdhe);
-    const hsTraffic = handshakeTrafficSecrets(hsSecret, transcript.digest());
-    this.keyLog(sink, 'CLIENT_HANDSHAKE_TRAFFIC_SECRET', hsTraffic.client);
-    this.keyLog(sink, 'SERVER_HANDSHAKE_TRAFFIC_SECRET', hsTraffic.server);
-    this.setWrite({ secret: hsTraffic.server, seq: 0n, generation: 0, application: false });
-
-    const encryptedExtensions = msg.encryptedExtensions({
-      groups: config.advertisedGroups ?? [],
-      recordSizeLimit: ch.recordSizeLimit === null ? null : s.settings.maxRecordPlaintext + 1,
-      acknowledgeServerName: ch.serverName !== null && !psk,
-      alpn,
-    });
-    const flight: Uint8Array[] = [encryptedExtensions];
-    transcript.update(encryptedExtensions);
-    if (signing) {
-      const certificate = msg.certificate(signing.certificate.chain);
-      flight.push(certificate);
-      transcript.update(certificate);
-      const data = concat([CERTIFICATE_VERIFY_CONTEXT, transcript.digest()]);
-      const sign = this.deps.sign ?? signCertificateVerify;
-      const signature = sign({ scheme: signing.scheme, certificate: signing.certificate, data });
-      const verify = msg.certificateVerify(SignatureScheme[signing.scheme], signature);
-      flight.push(verify);
-      transcript.update(verify);
-    }
-    const serverFinished = msg.finished(finishedVerifyData(suite.hash, hsTraffic.server, transcript.digest()));
-    flight.push(serverFinished);
-    transcript.update(serverFinished);
-    this.writeHandshake(flight, sink);
-
-    const serverFinishedHash = transcript.digest();
-    const master: MasterSecret = masterSecret(hsSecret);
-    const app = applicationSecrets(master, serverFinishedHash);
-    this.keyLog(sink, 'CLIENT_TRAFFIC_SECRET_0', app.client);
-    this.keyLog(sink, 'SERVER_TRAFFIC_SECRET_0', app.server);
-    this.keyLog(sink, 'EXPORTER_SECRET', app.exporter);
-    // Section 4.4.4: what the client's Finished must carry. A Finished that verifies is
-    // exactly this message, so the transcript through it, and the resumption master
-    // secret over that, are known now (section 7.1).
-    const clientVerifyData = finishedVerifyData(suite.hash, hsTraffic.client, serverFinishedHash);
-    transcript.update(msg.finished(clientVerifyData));
-    const resumption = resumptionMasterSecret(master, transcript.digest());
-    this.setWrite({ secret: app.server, seq: 0n, generation: 0, application: true });
-    this.setRead({ secret: hsTraffic.client, seq: 0n, generation: 0, application: false });
-    this.setHandshake({
-      kind: 'expectFinished',
-      clientVerifyData,
-      clientApplicationSecret: app.client,
-      resumptionMasterSecret: resumption,
-    });
+    this.writeHandshake(flight.messages, sink);
+    const next = flight.next;
+    this.keyLog(sink, 'CLIENT_TRAFFIC_SECRET_0', next.clientApplicationSecret);
+    this.keyLog(sink, 'SERVER_TRAFFIC_SECRET_0', flight.serverApplicationSecret);
+    this.keyLog(sink, 'EXPORTER_SECRET', flight.exporterSecret);
+    this.setWrite({ secret: flight.serverApplicationSecret, seq: 0n, generation: 0, application: true });
+    this.setRead({ secret: hello.client, seq: 0n, generation: 0, application: false });
+    this.setHandshake(next);
     return true;
   }
 
-  /** Section 4.1.4: asks for a share of `group`; the transcript restarts with message_hash. */
+  /** Section 4.1.4: asks for a share of `group` (handshake/hello-retry.ts). */
   private sendHelloRetryRequest(ch: ClientHello, suite: Suite, group: GroupName, sink: TlsSink): boolean {
-    const cookie = this.deps.helloRetryCookie?.() ?? null;
-    const hrr = msg.helloRetryRequest(ch.legacySessionId, suite.id, NamedGroup[group], cookie);
-    this.writeHandshake([hrr], sink);
-    const compat = ch.legacySessionId.length > 0;
-    if (compat) this.emitPlain(CCS_RECORD, sink);
+    const retry = helloRetryRequest(ch, suite, group, this.deps.helloRetryCookie?.() ?? null);
+    this.writeHandshake([retry.message], sink);
+    if (retry.changeCipherSpec) this.emitPlain(CCS_RECORD, sink);
     this.s.earlyDataBudget = ch.earlyData ? EARLY_DATA_SKIP_LIMIT : 0;
-    this.setHandshake({
-      kind: 'expectRetriedClientHello',
-      cipherSuite: suite.id,
-      group,
-      transcript: concat([msg.messageHash(hashOf(suite.hash, ch.raw)), hrr]),
-      sentChangeCipherSpec: compat,
-      cookie,
-      firstHello: hashOf(suite.hash, retryInvariant(ch.raw)),
-    });
+    this.setHandshake(retry.next);
     return false;
   }
 
-  /** Section 4.4.4: checks the client Finished in constant time, then issues tickets and flushes data. */
-  private onClientFinished(
-    message: Uint8Array,
-    hs: Extract<HandshakeState, { kind: 'expectFinished' }>,
-    sink: TlsSink,
-  ): void {
-    const suite = this.suite();
-    const expected = hs.clientVerifyData;
-    if (message.length - 4 !== expected.length) throw new TlsError('decode_error', 'Finished of the wrong length');
-    if (!constantTimeEqual(message.subarray(4), expected)) {
-      throw new TlsError('decrypt_error', 'client Finished does not verify');
-    }
+  /** Section 4.4.4: checks the client Finished, then issues tickets and flushes data. */
+  private onClientFinished(message: Uint8Array, hs: ExpectFinished, sink: TlsSink): void {
+    verifyClientFinished(message, hs);
     const s = this.s;
+    const suite = this.suite();
     s.resumptionMasterSecret = hs.resumptionMasterSecret;
     this.setRead({ secret: hs.clientApplicationSecret, seq: 0n, generation: 0, application: true });
     this.setHandshake({ kind: 'established' });
     const n = s.negotiated!;
-    sink.event({
-      type: 'handshakeDone',
-      cipherSuite: suite.name,
-      group: n.group,
-      alpn: n.alpn,
-      serverName: n.serverName,
-      resumed: n.resumed,
-      helloRetry: n.helloRetry,
-    });
+    sink.event(handshakeDone(suite, n));
     if (!s.writeClosed) {
       // Without ticket keys here (a relay configured without them took over) none can be sealed.
-      const tickets = this.config.ticketKeys ? s.settings.ticketCount : 0;
-      for (let i = 0; i < tickets; i++) this.writeHandshake([this.newSessionTicket()], sink);
+      const keys = this.config.ticketKeys;
+      const tickets = keys ? s.settings.ticketCount : 0;
+      for (let i = 0; i < tickets; i++) {
+        const ticket = newSessionTicket({
+          suite,
+          key: keys!.current,
+          seed: s.seed!,
+          resumptionMasterSecret: hs.resumptionMasterSecret,
+          index: s.ticketsIssued++,
+          issuedAtMs: s.handshakeTimeMs,
+          lifetimeSeconds: s.settings.ticketLifetimeSeconds,
+          serverName: n.serverName,
+        });
+        this.touch();
+        this.writeHandshake([ticket], sink);
+      }
       const pending = s.pendingSend;
       if (pending.length) {
         s.pendingSend = [];
@@ -926,27 +780,6 @@ export class TlsServerEngine {
       }
     }
     if (s.readClosed && s.writeClosed) this.finish(sink, false);
-  }
-
-  /** Section 4.6.1: a ticket whose nonce, age_add and IV derive from the connection seed. */
-  private newSessionTicket(): Uint8Array {
-    const s = this.s;
-    const suite = this.suite();
-    const nonce = new Writer(2).u16(s.ticketsIssued++).finish();
-    this.touch();
-    const derived = hmac('sha256', s.seed!, concat([TICKET_LABEL, nonce]));
-    const ageAdd = ((derived[0]! << 24) | (derived[1]! << 16) | (derived[2]! << 8) | derived[3]!) >>> 0;
-    const keys = this.config.ticketKeys!;
-    const contents = encodeTicketContents({
-      cipherSuite: suite.id,
-      psk: ticketPsk(suite.hash, s.resumptionMasterSecret!, nonce),
-      issuedAtMs: s.handshakeTimeMs,
-      lifetimeSeconds: s.settings.ticketLifetimeSeconds,
-      ageAdd,
-      serverName: s.negotiated!.serverName,
-    });
-    const ticket = sealTicket(keys.current, derived.subarray(4, 16), contents);
-    return msg.newSessionTicket({ lifetimeSeconds: s.settings.ticketLifetimeSeconds, ageAdd, nonce, ticket });
   }
 
   /** Section 4.6.3: the client's KeyUpdate; answered with ours when it asks. */
