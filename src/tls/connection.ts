@@ -5,17 +5,17 @@
  * can be exported at any call boundary and an engine restored from it continues
  * with byte-identical output.
  */
-import { concat, copyBytes, empty, toHex } from '../util/bytes.js';
+import { copyBytes, empty, toHex } from '../util/bytes.js';
 import { Reader } from '../util/reader.js';
 import { signCertificateVerify } from './crypto/signature.js';
 import { nextTrafficSecret } from './crypto/key-schedule.js';
-import { RecordOpener, RecordSealer, sealedRecordLength } from './crypto/record-protection.js';
 import { suiteById, suiteByName, type Suite } from './crypto/suites.js';
 import { decodeSnapshot, encodeSnapshot } from './snapshot-codec.js';
 import { AlertDescription, alertFor, alertName, SnapshotError, TlsError, TlsLimitError, type AlertName } from './errors.js';
 import { handshakeDone, verifyClientFinished } from './handshake/client-finished.js';
 import { helloRetryRequest, type ExpectRetriedClientHello } from './handshake/hello-retry.js';
 import { chooseParameters, serverFlight, serverHello, type ExpectFinished } from './handshake/server-flight.js';
+import { MAX_HANDSHAKE_MESSAGE, RecordLayer, trafficNow } from './record/record-layer.js';
 import { newSessionTicket } from './session/new-session-ticket.js';
 import {
   applyRecordState,
@@ -33,7 +33,7 @@ import {
   type TlsSnapshot,
   type TrafficState,
 } from './state.js';
-import { DEFAULT_HANDSHAKE_NOISE_CAP, type TlsCounters, type TlsDeps, type TlsEvent, type TlsOutput, type TlsServerConfig, type TlsSink } from './types.js';
+import { DEFAULT_HANDSHAKE_NOISE_CAP, type TlsCounters, type TlsDeps, type TlsEvent, type TlsOutput, type TlsServerConfig, type TlsSink, type TicketKeys } from './types.js';
 import { parseClientHello, type ClientHello } from './wire/client-hello.js';
 import { ContentType, HandshakeType, MAX_CIPHERTEXT, MAX_PLAINTEXT, RECORD_HEADER_LEN, type GroupName } from './wire/constants.js';
 import * as msg from './wire/server-messages.js';
@@ -42,8 +42,6 @@ const DEFAULT_SUITES = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS
 const DEFAULT_GROUPS: readonly GroupName[] = ['x25519', 'secp256r1', 'secp384r1'];
 /** Below the AES-GCM confidentiality limit of 2^24.5 full-size records (section 5.5). */
 const DEFAULT_KEY_UPDATE_AFTER = 1 << 24;
-/** The largest handshake message we buffer; ClientHellos are far smaller. */
-const MAX_HANDSHAKE_MESSAGE = 1 << 17;
 /** How much rejected 0-RTT data we skip before giving up (section 4.2.10). */
 const EARLY_DATA_SKIP_LIMIT = 1 << 17;
 /** Section 4.6.1: servers MUST NOT use a ticket lifetime above seven days. */
@@ -157,22 +155,9 @@ function refuseSslv2Hello(buf: Uint8Array, at: number, pendingHandshake: number)
   }
 }
 
-/**
- * The room holding `pending` + `more`: `room` itself when `pending` is its prefix and it
- * has space, else a new one of at least `size` bytes (what the header announces). Bytes
- * arriving in many pieces are so copied about once, not once per piece (linear, not
- * quadratic, in their length). The pending bytes stay a view of the room between calls.
- */
-function appendInRoom(room: Uint8Array | null, pending: Uint8Array, more: Uint8Array, size: number): Uint8Array {
-  const need = pending.length + more.length;
-  const isPrefix = room !== null && room.buffer === pending.buffer && room.byteOffset === pending.byteOffset;
-  if (!isPrefix || room!.length < need) {
-    const grown = new Uint8Array(Math.max(need, size, isPrefix ? 2 * room!.length : 0));
-    grown.set(pending, 0);
-    room = grown;
-  }
-  room!.set(more, pending.length);
-  return room!;
+/** A broken invariant of the state machine (our bug, never the peer's doing): internal_error. */
+function broken(what: string): never {
+  throw new TlsError('internal_error', `broken invariant: ${what}`);
 }
 
 /** A sink that keeps nothing (the warm-up's throwaway output). */
@@ -190,12 +175,8 @@ const DISCARD: TlsSink = (() => {
 export class TlsServerEngine {
   /** The configuration's handshake choices; the record-shaping settings are the connection's (`s.settings`). */
   private readonly settings: Settings;
-  private sealer: RecordSealer | null = null;
-  private opener: RecordOpener | null = null;
-  /** Where a handshake message over several records is reassembled (see appendToPendingHandshake). */
-  private assembly: Uint8Array | null = null;
-  /** Where a record over several `receive()` calls is reassembled (see appendToPendingRecord). */
-  private recordRoom: Uint8Array | null = null;
+  /** Both directions' keys, reassembly rooms and records out. */
+  private readonly records: RecordLayer;
 
   private constructor(
     private readonly config: TlsServerConfig,
@@ -203,8 +184,15 @@ export class TlsServerEngine {
     private readonly s: EngineState,
   ) {
     this.settings = settingsOf(config);
-    if (s.read) this.opener = new RecordOpener(this.suite(), s.read.secret, Number(s.read.seq));
-    if (s.write) this.sealer = new RecordSealer(this.suite(), s.write.secret, Number(s.write.seq));
+    this.records = new RecordLayer(s.counters, s.settings.maxRecordPlaintext);
+    const n = s.negotiated;
+    if (n) {
+      const suite = suiteById(n.cipherSuite) ?? broken('an unknown negotiated cipher suite');
+      if (s.read) this.records.setRead(suite, s.read);
+      if (s.write) this.records.setWrite(suite, s.write, n.maxRecordPlaintext);
+    } else if (s.read || s.write) {
+      broken('keys without a negotiated cipher suite');
+    }
   }
 
   /** A new connection waiting for its ClientHello. */
@@ -300,8 +288,8 @@ export class TlsServerEngine {
       format: SNAPSHOT_FORMAT,
       version: SNAPSHOT_VERSION,
       ...s,
-      read: s.read && { ...s.read, seq: BigInt(this.opener!.seq) },
-      write: s.write && { ...s.write, seq: BigInt(this.sealer!.seq) },
+      read: trafficNow(this.records.read),
+      write: trafficNow(this.records.write),
       pendingSend: [...s.pendingSend],
       counters: { ...s.counters },
     };
@@ -331,7 +319,8 @@ export class TlsServerEngine {
    * Allocates nothing.
    */
   recordState(into: Float64Array): void {
-    writeRecordState(this.s, this.opener ? this.opener.seq : -1, this.sealer ? this.sealer.seq : -1, into);
+    const { read, write } = this.records;
+    writeRecordState(this.s, read ? read.cipher.seq : -1, write ? write.cipher.seq : -1, into);
   }
 
   get phase(): Phase {
@@ -414,7 +403,7 @@ export class TlsServerEngine {
     if (s.handshake.kind === 'closed') return;
     s.counters.bytesFromClient += bytes.length;
     const appended = s.pendingRecord.length > 0;
-    const buf = appended ? this.appendToPendingRecord(bytes) : bytes;
+    const buf = appended ? this.records.appendToPendingRecord(s.pendingRecord, bytes) : bytes;
     let at = 0;
     try {
       while (buf.length - at >= RECORD_HEADER_LEN && this.s.handshake.kind !== 'closed') {
@@ -426,7 +415,7 @@ export class TlsServerEngine {
         if (buf.length < end) break;
         // One whole record per call (what the gateway's framing delivers) takes no view.
         // Records handed on may be views into the room (a ClientHello): it is not written again.
-        this.recordRoom = null;
+        this.records.releaseRecordRoom();
         this.onRecord(at === 0 && end === buf.length ? buf : buf.subarray(at, end), sink);
         at = end;
       }
@@ -492,7 +481,7 @@ export class TlsServerEngine {
   private onRecord(record: Uint8Array, sink: TlsSink): void {
     const type = record[0]!;
     const s = this.s;
-    const opener = this.opener;
+    const opener = this.records.opener;
     // A protected record's true type is known once it is open (checked there).
     if (type !== ContentType.application_data || opener === null) this.refuseInsideHandshakeMessage(type);
     if (type === ContentType.change_cipher_spec) return this.onChangeCipherSpec(record);
@@ -564,7 +553,7 @@ export class TlsServerEngine {
           throw new TlsError('unexpected_message', `unknown inner content type ${inner}`);
       }
     }
-    if (this.opener && this.opener.seq >= s.settings.keyUpdateAfterRecords && !s.awaitingPeerKeyUpdate) {
+    if (this.records.readLimitReached(s.settings.keyUpdateAfterRecords) && !s.awaitingPeerKeyUpdate) {
       if (s.handshake.kind === 'established' && !s.writeClosed) this.updateWriteKey(true, sink);
     }
   }
@@ -632,7 +621,7 @@ export class TlsServerEngine {
   private onHandshakeFragment(fragment: Uint8Array, sink: TlsSink): void {
     const s = this.s;
     const appended = s.pendingHandshake.length > 0;
-    let buf = appended ? this.appendToPendingHandshake(fragment) : fragment;
+    let buf = appended ? this.records.appendToPendingHandshake(s.pendingHandshake, fragment) : fragment;
     const whole = buf;
     while (buf.length >= 4) {
       const length = (buf[1]! << 16) | (buf[2]! << 8) | buf[3]!;
@@ -641,7 +630,7 @@ export class TlsServerEngine {
       const message = buf.subarray(0, 4 + length);
       buf = buf.subarray(4 + length);
       // The message may keep views into the room (a parsed ClientHello): never written again.
-      this.assembly = null;
+      this.records.releaseAssembly();
       const keysChange = this.onHandshakeMessage(message, sink);
       // Section 5.1: handshake messages MUST NOT span a key change.
       if (keysChange && buf.length) throw new TlsError('unexpected_message', 'handshake data across a key change');
@@ -650,24 +639,6 @@ export class TlsServerEngine {
     // Still one partial message in the room: it stays there, a view, and grows in place.
     const inRoom = appended && buf === whole;
     this.setPendingHandshake(buf.length === 0 ? empty() : inRoom ? buf : copyBytes(buf));
-  }
-
-  /** `pendingHandshake` + `fragment`, in a room sized for the message its header announces. */
-  private appendToPendingHandshake(fragment: Uint8Array): Uint8Array {
-    const pending = this.s.pendingHandshake;
-    const at = (i: number): number => (i < pending.length ? pending[i]! : (fragment[i - pending.length] ?? 0));
-    const announced = pending.length + fragment.length >= 4 ? 4 + Math.min((at(1) << 16) | (at(2) << 8) | at(3), MAX_HANDSHAKE_MESSAGE) : 0;
-    this.assembly = appendInRoom(this.assembly, pending, fragment, announced);
-    return this.assembly.subarray(0, pending.length + fragment.length);
-  }
-
-  /** `pendingRecord` + `bytes`, in a room sized for the record its header announces. */
-  private appendToPendingRecord(bytes: Uint8Array): Uint8Array {
-    const pending = this.s.pendingRecord;
-    const at = (i: number): number => (i < pending.length ? pending[i]! : (bytes[i - pending.length] ?? 0));
-    const announced = pending.length + bytes.length >= RECORD_HEADER_LEN ? RECORD_HEADER_LEN + Math.min((at(3) << 8) | at(4), MAX_CIPHERTEXT) : 0;
-    this.recordRoom = appendInRoom(this.recordRoom, pending, bytes, announced);
-    return this.recordRoom.subarray(0, pending.length + bytes.length);
   }
 
   /** Handles one whole handshake message; returns true when the read key changed after it. */
@@ -705,17 +676,19 @@ export class TlsServerEngine {
     const p = chooseParameters(ch, retry, this.settings, config, deps.clock);
     if (p.kind === 'helloRetryRequest') return this.sendHelloRetryRequest(ch, p.suite, p.group, sink);
 
+    const { suite } = p;
     const hello = serverHello(ch, p, deps.random, s.settings.maxRecordPlaintext);
+    const n = hello.negotiated;
     s.seed = hello.seed;
     s.handshakeTimeMs = p.nowMs;
     s.earlyDataBudget = ch.earlyData ? EARLY_DATA_SKIP_LIMIT : 0;
-    s.negotiated = hello.negotiated;
+    s.negotiated = n;
     this.touch();
-    this.writeHandshake([hello.message], sink);
-    if (hello.changeCipherSpec) this.emitPlain(CCS_RECORD, sink);
-    this.keyLog(sink, 'CLIENT_HANDSHAKE_TRAFFIC_SECRET', hello.client);
-    this.keyLog(sink, 'SERVER_HANDSHAKE_TRAFFIC_SECRET', hello.server);
-    this.setWrite({ secret: hello.server, seq: 0n, generation: 0, application: false });
+    this.records.writeHandshake([hello.message], sink);
+    if (hello.changeCipherSpec) this.records.writePlain(CCS_RECORD, sink);
+    this.keyLog(sink, n, 'CLIENT_HANDSHAKE_TRAFFIC_SECRET', hello.client);
+    this.keyLog(sink, n, 'SERVER_HANDSHAKE_TRAFFIC_SECRET', hello.server);
+    this.setWrite(suite, { secret: hello.server, seq: 0n, generation: 0, application: false });
 
     // The ServerHello is out before the flight is signed: a failing signer ends the connection under the handshake key.
     const flight = serverFlight(ch, p, hello, {
@@ -723,13 +696,13 @@ export class TlsServerEngine {
       maxRecordPlaintext: s.settings.maxRecordPlaintext,
       sign: deps.sign ?? signCertificateVerify,
     });
-    this.writeHandshake(flight.messages, sink);
+    this.records.writeHandshake(flight.messages, sink);
     const next = flight.next;
-    this.keyLog(sink, 'CLIENT_TRAFFIC_SECRET_0', next.clientApplicationSecret);
-    this.keyLog(sink, 'SERVER_TRAFFIC_SECRET_0', flight.serverApplicationSecret);
-    this.keyLog(sink, 'EXPORTER_SECRET', flight.exporterSecret);
-    this.setWrite({ secret: flight.serverApplicationSecret, seq: 0n, generation: 0, application: true });
-    this.setRead({ secret: hello.client, seq: 0n, generation: 0, application: false });
+    this.keyLog(sink, n, 'CLIENT_TRAFFIC_SECRET_0', next.clientApplicationSecret);
+    this.keyLog(sink, n, 'SERVER_TRAFFIC_SECRET_0', flight.serverApplicationSecret);
+    this.keyLog(sink, n, 'EXPORTER_SECRET', flight.exporterSecret);
+    this.setWrite(suite, { secret: flight.serverApplicationSecret, seq: 0n, generation: 0, application: true });
+    this.setRead(suite, { secret: hello.client, seq: 0n, generation: 0, application: false });
     this.setHandshake(next);
     return true;
   }
@@ -737,8 +710,8 @@ export class TlsServerEngine {
   /** Section 4.1.4: asks for a share of `group` (handshake/hello-retry.ts). */
   private sendHelloRetryRequest(ch: ClientHello, suite: Suite, group: GroupName, sink: TlsSink): boolean {
     const retry = helloRetryRequest(ch, suite, group, this.deps.helloRetryCookie?.() ?? null);
-    this.writeHandshake([retry.message], sink);
-    if (retry.changeCipherSpec) this.emitPlain(CCS_RECORD, sink);
+    this.records.writeHandshake([retry.message], sink);
+    if (retry.changeCipherSpec) this.records.writePlain(CCS_RECORD, sink);
     this.s.earlyDataBudget = ch.earlyData ? EARLY_DATA_SKIP_LIMIT : 0;
     this.setHandshake(retry.next);
     return false;
@@ -748,30 +721,16 @@ export class TlsServerEngine {
   private onClientFinished(message: Uint8Array, hs: ExpectFinished, sink: TlsSink): void {
     verifyClientFinished(message, hs);
     const s = this.s;
-    const suite = this.suite();
+    const n = s.negotiated ?? broken('the client Finished before a ServerHello');
+    const suite = this.records.write?.cipher.suite ?? broken('the client Finished before a write key');
     s.resumptionMasterSecret = hs.resumptionMasterSecret;
-    this.setRead({ secret: hs.clientApplicationSecret, seq: 0n, generation: 0, application: true });
+    this.setRead(suite, { secret: hs.clientApplicationSecret, seq: 0n, generation: 0, application: true });
     this.setHandshake({ kind: 'established' });
-    const n = s.negotiated!;
     sink.event(handshakeDone(suite, n));
     if (!s.writeClosed) {
       // Without ticket keys here (a relay configured without them took over) none can be sealed.
       const keys = this.config.ticketKeys;
-      const tickets = keys ? s.settings.ticketCount : 0;
-      for (let i = 0; i < tickets; i++) {
-        const ticket = newSessionTicket({
-          suite,
-          key: keys!.current,
-          seed: s.seed!,
-          resumptionMasterSecret: hs.resumptionMasterSecret,
-          index: s.ticketsIssued++,
-          issuedAtMs: s.handshakeTimeMs,
-          lifetimeSeconds: s.settings.ticketLifetimeSeconds,
-          serverName: n.serverName,
-        });
-        this.touch();
-        this.writeHandshake([ticket], sink);
-      }
+      if (keys) this.issueTickets(suite, n, keys, hs.resumptionMasterSecret, sink);
       const pending = s.pendingSend;
       if (pending.length) {
         s.pendingSend = [];
@@ -782,6 +741,26 @@ export class TlsServerEngine {
     if (s.readClosed && s.writeClosed) this.finish(sink, false);
   }
 
+  /** Section 4.6.1: the connection's tickets (session/new-session-ticket.ts), one record each. */
+  private issueTickets(suite: Suite, n: Negotiated, keys: TicketKeys, resumptionMasterSecret: Uint8Array, sink: TlsSink): void {
+    const s = this.s;
+    const seed = s.seed ?? broken('tickets without a connection seed');
+    for (let i = 0; i < s.settings.ticketCount; i++) {
+      const ticket = newSessionTicket({
+        suite,
+        key: keys.current,
+        seed,
+        resumptionMasterSecret,
+        index: s.ticketsIssued++,
+        issuedAtMs: s.handshakeTimeMs,
+        lifetimeSeconds: s.settings.ticketLifetimeSeconds,
+        serverName: n.serverName,
+      });
+      this.touch();
+      this.records.writeHandshake([ticket], sink);
+    }
+  }
+
   /** Section 4.6.3: the client's KeyUpdate; answered with ours when it asks. */
   private onKeyUpdate(message: Uint8Array, sink: TlsSink): void {
     const r = new Reader(message.subarray(4));
@@ -789,11 +768,12 @@ export class TlsServerEngine {
     r.end('KeyUpdate');
     if (request > 1) throw new TlsError('illegal_parameter', 'request_update is neither 0 nor 1');
     const s = this.s;
-    const read = s.read!;
-    this.setRead({
-      secret: nextTrafficSecret(this.suite().hash, read.secret),
+    const read = this.records.read ?? broken('a KeyUpdate without a read key');
+    const suite = read.cipher.suite;
+    this.setRead(suite, {
+      secret: nextTrafficSecret(suite.hash, read.traffic.secret),
       seq: 0n,
-      generation: read.generation + 1,
+      generation: read.traffic.generation + 1,
       application: true,
     });
     s.awaitingPeerKeyUpdate = false;
@@ -803,12 +783,13 @@ export class TlsServerEngine {
 
   private updateWriteKey(requestPeer: boolean, sink: TlsSink, answer = false): void {
     const s = this.s;
-    this.writeHandshake([msg.keyUpdate(requestPeer)], sink);
-    const write = s.write!;
-    this.setWrite({
-      secret: nextTrafficSecret(this.suite().hash, write.secret),
+    this.records.writeHandshake([msg.keyUpdate(requestPeer)], sink);
+    const write = this.records.write ?? broken('a KeyUpdate without a write key');
+    const suite = write.cipher.suite;
+    this.setWrite(suite, {
+      secret: nextTrafficSecret(suite.hash, write.traffic.secret),
       seq: 0n,
-      generation: write.generation + 1,
+      generation: write.traffic.generation + 1,
       application: true,
     });
     if (requestPeer) s.awaitingPeerKeyUpdate = true;
@@ -817,9 +798,9 @@ export class TlsServerEngine {
 
   // ---- records out ----
 
-  /** Fragments `data` into records of at most the configured size (deterministically) and seals them. */
+  /** Fragments `data` into records of at most the negotiated size (deterministically) and seals them. */
   private sealApplicationData(data: Uint8Array, sink: TlsSink): void {
-    const max = this.s.negotiated!.maxRecordPlaintext;
+    const max = this.records.recordPlaintextLimit;
     const length = data.length;
     if (length <= max) {
       this.sealApplicationRecord(data, sink);
@@ -829,54 +810,14 @@ export class TlsServerEngine {
     this.s.counters.plaintextSent += length;
   }
 
+  /** Section 5.5: a KeyUpdate first when the write key has sealed its share of records. */
   private sealApplicationRecord(chunk: Uint8Array, sink: TlsSink): void {
-    if (this.sealer!.seq >= this.s.settings.keyUpdateAfterRecords) this.updateWriteKey(false, sink);
-    this.writeRecord(ContentType.application_data, chunk, sink);
-  }
-
-  /** Packs handshake messages into as few records as the size limit allows. */
-  private writeHandshake(messages: readonly Uint8Array[], sink: TlsSink): void {
-    const data = concat(messages);
-    const max = this.sealer ? this.s.negotiated!.maxRecordPlaintext : this.s.settings.maxRecordPlaintext;
-    for (let at = 0; at < data.length; at += max) {
-      this.writeRecord(ContentType.handshake, data.subarray(at, Math.min(at + max, data.length)), sink);
-    }
-  }
-
-  /** One record for the client, written straight into a view of the sink. */
-  private writeRecord(type: number, content: Uint8Array, sink: TlsSink): void {
-    const sealer = this.sealer;
-    if (sealer) {
-      const n = sealedRecordLength(content.length);
-      sealer.sealInto(type, content, sink.reserve(n), 0);
-      this.commitToClient(n, sink);
-      return;
-    }
-    const n = RECORD_HEADER_LEN + content.length;
-    const view = sink.reserve(n);
-    view[0] = type;
-    view[1] = 3;
-    view[2] = 3;
-    view[3] = content.length >>> 8;
-    view[4] = content.length & 0xff;
-    view.set(content, RECORD_HEADER_LEN);
-    this.commitToClient(n, sink);
-  }
-
-  /** A whole unprotected record made in advance. */
-  private emitPlain(record: Uint8Array, sink: TlsSink): void {
-    sink.reserve(record.length).set(record, 0);
-    this.commitToClient(record.length, sink);
-  }
-
-  /** The first `n` bytes of the view last reserved go to the client. */
-  private commitToClient(n: number, sink: TlsSink): void {
-    sink.toClient(n);
-    this.s.counters.bytesToClient += n;
+    if (this.records.writeLimitReached(this.s.settings.keyUpdateAfterRecords)) this.updateWriteKey(false, sink);
+    this.records.writeRecord(ContentType.application_data, chunk, sink);
   }
 
   private sendAlert(sink: TlsSink, alert: AlertName, level: 1 | 2): void {
-    this.writeRecord(ContentType.alert, Uint8Array.of(level, AlertDescription[alert]), sink);
+    this.records.writeRecord(ContentType.alert, Uint8Array.of(level, AlertDescription[alert]), sink);
   }
 
   /** Ends the connection with the fatal alert for `err` (sent at most once). */
@@ -905,8 +846,7 @@ export class TlsServerEngine {
     s.pendingHandshake = empty();
     s.pendingSend = [];
     // Nothing is sealed or opened again; the sequence numbers stay readable for snapshot().
-    this.sealer?.free();
-    this.opener?.free();
+    this.records.free();
     sink.event({ type: 'closed', error });
   }
 
@@ -936,29 +876,23 @@ export class TlsServerEngine {
 
   // ---- keys ----
 
-  private suite(): Suite {
-    return suiteById(this.s.negotiated!.cipherSuite)!;
-  }
-
-  /** A new write key; the previous one's cipher state is freed. */
-  private setWrite(t: TrafficState): void {
+  /** A new write key; its records hold at most the negotiated plaintext. */
+  private setWrite(suite: Suite, t: TrafficState): void {
+    const n = this.s.negotiated ?? broken('a write key before a ServerHello');
     this.s.write = t;
     this.touch();
-    this.sealer?.free();
-    this.sealer = new RecordSealer(this.suite(), t.secret, Number(t.seq));
+    this.records.setWrite(suite, t, n.maxRecordPlaintext);
   }
 
-  /** A new read key; the previous one's cipher state is freed. */
-  private setRead(t: TrafficState): void {
+  private setRead(suite: Suite, t: TrafficState): void {
     this.s.read = t;
     this.touch();
-    this.opener?.free();
-    this.opener = new RecordOpener(this.suite(), t.secret, Number(t.seq));
+    this.records.setRead(suite, t);
   }
 
   /** NSS key-log line (SSLKEYLOGFILE format), only when configured: it exposes traffic secrets. */
-  private keyLog(sink: TlsSink, label: string, secret: Uint8Array): void {
+  private keyLog(sink: TlsSink, n: Negotiated, label: string, secret: Uint8Array): void {
     if (!this.config.keyLog) return;
-    sink.event({ type: 'keyLog', line: `${label} ${toHex(this.s.negotiated!.clientRandom)} ${toHex(secret)}` });
+    sink.event({ type: 'keyLog', line: `${label} ${toHex(n.clientRandom)} ${toHex(secret)}` });
   }
 }
