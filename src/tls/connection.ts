@@ -8,11 +8,10 @@
 import { copyBytes, empty, toHex } from '../util/bytes.js';
 import { Reader } from '../util/reader.js';
 import { signCertificateVerify } from './crypto/signature.js';
-import { nextTrafficSecret } from './crypto/key-schedule.js';
 import { suiteById, suiteByName, type Suite } from './crypto/suites.js';
 import { decodeSnapshot, encodeSnapshot } from './snapshot-codec.js';
 import { AlertDescription, alertFor, alertName, SnapshotError, TlsError, TlsLimitError, type AlertName } from './errors.js';
-import { handshakeDone, verifyClientFinished } from './handshake/client-finished.js';
+import { handshakeDone, verifyClientFinished, type AwaitingClientFinished } from './handshake/client-finished.js';
 import { helloRetryRequest, type ExpectRetriedClientHello } from './handshake/hello-retry.js';
 import { chooseParameters, serverFlight, serverHello, type ExpectFinished } from './handshake/server-flight.js';
 import { MAX_HANDSHAKE_MESSAGE, RecordLayer, trafficNow } from './record/record-layer.js';
@@ -155,9 +154,30 @@ function refuseSslv2Hello(buf: Uint8Array, at: number, pendingHandshake: number)
   }
 }
 
-/** A broken invariant of the state machine (our bug, never the peer's doing): internal_error. */
-function broken(what: string): never {
-  throw new TlsError('internal_error', `broken invariant: ${what}`);
+/**
+ * The handshake state as the engine works with it: `s.handshake` (what a snapshot keeps)
+ * itself, except that awaiting the client Finished it also holds the suite, negotiation
+ * and seed, which the snapshot keeps beside it.
+ */
+type Stage = Exclude<HandshakeState, ExpectFinished> | AwaitingClientFinished;
+
+/** A snapshot's `field` is inconsistent with the rest of it. */
+function inconsistent(field: string): never {
+  throw new SnapshotError(`snapshot field "${field}" is missing or malformed`);
+}
+
+/** The engine's stage for a state it is created with (a snapshot's, checked for what each stage needs). */
+function stageOf(s: EngineState): Stage {
+  const h = s.handshake;
+  if (h.kind !== 'expectFinished') return h;
+  const negotiated = s.negotiated ?? inconsistent('negotiated');
+  return {
+    kind: 'expectFinished',
+    expected: h,
+    suite: suiteById(negotiated.cipherSuite) ?? inconsistent('negotiated'),
+    negotiated,
+    seed: s.seed ?? inconsistent('seed'),
+  };
 }
 
 /** A sink that keeps nothing (the warm-up's throwaway output). */
@@ -177,6 +197,8 @@ export class TlsServerEngine {
   private readonly settings: Settings;
   /** Both directions' keys, reassembly rooms and records out. */
   private readonly records: RecordLayer;
+  /** `s.handshake` with what its state works with (see {@link Stage}); changed only with it. */
+  private stage: Stage;
 
   private constructor(
     private readonly config: TlsServerConfig,
@@ -185,13 +207,12 @@ export class TlsServerEngine {
   ) {
     this.settings = settingsOf(config);
     this.records = new RecordLayer(s.counters, s.settings.maxRecordPlaintext);
+    this.stage = stageOf(s);
     const n = s.negotiated;
     if (n) {
-      const suite = suiteById(n.cipherSuite) ?? broken('an unknown negotiated cipher suite');
+      const suite = suiteById(n.cipherSuite) ?? inconsistent('negotiated');
       if (s.read) this.records.setRead(suite, s.read);
       if (s.write) this.records.setWrite(suite, s.write, n.maxRecordPlaintext);
-    } else if (s.read || s.write) {
-      broken('keys without a negotiated cipher suite');
     }
   }
 
@@ -644,7 +665,7 @@ export class TlsServerEngine {
   /** Handles one whole handshake message; returns true when the read key changed after it. */
   private onHandshakeMessage(message: Uint8Array, sink: TlsSink): boolean {
     const type = message[0]!;
-    const hs = this.s.handshake;
+    const hs = this.stage;
     switch (hs.kind) {
       case 'expectClientHello':
         if (type !== HandshakeType.client_hello) throw new TlsError('unexpected_message', 'expected ClientHello');
@@ -688,7 +709,7 @@ export class TlsServerEngine {
     if (hello.changeCipherSpec) this.records.writePlain(CCS_RECORD, sink);
     this.keyLog(sink, n, 'CLIENT_HANDSHAKE_TRAFFIC_SECRET', hello.client);
     this.keyLog(sink, n, 'SERVER_HANDSHAKE_TRAFFIC_SECRET', hello.server);
-    this.setWrite(suite, { secret: hello.server, seq: 0n, generation: 0, application: false });
+    this.setWrite(suite, { secret: hello.server, seq: 0n, generation: 0, application: false }, n.maxRecordPlaintext);
 
     // The ServerHello is out before the flight is signed: a failing signer ends the connection under the handshake key.
     const flight = serverFlight(ch, p, hello, {
@@ -701,9 +722,9 @@ export class TlsServerEngine {
     this.keyLog(sink, n, 'CLIENT_TRAFFIC_SECRET_0', next.clientApplicationSecret);
     this.keyLog(sink, n, 'SERVER_TRAFFIC_SECRET_0', flight.serverApplicationSecret);
     this.keyLog(sink, n, 'EXPORTER_SECRET', flight.exporterSecret);
-    this.setWrite(suite, { secret: flight.serverApplicationSecret, seq: 0n, generation: 0, application: true });
+    this.setWrite(suite, { secret: flight.serverApplicationSecret, seq: 0n, generation: 0, application: true }, n.maxRecordPlaintext);
     this.setRead(suite, { secret: hello.client, seq: 0n, generation: 0, application: false });
-    this.setHandshake(next);
+    this.setStage({ kind: 'expectFinished', expected: next, suite, negotiated: n, seed: hello.seed });
     return true;
   }
 
@@ -713,24 +734,24 @@ export class TlsServerEngine {
     this.records.writeHandshake([retry.message], sink);
     if (retry.changeCipherSpec) this.records.writePlain(CCS_RECORD, sink);
     this.s.earlyDataBudget = ch.earlyData ? EARLY_DATA_SKIP_LIMIT : 0;
-    this.setHandshake(retry.next);
+    this.setStage(retry.next);
     return false;
   }
 
   /** Section 4.4.4: checks the client Finished, then issues tickets and flushes data. */
-  private onClientFinished(message: Uint8Array, hs: ExpectFinished, sink: TlsSink): void {
+  private onClientFinished(message: Uint8Array, awaiting: AwaitingClientFinished, sink: TlsSink): void {
+    const hs = awaiting.expected;
     verifyClientFinished(message, hs);
     const s = this.s;
-    const n = s.negotiated ?? broken('the client Finished before a ServerHello');
-    const suite = this.records.write?.cipher.suite ?? broken('the client Finished before a write key');
+    const { suite, negotiated: n } = awaiting;
     s.resumptionMasterSecret = hs.resumptionMasterSecret;
     this.setRead(suite, { secret: hs.clientApplicationSecret, seq: 0n, generation: 0, application: true });
-    this.setHandshake({ kind: 'established' });
+    this.setStage({ kind: 'established' });
     sink.event(handshakeDone(suite, n));
     if (!s.writeClosed) {
       // Without ticket keys here (a relay configured without them took over) none can be sealed.
       const keys = this.config.ticketKeys;
-      if (keys) this.issueTickets(suite, n, keys, hs.resumptionMasterSecret, sink);
+      if (keys) this.issueTickets(awaiting, keys, sink);
       const pending = s.pendingSend;
       if (pending.length) {
         s.pendingSend = [];
@@ -742,19 +763,18 @@ export class TlsServerEngine {
   }
 
   /** Section 4.6.1: the connection's tickets (session/new-session-ticket.ts), one record each. */
-  private issueTickets(suite: Suite, n: Negotiated, keys: TicketKeys, resumptionMasterSecret: Uint8Array, sink: TlsSink): void {
+  private issueTickets(awaiting: AwaitingClientFinished, keys: TicketKeys, sink: TlsSink): void {
     const s = this.s;
-    const seed = s.seed ?? broken('tickets without a connection seed');
     for (let i = 0; i < s.settings.ticketCount; i++) {
       const ticket = newSessionTicket({
-        suite,
+        suite: awaiting.suite,
         key: keys.current,
-        seed,
-        resumptionMasterSecret,
+        seed: awaiting.seed,
+        resumptionMasterSecret: awaiting.expected.resumptionMasterSecret,
         index: s.ticketsIssued++,
         issuedAtMs: s.handshakeTimeMs,
         lifetimeSeconds: s.settings.ticketLifetimeSeconds,
-        serverName: n.serverName,
+        serverName: awaiting.negotiated.serverName,
       });
       this.touch();
       this.records.writeHandshake([ticket], sink);
@@ -768,14 +788,8 @@ export class TlsServerEngine {
     r.end('KeyUpdate');
     if (request > 1) throw new TlsError('illegal_parameter', 'request_update is neither 0 nor 1');
     const s = this.s;
-    const read = this.records.read ?? broken('a KeyUpdate without a read key');
-    const suite = read.cipher.suite;
-    this.setRead(suite, {
-      secret: nextTrafficSecret(suite.hash, read.traffic.secret),
-      seq: 0n,
-      generation: read.traffic.generation + 1,
-      application: true,
-    });
+    s.read = this.records.updateReadKey();
+    this.touch();
     s.awaitingPeerKeyUpdate = false;
     sink.event({ type: 'keyUpdated', direction: 'read' });
     if (request === 1 && !s.writeClosed) this.updateWriteKey(false, sink, true);
@@ -784,14 +798,8 @@ export class TlsServerEngine {
   private updateWriteKey(requestPeer: boolean, sink: TlsSink, answer = false): void {
     const s = this.s;
     this.records.writeHandshake([msg.keyUpdate(requestPeer)], sink);
-    const write = this.records.write ?? broken('a KeyUpdate without a write key');
-    const suite = write.cipher.suite;
-    this.setWrite(suite, {
-      secret: nextTrafficSecret(suite.hash, write.traffic.secret),
-      seq: 0n,
-      generation: write.traffic.generation + 1,
-      application: true,
-    });
+    s.write = this.records.updateWriteKey();
+    this.touch();
     if (requestPeer) s.awaitingPeerKeyUpdate = true;
     sink.event(answer ? { type: 'keyUpdated', direction: 'write', answer } : { type: 'keyUpdated', direction: 'write' });
   }
@@ -839,7 +847,7 @@ export class TlsServerEngine {
 
   private finish(sink: TlsSink, error: boolean): void {
     const s = this.s;
-    this.setHandshake({ kind: 'closed', error });
+    this.setStage({ kind: 'closed', error });
     s.readClosed = true;
     s.writeClosed = true;
     s.pendingRecord = empty();
@@ -857,8 +865,10 @@ export class TlsServerEngine {
     this.s.revision++;
   }
 
-  private setHandshake(h: HandshakeState): void {
-    this.s.handshake = h;
+  /** The next handshake state; the snapshot's `handshake` is its part that a snapshot keeps. */
+  private setStage(stage: Stage): void {
+    this.stage = stage;
+    this.s.handshake = stage.kind === 'expectFinished' ? stage.expected : stage;
     this.touch();
   }
 
@@ -876,12 +886,11 @@ export class TlsServerEngine {
 
   // ---- keys ----
 
-  /** A new write key; its records hold at most the negotiated plaintext. */
-  private setWrite(suite: Suite, t: TrafficState): void {
-    const n = this.s.negotiated ?? broken('a write key before a ServerHello');
+  /** A new write key, whose records hold at most `maxPlaintext` bytes (the negotiated limit). */
+  private setWrite(suite: Suite, t: TrafficState, maxPlaintext: number): void {
     this.s.write = t;
     this.touch();
-    this.records.setWrite(suite, t, n.maxRecordPlaintext);
+    this.records.setWrite(suite, t, maxPlaintext);
   }
 
   private setRead(suite: Suite, t: TrafficState): void {

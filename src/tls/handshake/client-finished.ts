@@ -9,6 +9,20 @@ import type { Negotiated } from '../state.js';
 import type { TlsEvent } from '../types.js';
 import type { ExpectFinished } from './server-flight.js';
 
+/**
+ * The state awaiting the client Finished as the engine works with it: the snapshot's
+ * `expectFinished` state, with what the Finished and the tickets after it need that a
+ * snapshot keeps elsewhere (`negotiated`, `seed`).
+ */
+export interface AwaitingClientFinished {
+  readonly kind: 'expectFinished';
+  readonly expected: ExpectFinished;
+  readonly suite: Suite;
+  readonly negotiated: Negotiated;
+  /** Secret: the connection seed (ticket nonces, age_add and IVs derive from it). */
+  readonly seed: Uint8Array;
+}
+
 /** Checks the whole Finished message (header included) against the expected verify_data, in constant time. */
 export function verifyClientFinished(message: Uint8Array, hs: ExpectFinished): void {
   const expected = hs.clientVerifyData;

@@ -6,7 +6,9 @@
  */
 import { concat } from '../../util/bytes.js';
 import { RecordOpener, RecordSealer, sealedRecordLength } from '../crypto/record-protection.js';
+import { nextTrafficSecret } from '../crypto/key-schedule.js';
 import type { Suite } from '../crypto/suites.js';
+import { TlsError } from '../errors.js';
 import type { Counters, TrafficState } from '../state.js';
 import type { TlsSink } from '../types.js';
 import { ContentType, MAX_CIPHERTEXT, RECORD_HEADER_LEN } from '../wire/constants.js';
@@ -43,6 +45,21 @@ function appendInRoom(room: Uint8Array | null, pending: Uint8Array, more: Uint8A
   }
   into.set(more, pending.length);
   return into;
+}
+
+/** Section 7.2: the next application traffic secret of a direction, its sequence number back at 0. */
+function nextTraffic(p: Protection<RecordSealer | RecordOpener>): TrafficState {
+  return {
+    secret: nextTrafficSecret(p.cipher.suite.hash, p.traffic.secret),
+    seq: 0n,
+    generation: p.traffic.generation + 1,
+    application: true,
+  };
+}
+
+/** A KeyUpdate only comes once the connection is established, both directions keyed: our bug otherwise. */
+function unkeyed(direction: 'read' | 'write'): never {
+  throw new TlsError('internal_error', `a KeyUpdate of the ${direction} key before there is one`);
 }
 
 export class RecordLayer {
@@ -90,6 +107,22 @@ export class RecordLayer {
     this.writeKey?.cipher.free();
     this.writeKey = { traffic: t, cipher: new RecordSealer(suite, t.secret, Number(t.seq)) };
     this.maxPlaintext = maxPlaintext;
+  }
+
+  /** Section 4.6.3: the read key after the client's KeyUpdate, in place of the current one. */
+  updateReadKey(): TrafficState {
+    const read = this.readKey ?? unkeyed('read');
+    const t = nextTraffic(read);
+    this.setRead(read.cipher.suite, t);
+    return t;
+  }
+
+  /** Section 4.6.3: the write key after our KeyUpdate (sealed under the current one), in its place. */
+  updateWriteKey(): TrafficState {
+    const write = this.writeKey ?? unkeyed('write');
+    const t = nextTraffic(write);
+    this.setWrite(write.cipher.suite, t, this.maxPlaintext);
+    return t;
   }
 
   /** Section 5.5: whether the write key has sealed `limit` records (time for a KeyUpdate). */
