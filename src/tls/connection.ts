@@ -14,7 +14,7 @@ import { AlertDescription, alertFor, alertName, SnapshotError, TlsError, TlsLimi
 import { handshakeDone, verifyClientFinished, type AwaitingClientFinished } from './handshake/client-finished.js';
 import { helloRetryRequest, type ExpectRetriedClientHello } from './handshake/hello-retry.js';
 import { chooseParameters, serverFlight, serverHello, type ExpectFinished } from './handshake/server-flight.js';
-import { MAX_HANDSHAKE_MESSAGE, RecordLayer, trafficNow } from './record/record-layer.js';
+import { handshakeMessageEnd, RecordLayer, recordEnd, refuseSslv2Hello, trafficNow } from './record/record-layer.js';
 import { newSessionTicket } from './session/new-session-ticket.js';
 import {
   applyRecordState,
@@ -34,7 +34,7 @@ import {
 } from './state.js';
 import { DEFAULT_HANDSHAKE_NOISE_CAP, type TlsCounters, type TlsDeps, type TlsEvent, type TlsOutput, type TlsServerConfig, type TlsSink, type TicketKeys } from './types.js';
 import { parseClientHello, type ClientHello } from './wire/client-hello.js';
-import { ContentType, HandshakeType, MAX_CIPHERTEXT, MAX_PLAINTEXT, RECORD_HEADER_LEN, type GroupName } from './wire/constants.js';
+import { ContentType, HandshakeType, MAX_PLAINTEXT, RECORD_HEADER_LEN, type GroupName } from './wire/constants.js';
 import * as msg from './wire/server-messages.js';
 
 const DEFAULT_SUITES = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'] as const;
@@ -138,20 +138,6 @@ function freshState(settings: ConnectionSettings): EngineState {
     counters: { bytesFromClient: 0, bytesToClient: 0, plaintextSent: 0, plaintextReceived: 0 },
     handshakeSeen: [0, 0],
   };
-}
-
-/**
- * Appendix D.5: TLS 1.3 MUST NOT be negotiated with an SSL 2.0 compatible CLIENT-HELLO,
- * whose two-byte header has the high bit set (no TLS content type does). Refused from its
- * first bytes: read as a TLS header its "length" is the v2 version field, and we would
- * wait for bytes that never come. protocol_version, as OpenSSL answers (it parses the v2
- * hello, which cannot carry supported_versions, so offers at most TLS 1.2): the message is
- * well formed, we refuse its version, so decode_error would misname the failure.
- */
-function refuseSslv2Hello(buf: Uint8Array, at: number, pendingHandshake: number): void {
-  if (pendingHandshake === 0 && (buf[at]! & 0x80) !== 0) {
-    throw new TlsError('protocol_version', 'SSL 2.0 compatible ClientHello');
-  }
 }
 
 /**
@@ -429,10 +415,7 @@ export class TlsServerEngine {
     try {
       while (buf.length - at >= RECORD_HEADER_LEN && this.s.handshake.kind !== 'closed') {
         if (this.s.handshake.kind === 'expectClientHello') refuseSslv2Hello(buf, at, this.s.pendingHandshake.length);
-        const length = (buf[at + 3]! << 8) | buf[at + 4]!;
-        // Section 5.2: a record longer than 2^14 + 256 is record_overflow.
-        if (length > MAX_CIPHERTEXT) throw new TlsError('record_overflow', 'record longer than 2^14 + 256 bytes');
-        const end = at + RECORD_HEADER_LEN + length;
+        const end = recordEnd(buf, at);
         if (buf.length < end) break;
         // One whole record per call (what the gateway's framing delivers) takes no view.
         // Records handed on may be views into the room (a ClientHello): it is not written again.
@@ -645,11 +628,10 @@ export class TlsServerEngine {
     let buf = appended ? this.records.appendToPendingHandshake(s.pendingHandshake, fragment) : fragment;
     const whole = buf;
     while (buf.length >= 4) {
-      const length = (buf[1]! << 16) | (buf[2]! << 8) | buf[3]!;
-      if (length > MAX_HANDSHAKE_MESSAGE) throw new TlsError('unexpected_message', 'handshake message too large');
-      if (buf.length < 4 + length) break;
-      const message = buf.subarray(0, 4 + length);
-      buf = buf.subarray(4 + length);
+      const end = handshakeMessageEnd(buf);
+      if (buf.length < end) break;
+      const message = buf.subarray(0, end);
+      buf = buf.subarray(end);
       // The message may keep views into the room (a parsed ClientHello): never written again.
       this.records.releaseAssembly();
       const keysChange = this.onHandshakeMessage(message, sink);

@@ -14,7 +14,7 @@ import type { TlsSink } from '../types.js';
 import { ContentType, MAX_CIPHERTEXT, RECORD_HEADER_LEN } from '../wire/constants.js';
 
 /** The largest handshake message we buffer; ClientHellos are far smaller. */
-export const MAX_HANDSHAKE_MESSAGE = 1 << 17;
+const MAX_HANDSHAKE_MESSAGE = 1 << 17;
 
 /** One direction's protection: the traffic state a snapshot keeps, and its cipher. */
 export interface Protection<C extends RecordSealer | RecordOpener> {
@@ -25,6 +25,35 @@ export interface Protection<C extends RecordSealer | RecordOpener> {
 /** `traffic` with the sequence number its cipher has reached, for a snapshot. */
 export function trafficNow(p: Protection<RecordSealer | RecordOpener> | null): TrafficState | null {
   return p && { ...p.traffic, seq: BigInt(p.cipher.seq) };
+}
+
+/**
+ * Appendix D.5: TLS 1.3 MUST NOT be negotiated with an SSL 2.0 compatible CLIENT-HELLO,
+ * whose two-byte header has the high bit set (no TLS content type does). Refused from its
+ * first bytes: read as a TLS header its "length" is the v2 version field, and we would
+ * wait for bytes that never come. protocol_version, as OpenSSL answers (it parses the v2
+ * hello, which cannot carry supported_versions, so offers at most TLS 1.2): the message is
+ * well formed, we refuse its version, so decode_error would misname the failure.
+ */
+export function refuseSslv2Hello(buf: Uint8Array, at: number, pendingHandshake: number): void {
+  if (pendingHandshake === 0 && (buf[at]! & 0x80) !== 0) {
+    throw new TlsError('protocol_version', 'SSL 2.0 compatible ClientHello');
+  }
+}
+
+/** Where the record whose header starts at `at` ends (its header read whole: 5 bytes are there). */
+export function recordEnd(buf: Uint8Array, at: number): number {
+  const length = (buf[at + 3]! << 8) | buf[at + 4]!;
+  // Section 5.2: a record longer than 2^14 + 256 is record_overflow.
+  if (length > MAX_CIPHERTEXT) throw new TlsError('record_overflow', 'record longer than 2^14 + 256 bytes');
+  return at + RECORD_HEADER_LEN + length;
+}
+
+/** Where the handshake message at the start of `buf` ends (its 4-byte header is there). */
+export function handshakeMessageEnd(buf: Uint8Array): number {
+  const length = (buf[1]! << 16) | (buf[2]! << 8) | buf[3]!;
+  if (length > MAX_HANDSHAKE_MESSAGE) throw new TlsError('unexpected_message', 'handshake message too large');
+  return 4 + length;
 }
 
 /**
