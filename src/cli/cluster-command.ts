@@ -17,7 +17,11 @@
  *
  * With `--join nats://HOST:PORT --node NAME` the node joins the others on that NATS
  * (cluster/node.ts): membership heartbeats, remote actors, `baton status` listing every
- * node and `baton crash --node` reaching any. Without it, nothing of that runs.
+ * node and `baton crash --node` reaching any; and one configuration for all of them
+ * (cluster/node-config.ts): the node comes up on the cluster's active version (its own
+ * files are the cluster's first version only when it starts the cluster), a reload on
+ * any node rolls out to every live node, and the ticket keys rotate once for all, so a
+ * session resumes on any node. Without it, nothing of that runs.
  */
 import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
@@ -25,13 +29,14 @@ import { describeReason, type SupervisorEvent } from '../actors/index.js';
 import { certificateFacts, type CertificateFacts } from '../cluster/certificate-facts.js';
 import { AdminApi, crashRelay, nodeSummary, type DrainControl, type NodesControl, type ReloadResult } from '../cluster/admin-api.js';
 import type { ClusterNode } from '../cluster/node.js';
+import type { NodeConfig } from '../cluster/node-config.js';
 import { ConfigFileError, loadConfigFile } from '../cluster/config-file.js';
 import { readConfigText } from '../cluster/config-read.js';
 import { ClusterMetrics } from '../cluster/metrics.js';
 import { DEFAULT_ADMIN, TokenFileError, defaultTokenFile, newAdminToken, writeTokenFile } from '../cluster/token.js';
 import { Cluster, type ClusterOptions } from '../cluster/cluster.js';
 import { shortDigest } from '../cluster/config-version.js';
-import { ConfigReloader, type ReloadCandidate } from '../cluster/reload.js';
+import { ConfigReloader, localReloadTarget, type ReloadCandidate } from '../cluster/reload.js';
 import { BALANCE_POLICIES, describeBackends } from '../relay/backend-pool.js';
 import type { RelayCertificate, TlsSettings } from '../relay/settings.js';
 import { TlsConfigError, loadCertifiedKey } from '../tls/index.js';
@@ -349,7 +354,8 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
     ...(tls.alpn ? { alpn: tls.alpn } : {}),
     ...(tls.cipherSuites ? { cipherSuites: tls.cipherSuites } : {}),
     ...(tls.groups ? { groups: tls.groups } : {}),
-    ...(rotationSeconds !== undefined ? { ticketRotationMs: rotationSeconds * 1000 } : {}),
+    // A joined node rotates through the cross-node agent, once for every node.
+    ...(rotationSeconds !== undefined && !flags.join ? { ticketRotationMs: rotationSeconds * 1000 } : {}),
     ...(flags.config?.ticketKeys ? { ticketKeys: flags.config.ticketKeys } : {}),
     ...(flags.watchdogMs !== undefined ? { watchdogMs: flags.watchdogMs } : {}),
     maxConnections: flags.limits.maxConnections,
@@ -401,27 +407,36 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
       status: () => drain.status(),
     };
 
-    const reloader = new ConfigReloader(
-      cluster,
-      {
-        restartOnly: restartOnly(flags),
-        backends: flags.backends,
-        servingSha256: loaded.fingerprint256,
-        ...(rotationSeconds !== undefined ? { ticketRotationSeconds: rotationSeconds } : {}),
-      },
-      log,
-    );
+    let admin: StartedAdmin | null = null;
+    let node: ClusterNode | undefined;
+    let nodeConfig: NodeConfig | undefined;
+    let reloader!: ConfigReloader;
     const reload = async (path?: string): Promise<ReloadResult> => {
       const next = await readReload(flags, source, path, reloader.servingSha256, log);
       return 'status' in next ? next : reloader.apply(next);
     };
-
-    let admin: StartedAdmin | null = null;
-    let node: ClusterNode | undefined;
+    // A joined node serves the cluster's active version, which may carry another node's certificate.
+    let serving = loaded;
     try {
-      if (flags.join) node = await joinNodes(flags, cluster, metrics, logger, () => admin?.address ?? null);
+      if (flags.join) {
+        node = await joinNodes(flags, cluster, metrics, logger, () => admin?.address ?? null, () => nodeConfig?.running ?? null);
+        nodeConfig = await startNodeConfig(flags, node, cluster, logger, rotationSeconds);
+        const leaf = describeFileCertificates(cluster.activeTls.certificates);
+        if (leaf.fingerprint256 !== loaded.fingerprint256) serving = leaf;
+      }
+      reloader = new ConfigReloader(
+        nodeConfig?.reloadTarget() ?? localReloadTarget(cluster),
+        {
+          restartOnly: restartOnly(flags),
+          backends: flags.backends,
+          servingSha256: serving.fingerprint256,
+          ...(rotationSeconds !== undefined ? { ticketRotationSeconds: rotationSeconds } : {}),
+        },
+        log,
+      );
       admin = await startAdmin(flags, cluster, metrics, logger, reload, drainControl, node);
     } catch (e) {
+      await nodeConfig?.close();
       await node?.close();
       metrics.detach();
       await cluster.close();
@@ -429,11 +444,11 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
     }
     const listen = formatHostPort(cluster.address.address, cluster.address.port);
     const backend = describeBackends(flags.backends);
-    const names = [loaded.subject, loaded.subjectAltName].filter((s) => s.length > 0).join('; ');
+    const names = [serving.subject, serving.subjectAltName].filter((s) => s.length > 0).join('; ');
     // The start line stays plain text whatever the log level: it is what an operator reads first.
     io.out(
       `baton: ${flags.relays} relay${flags.relays === 1 ? '' : 's'} on ${listen} -> backend ${backend}; ` +
-        `certificate sha256 ${loaded.fingerprint256} (${loaded.selfSigned ? 'self-signed, ' : ''}${names})` +
+        `certificate sha256 ${serving.fingerprint256} (${serving.selfSigned ? 'self-signed, ' : ''}${names}${serving === loaded ? '' : ', the cluster\'s active version'})` +
         (flags.replication ? '' : '; replication off') +
         (flags.proxyProtocol === 'v2' ? '; PROXY protocol v2 to the backend' : '') +
         `; record protection ${describeProtection(cluster.recordProtection)}` +
@@ -446,7 +461,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
       relays: flags.relays,
       listen,
       backend,
-      certificateSha256: loaded.fingerprint256,
+      certificateSha256: serving.fingerprint256,
       replication: flags.replication,
       proxyProtocol: flags.proxyProtocol,
       recordProtection: cluster.recordProtection.mode,
@@ -467,6 +482,8 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
     else log('error', 'closing the cluster', { event: 'cluster.closing', escalated: true });
     phase = 'closing';
     const closeAll = async () => {
+      // The agent first: it needs the node's connection to stop watching.
+      await nodeConfig?.close();
       await node?.close();
       if (admin) {
         await admin.api.close();
@@ -590,6 +607,7 @@ async function joinNodes(
   metrics: ClusterMetrics,
   log: Logger,
   admin: () => string | null,
+  config: () => { readonly version: number; readonly digest: string } | null,
 ): Promise<ClusterNode> {
   const join = flags.join!;
   try {
@@ -601,7 +619,12 @@ async function joinNodes(
       cluster: join.cluster,
       system: cluster.system,
       log,
-      summary: (adminAddress) => nodeSummary(join.node, adminAddress, cluster, metrics),
+      // The configuration version the cluster of nodes numbers (the agent's), once it runs one.
+      summary: (adminAddress) => {
+        const s = nodeSummary(join.node, adminAddress, cluster, metrics);
+        const c = config();
+        return c ? { ...s, config: { version: c.version, digest: c.digest } } : s;
+      },
       crash: (req) => crashRelay(cluster, req),
       admin,
       ...testTimings(),
@@ -611,6 +634,23 @@ async function joinNodes(
     const message = e instanceof Error ? e.message : String(e);
     if (code === 'BATON_ERR_NODE_NAME_TAKEN') throw new CliError(message);
     throw new CliError(`--join ${join.url.url}: cannot join cluster ${join.cluster} as node ${join.node}: ${message}`, EXIT_FAILURE);
+  }
+}
+
+/**
+ * Brings a joined node onto the cluster's one configuration (cluster/node-config.ts):
+ * the active version, or its own settings when it is the first. Failing that in time
+ * is a CliError before the node serves.
+ */
+async function startNodeConfig(flags: ClusterFlags, node: ClusterNode, cluster: Cluster, log: Logger, rotationSeconds: number | undefined): Promise<NodeConfig> {
+  try {
+    const { NodeConfig } = await import('../cluster/node-config.js');
+    return await NodeConfig.start(node, cluster, log, {
+      ...(rotationSeconds !== undefined ? { ticketRotationMs: rotationSeconds * 1000 } : {}),
+    });
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    throw new CliError(`--join ${flags.join!.url.url}: node ${node.node} did not get the configuration of cluster ${node.cluster}: ${message}`, EXIT_FAILURE);
   }
 }
 

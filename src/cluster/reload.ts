@@ -5,6 +5,7 @@
  * version follows: the backends of new connections and the ticket rotation period.
  * Settings a running cluster cannot change are kept, with a warning each. Every
  * outcome is logged and returned; nothing here throws for a bad configuration.
+ * On a joined node the version goes to every live node ({@link ReloadTarget}).
  */
 import { describeBackends, type BackendsSpec } from '../relay/backend-pool.js';
 import type { TlsSettings } from '../relay/settings.js';
@@ -14,6 +15,7 @@ import type { ReloadResult } from './admin-api.js';
 import type { CertificateFacts } from './certificate-facts.js';
 import type { Cluster } from './cluster.js';
 import { shortDigest } from './config-version.js';
+import type { RolloutResult } from './rollout.js';
 
 /** A configuration to roll out, as loaded and checked (public facts and secrets alike). */
 export interface ReloadCandidate {
@@ -48,6 +50,27 @@ export interface RunningConfig {
 
 type Log = (level: LogLevel, msg: string, fields?: LogFields) => void;
 
+/**
+ * Where a reload goes: the node's own relays (a node alone), or every live node
+ * (a joined node: the cross-node agent, node-config-agent.ts). `rollOut` derives the
+ * next settings from the ones active when it runs, so that a ticket rotation that
+ * lands meanwhile is not undone.
+ */
+export interface ReloadTarget {
+  readonly gateway: Pick<Cluster['gateway'], 'setBackends'>;
+  rollOut(make: (active: TlsSettings) => TlsSettings): Promise<RolloutResult>;
+  rotateTicketsEvery(periodMs: number): void;
+}
+
+/** A node alone: reloads roll out over its own relays, and it rotates its own ticket keys. */
+export function localReloadTarget(cluster: Pick<Cluster, 'activeTls' | 'reconfigure' | 'rotateTicketsEvery' | 'gateway'>): ReloadTarget {
+  return {
+    gateway: cluster.gateway,
+    rollOut: (make) => cluster.reconfigure(make(cluster.activeTls)),
+    rotateTicketsEvery: (ms) => cluster.rotateTicketsEvery(ms),
+  };
+}
+
 /** Applies reloads to one node, remembering what each one left running. */
 export class ConfigReloader {
   private backends: BackendsSpec;
@@ -56,7 +79,7 @@ export class ConfigReloader {
   private readonly restartOnly: Readonly<Record<string, string>>;
 
   constructor(
-    private readonly cluster: Pick<Cluster, 'activeTls' | 'reconfigure' | 'rotateTicketsEvery' | 'gateway'>,
+    private readonly cluster: ReloadTarget,
     running: RunningConfig,
     private readonly log: Log,
   ) {
@@ -88,9 +111,10 @@ export class ConfigReloader {
     }
     // Ticket keys belong to the cluster (and rotate on their own) unless the file names a
     // key file shared with other processes: then rewriting that file rotates them.
-    const { certificates: _c, alpn: _a, cipherSuites: _s, groups: _g, ...kept } = this.cluster.activeTls;
-    const ticketKeys = next.ticketKeys ?? kept.ticketKeys;
-    const result = await this.cluster.reconfigure({ ...kept, ticketKeys, ...next.tls });
+    const result = await this.cluster.rollOut((active) => {
+      const { certificates: _c, alpn: _a, cipherSuites: _s, groups: _g, ...kept } = active;
+      return { ...kept, ticketKeys: next.ticketKeys ?? kept.ticketKeys, ...next.tls };
+    });
     if (!result.ok) {
       this.log('error', `configuration refused, still on version ${result.version}: ${result.reason}`, {
         event: 'config.refused',

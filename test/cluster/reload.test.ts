@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { RolloutResult } from '../../src/cluster/rollout.js';
-import { ConfigReloader, type ReloadCandidate } from '../../src/cluster/reload.js';
+import { ConfigReloader, localReloadTarget, type ReloadCandidate } from '../../src/cluster/reload.js';
 import { singleBackend, type BackendsSpec } from '../../src/relay/backend-pool.js';
 import type { TlsSettings } from '../../src/relay/settings.js';
 
@@ -26,7 +26,7 @@ function standIn(answer: RolloutResult = { ok: true, version: 2, digest: 'd'.rep
   };
   const lines: { level: string; msg: string; fields?: Record<string, unknown> }[] = [];
   const reloader = new ConfigReloader(
-    cluster as unknown as ConstructorParameters<typeof ConfigReloader>[0],
+    localReloadTarget(cluster as unknown as Parameters<typeof localReloadTarget>[0]),
     { restartOnly: { relays: '2' }, backends: singleBackend({ host: '127.0.0.1', port: 9 }), servingSha256: LEAF.fingerprint256 },
     (level, msg, fields) => lines.push({ level, msg, ...(fields ? { fields } : {}) }),
   );
