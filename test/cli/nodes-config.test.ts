@@ -5,9 +5,10 @@
  * reaches a and c (their /status shows the new version and digest, and new
  * handshakes on a get the new certificate), and the session from before still
  * resumes on c; a node that joins later comes up on the active version, whatever
- * its own certificate.
+ * its own certificate; ticket keys rotate once for the whole cluster, and a ticket
+ * sealed after a rotation still resumes on the other node.
  */
-import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -78,7 +79,7 @@ describe('baton cluster --join: one configuration and shared sessions across nod
   });
 
   /** Starts node `name` on its own copy of a certificate, so that a reload can replace it. */
-  async function node(name: string, cluster: string, cert = 'ecdsa-p256'): Promise<Node> {
+  async function node(name: string, cluster: string, cert = 'ecdsa-p256', extra: string[] = []): Promise<Node> {
     const certFile = path.join(dir, `${cluster}-${name}.pem`);
     const keyFile = path.join(dir, `${cluster}-${name}-key.pem`);
     await copyFile(path.join(certDir, `${cert}.pem`), certFile);
@@ -87,7 +88,7 @@ describe('baton cluster --join: one configuration and shared sessions across nod
       [
         'cluster', '--drain-timeout', '0', '--relays', '2', '--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${backend.port}`,
         '--cert', certFile, '--key', keyFile, '--admin', '127.0.0.1:0', '--token-file', path.join(dir, `${cluster}-${name}.token`),
-        '--join', nats.url, '--node', name, '--cluster-name', cluster,
+        '--join', nats.url, '--node', name, '--cluster-name', cluster, ...extra,
       ],
       FAST,
     );
@@ -166,5 +167,25 @@ describe('baton cluster --join: one configuration and shared sessions across nod
     const other = await node('a', 'apart');
     expect(other.served).toBe(P256);
     expect((await visit(other.port, first.session)).reused).toBe(false);
+  }, 180_000);
+
+  it('ticket keys rotate once for the whole cluster: both nodes run every rotated version, and sessions resume across nodes', async () => {
+    // Both nodes ask for a rotation every second; the cluster rotates once a period, not once per node.
+    const file = path.join(dir, 'rotate.yaml');
+    const cert = `{ cert: ${path.join(certDir, 'ecdsa-p256.pem')}, key: ${path.join(certDir, 'ecdsa-p256-key.pem')} }`;
+    await writeFile(file, `listeners:\n  - address: 127.0.0.1:0\n    certificates: [${cert}]\nbackend: 127.0.0.1:9\ntickets: { rotationSeconds: 1 }\n`);
+    const [a, b] = await Promise.all([node('a', 'rot', 'ecdsa-p256', ['--config', file]), node('b', 'rot', 'ecdsa-p256', ['--config', file])]);
+    const v0 = (await status(a)).config.version;
+    const t0 = performance.now();
+    await until('three rotations', async () => (await status(a)).config.version >= v0 + 3, 30_000, 100);
+    expect(performance.now() - t0).toBeGreaterThan(1_500);
+    await until('b on a\'s version', async () => {
+      const [sa, sb] = await Promise.all([status(a), status(b)]);
+      return sa.config.version === sb.config.version && sa.config.digest === sb.config.digest;
+    }, 10_000, 100);
+    const fromA = await visit(a.port);
+    expect((await visit(b.port, fromA.session)).reused).toBe(true);
+    const fromB = await visit(b.port);
+    expect((await visit(a.port, fromB.session)).reused).toBe(true);
   }, 180_000);
 });
