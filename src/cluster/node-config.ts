@@ -6,11 +6,12 @@
  * re-reads the store whenever the NATS connection comes back (a watch may have missed
  * changes meanwhile). A node alone never runs any of this.
  */
-import type { TlsSettings } from '../relay/settings.js';
+import type { ConfigVersion, TlsSettings } from '../relay/settings.js';
+import { certificateFacts } from './certificate-facts.js';
 import type { Logger } from '../util/log.js';
 import type { Cluster } from './cluster.js';
 import { NodeConfigAgent } from './node-config-agent.js';
-import { clusterRelays } from './node-relays.js';
+import { clusterRelays, type NodeRelays } from './node-relays.js';
 import type { ClusterNode } from './node.js';
 import type { ReloadTarget } from './reload.js';
 import type { RolloutResult } from './rollout.js';
@@ -27,11 +28,20 @@ export interface NodeConfigOptions {
 /** The cross-node configuration of a joined node, and where its reloads go. */
 export class NodeConfig {
   private closed = false;
+  private agentRef: NodeConfigAgent | null = null;
+  /** Fingerprint of the leaf certificate the relays serve to new handshakes. */
+  private serving: string;
 
   private constructor(
-    readonly agent: NodeConfigAgent,
     private readonly cluster: Cluster,
-  ) {}
+    private readonly log: Logger,
+  ) {
+    this.serving = leafSha256(cluster.activeTls);
+  }
+
+  get agent(): NodeConfigAgent {
+    return this.agentRef!;
+  }
 
   /**
    * Opens the bucket and starts the agent: on return the relays run the cluster's
@@ -41,17 +51,18 @@ export class NodeConfig {
   static async start(node: ClusterNode, cluster: Cluster, log: Logger, opts: NodeConfigOptions = {}): Promise<NodeConfig> {
     const clog = log.child({ component: 'config', node: node.node });
     const store = await node.openBucket('config');
+    const config = new NodeConfig(cluster, clog);
     const agent = await NodeConfigAgent.start({
       store,
       cluster: node.cluster,
       node: node.node,
-      relays: clusterRelays(cluster),
+      relays: config.watched(clusterRelays(cluster)),
       liveNodes: () => node.liveNodes(),
       ...(opts.rolloutDeadlineMs !== undefined ? { rolloutDeadlineMs: opts.rolloutDeadlineMs } : {}),
       ...(opts.joinTimeoutMs !== undefined ? { joinTimeoutMs: opts.joinTimeoutMs } : {}),
       log: (level, msg, fields) => clog[level](msg, { event: 'config.cluster', ...fields }),
     });
-    const config = new NodeConfig(agent, cluster);
+    config.agentRef = agent;
     if (opts.ticketRotationMs !== undefined) agent.rotateTicketsEvery(opts.ticketRotationMs);
     void config.resyncOnReconnect(node);
     return config;
@@ -71,6 +82,34 @@ export class NodeConfig {
         return r.ok ? { ok: true, version: r.version, digest: r.digest, unchanged: r.unchanged } : { ok: false, version: r.version, reason: r.reason };
       },
       rotateTicketsEvery: (ms) => this.agent.rotateTicketsEvery(ms),
+      servingSha256: () => this.serving,
+    };
+  }
+
+  /** The relays, saying when a version from the cluster (any node's reload) changes the certificate served here. */
+  private watched(relays: NodeRelays): NodeRelays {
+    const served = (v: ConfigVersion) => {
+      const sha256 = leafSha256(v.tls);
+      if (sha256 === this.serving) return;
+      this.serving = sha256;
+      this.log.info(`certificate sha256 ${sha256} served to new handshakes (cluster configuration version ${v.version})`, {
+        event: 'cert.served',
+        certificateSha256: sha256,
+        version: v.version,
+      });
+    };
+    return {
+      active: () => relays.active(),
+      stage: (v) => relays.stage(v),
+      activate: async (v) => {
+        await relays.activate(v);
+        served(v);
+      },
+      apply: async (v) => {
+        const r = await relays.apply(v);
+        if (r.ok) served(v);
+        return r;
+      },
     };
   }
 
@@ -92,4 +131,10 @@ export class NodeConfig {
       // The status stream ends when the connection closes: nothing left to resync.
     }
   }
+}
+
+/** The fingerprint of the leaf certificate of `tls` (public). */
+function leafSha256(tls: TlsSettings): string {
+  const leaf = tls.certificates[0];
+  return leaf ? certificateFacts(leaf.cert).fingerprint256 : '';
 }

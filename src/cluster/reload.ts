@@ -60,6 +60,8 @@ export interface ReloadTarget {
   readonly gateway: Pick<Cluster['gateway'], 'setBackends'>;
   rollOut(make: (active: TlsSettings) => TlsSettings): Promise<RolloutResult>;
   rotateTicketsEvery(periodMs: number): void;
+  /** The leaf certificate new handshakes get now, when a version may also come from elsewhere (another node's reload). */
+  servingSha256?(): string;
 }
 
 /** A node alone: reloads roll out over its own relays, and it rotates its own ticket keys. */
@@ -91,13 +93,14 @@ export class ConfigReloader {
 
   /** Fingerprint of the leaf certificate new handshakes get now. */
   get servingSha256(): string {
-    return this.serving;
+    return this.cluster.servingSha256?.() ?? this.serving;
   }
 
   /** Rolls `next` out; resolves with what happened (applied, or refused by a relay). */
   async apply(next: ReloadCandidate): Promise<ReloadResult> {
     const configFile = next.configFile;
     const warnings: string[] = [];
+    const servedBefore = this.servingSha256;
     for (const [field, value] of Object.entries(next.restartOnly)) {
       if (value !== this.restartOnly[field]) warnings.push(`${field} requires a restart; kept ${this.restartOnly[field]}`);
     }
@@ -141,7 +144,7 @@ export class ConfigReloader {
       digest: shortDigest(result.digest),
       unchanged: result.unchanged,
     });
-    if (next.leaf.fingerprint256 !== this.serving) {
+    if (next.leaf.fingerprint256 !== servedBefore) {
       this.serving = next.leaf.fingerprint256;
       this.log('info', `certificate sha256 ${this.serving} served to new handshakes (${next.leaf.subject})`, {
         event: 'cert.reloaded',
