@@ -4,7 +4,8 @@
  * client); `baton reload` asked of b, after b's --cert/--key files were replaced,
  * reaches a and c (their /status shows the new version and digest, and new
  * handshakes on a get the new certificate), and the session from before still
- * resumes on c; a node that joins later comes up on the active version, whatever
+ * resumes on c; POST /config on c rolls the next one out (timed without the CLI's
+ * start); a node that joins later comes up on the active version, whatever
  * its own certificate; ticket keys rotate once for the whole cluster, and a ticket
  * sealed after a rotation still resumes on the other node.
  */
@@ -153,6 +154,19 @@ describe('baton cluster --join: one configuration and shared sessions across nod
     expect((await visit(c.port, first.session)).reused).toBe(true);
     const fresh = await visit(c.port);
     expect((await visit(a.port, fresh.session)).reused).toBe(true);
+
+    // The rollout alone, without the CLI's start: POST /config to c (c's files are P-384 too).
+    await copyFile(path.join(certDir, 'ecdsa-p256.pem'), c.certFile);
+    await copyFile(path.join(certDir, 'ecdsa-p256-key.pem'), c.keyFile);
+    const token = readFileSync(c.admin[3]!, 'utf8').trim();
+    const t1 = performance.now();
+    const res = await fetch(`http://${c.admin[1]}/config`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}' });
+    const posted = (await res.json()) as { ok: boolean; version: number };
+    console.log(`three-node rollout, POST /config on c to active on every node: ${(performance.now() - t1).toFixed(0)} ms`);
+    expect(res.status).toBe(200);
+    expect(posted).toMatchObject({ ok: true, version: version + 1 });
+    expect((await status(a)).config.version).toBe(version + 1);
+    expect((await visit(b.port)).fingerprint).toBe(P256);
     expect(a.stdout()).toMatch(new RegExp(`node a runs configuration version ${version}`));
     // a says so in its own log, though the reload was asked of b.
     expect(a.stdout()).toMatch(new RegExp(`certificate sha256 ${P384} served to new handshakes \\(cluster configuration version ${version}\\)`));
