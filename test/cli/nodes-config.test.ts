@@ -4,7 +4,7 @@
  * client); `baton reload` asked of b, after b's --cert/--key files were replaced,
  * reaches a and c (their /status shows the new version and digest, and new
  * handshakes on a get the new certificate), and the session from before still
- * resumes on c; POST /config on c rolls the next one out (timed without the CLI's
+ * resumes on c, and after NATS went away and came back; POST /config on c rolls the next one out (timed without the CLI's
  * start); a node that joins later comes up on the active version, whatever
  * its own certificate; ticket keys rotate once for the whole cluster, and a ticket
  * sealed after a rotation still resumes on the other node.
@@ -204,5 +204,31 @@ describe('baton cluster --join: one configuration and shared sessions across nod
     expect((await visit(b.port, fromA.session)).reused).toBe(true);
     const fromB = await visit(b.port);
     expect((await visit(a.port, fromB.session)).reused).toBe(true);
+  }, 180_000);
+
+  it('after NATS went away and came back, a reload asked of b still reaches a', async () => {
+    const [a, b] = await Promise.all([node('a', 'outage'), node('b', 'outage')]);
+    await until('a to see b', async () => (await status(a)).nodes?.map((n) => n.source).join() === 'self,nats', 20_000, 100);
+    const first = await visit(a.port);
+    await nats.stop({ keepStore: true });
+    await until('a to lose NATS', () => /NATS connection lost/.test(a.stdout()), 15_000, 100);
+    // Both serve on, on the version they run, and a session from a still resumes on b.
+    expect((await visit(b.port, first.session)).reused).toBe(true);
+    nats = await startNatsServer({ port: nats.port, storeDir: nats.storeDir });
+    await until('a and b back on NATS', () => /NATS connection back/.test(a.stdout()) && /NATS connection back/.test(b.stdout()), 30_000, 100);
+    const before = (await status(a)).config.version;
+    await copyFile(path.join(certDir, 'ecdsa-p384.pem'), b.certFile);
+    await copyFile(path.join(certDir, 'ecdsa-p384-key.pem'), b.keyFile);
+    const token = readFileSync(b.admin[3]!, 'utf8').trim();
+    // The buckets may still be reopening a moment after the reconnect: a refused reload is asked again (bounded).
+    let answer: { ok: boolean; version: number; error?: string } = { ok: false, version: before };
+    await until('the reload on b to be applied', async () => {
+      const res = await fetch(`http://${b.admin[1]}/config`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}' });
+      answer = (await res.json()) as typeof answer;
+      return answer.ok;
+    }, 30_000, 500);
+    expect(answer.version).toBe(before + 1);
+    await until('a on the new version', async () => (await status(a)).config.version === before + 1, 10_000, 100);
+    expect((await visit(a.port)).fingerprint).toBe(P384);
   }, 180_000);
 });
