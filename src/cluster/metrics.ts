@@ -86,8 +86,8 @@ export class ClusterMetrics {
     mirror('baton_connections_lost_total', 'connections that could not be carried on after a crash (see the log for why)', (s) => s.connectionsLost);
     mirror('baton_output_gaps_total', 'relay output past what was written (bytes a client would miss; the connection is reset; must stay 0)', (s) => s.outputGaps);
     mirror('baton_gap_resets_total', 'connections reset (TCP RST) because their output would have had a gap; must stay 0', (s) => s.gapResets);
-    mirror('baton_connections_refused_total', 'connections closed at accept: no relay up, no free state slot, or too many waiting for room', (s) => s.connectionsRefused);
-    mirror('baton_connections_queued_total', 'connections that waited, unread, for room because max connections were served', (s) => s.connectionsQueued);
+    mirror('baton_connections_refused_total', 'connections closed at accept: no free state slot, too many waiting for room or for a relay, or accepted while draining', (s) => s.connectionsRefused);
+    mirror('baton_connections_queued_total', 'connections that waited, unread, for room because max connections were served, or for a relay to be up (every one was restarting)', (s) => s.connectionsQueued);
     const metrics = this;
     new Gauge({
       name: 'baton_draining',

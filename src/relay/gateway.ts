@@ -294,7 +294,7 @@ export interface TakeoverSample {
 export interface GatewayStats {
   connectionsOpened: number;
   connectionsActive: number;
-  /** Connections turned away: no relay up, or every state slot taken. */
+  /** Connections turned away: every state slot taken, too many waiting, or draining (with no relay up they wait instead). */
   connectionsRefused: number;
   handshakes: number;
   bytesFromClients: number;
@@ -312,7 +312,7 @@ export interface GatewayStats {
   handshakeTimeouts: number;
   idleTimeouts: number;
   backendConnectTimeouts: number;
-  /** Accepted connections that had to wait for room (max connections reached), and those waiting now. */
+  /** Accepted connections that had to wait for room (max connections reached) or for a relay to be up, and those waiting now. */
   connectionsQueued: number;
   connectionsWaiting: number;
   /** Connections closed for a cap (see GatewayEvents.limitExceeded). */
@@ -405,7 +405,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   private checker: HealthChecker<Backend>;
   private readonly maxUnreadKeyUpdates: number;
   private sweeper: NodeJS.Timeout | null = null;
-  /** Accepted connections waiting for room (max connections), oldest first, with when they came. */
+  /** Accepted connections waiting for room (max connections) or for a relay to be up, oldest first, with when they came. */
   private readonly waiting: { readonly accepted: net.Socket | object; readonly at: number }[] = [];
   private admitScheduled = false;
   /** False once stopAccepting() ran: new connections are refused, the listener is closed. */
@@ -449,6 +449,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     for (const s of relay.cooling) this.slots?.release(s);
     relay.cooling = [];
     for (const c of this.conns.values()) if (c.owner === null && !c.done) this.promote(c, relay);
+    // Connections accepted while no relay was up are served now (room permitting).
+    if (this.waiting.length > 0 && this.accepting) this.admit();
   }
 
   async listen(): Promise<net.AddressInfo> {
@@ -526,6 +528,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     return best;
   }
 
+  private anyRelayUp(): boolean {
+    for (const r of this.relays.values()) if (r.up) return true;
+    return false;
+  }
+
   private setOwner(c: Conn, owner: RelaySlot | null): void {
     if (c.owner === owner) return;
     if (c.owner) c.owner.owned--;
@@ -550,7 +557,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       return;
     }
     const max = this.opts.maxConnections;
-    if (max !== undefined && (this.stats.connectionsActive >= max || this.waiting.length > 0)) {
+    // With every relay down at once (crashed, none restarted yet) a new connection waits,
+    // unread, for the first one back, as for room: a crash storm is a pause, not a reset.
+    const full = max !== undefined && this.stats.connectionsActive >= max;
+    if (full || this.waiting.length > 0 || !this.anyRelayUp()) {
       if (this.waiting.length >= MAX_WAITING) {
         this.stats.connectionsRefused++;
         this.refuse(accepted);
@@ -565,11 +575,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.serve(accepted);
   }
 
-  /** Serves waiting connections while there is room (after a connection ended). */
+  /** Serves waiting connections while there is room and a relay is up (after a connection ended, a relay came back). */
   private admit(): void {
     this.admitScheduled = false;
     const max = this.opts.maxConnections ?? Infinity;
-    while (this.waiting.length > 0 && this.stats.connectionsActive < max && this.server !== null) {
+    while (this.waiting.length > 0 && this.stats.connectionsActive < max && this.server !== null && this.anyRelayUp()) {
       const { accepted } = this.waiting.shift()!;
       this.serve(accepted);
       if (accepted instanceof net.Socket) accepted.resume();
