@@ -4,7 +4,10 @@
  *
  *   npx tsx bench/chaos-storm.ts [--clients 20] [--mib 8] [--relays 3] [--interval 0.7]
  *     [--kinds throw,exit,terminate,oom,hang] [--seed N] [--timeout 600] [--no-openssl]
- *     [--json FILE] [--corrupt-at BYTE]
+ *     [--json FILE] [--corrupt-at BYTE] [--rounds N] [--log-level info|debug]
+ *
+ * `--rounds N`: each client streams its MiB N times, over a new connection each time
+ * (the storm lasts as long as the clients stream).
  *
  * `--corrupt-at BYTE` checks the checker: the echo backend flips that byte of every
  * connection, so every client must fail at exactly that byte.
@@ -78,6 +81,10 @@ interface Options {
   json: string | undefined;
   /** A self-check: the echo backend flips this byte of every connection (the run must fail). */
   corruptAt: number | undefined;
+  /** Each client streams its MiB this many times, a new connection each time, so the storm lasts longer. */
+  rounds: number;
+  /** The cluster's --log-level (debug logs every connection's close and why). */
+  logLevel: string;
 }
 
 function options(): Options {
@@ -93,6 +100,8 @@ function options(): Options {
       'no-openssl': { type: 'boolean', default: false },
       json: { type: 'string' },
       'corrupt-at': { type: 'string' },
+      rounds: { type: 'string', default: '1' },
+      'log-level': { type: 'string', default: 'info' },
     },
   });
   const num = (name: string, v: string, min: number, max: number): number => {
@@ -113,6 +122,8 @@ function options(): Options {
     timeoutS: num('timeout', values.timeout, 5, 24 * 3600),
     openssl: !values['no-openssl'],
     json: values.json,
+    logLevel: values['log-level'],
+    rounds: Math.floor(num('rounds', values.rounds, 1, 100_000)),
     corruptAt: values['corrupt-at'] === undefined ? undefined : Math.floor(num('corrupt-at', values['corrupt-at'], 0, 2 ** 40)),
   };
 }
@@ -155,6 +166,8 @@ interface ClientResult {
   error?: string;
   stuck?: boolean;
   ms: number;
+  /** When it failed (ISO 8601), to find it in the cluster log. */
+  failedAt?: string;
 }
 
 // ---- the Node tls client ----
@@ -174,7 +187,10 @@ function nodeClient(name: string, port: number, ca: string, total: number, seed:
       done = true;
       clearTimeout(timer);
       const r: ClientResult = { name, ok: error === undefined, bytes: total, sent, verified, ms: performance.now() - t0 };
-      if (error !== undefined) r.error = error;
+      if (error !== undefined) {
+        r.error = error;
+        r.failedAt = new Date().toISOString();
+      }
       if (stuck) r.stuck = true;
       if (error === undefined) socket.end();
       else socket.destroy();
@@ -217,10 +233,23 @@ function nodeClient(name: string, port: number, ca: string, total: number, seed:
   });
 }
 
+/** `rounds` streams in turn, each over a new connection; the first failure ends the client. */
+async function inRounds(name: string, rounds: number, total: number, one: (round: string) => Promise<ClientResult>): Promise<ClientResult> {
+  const t0 = performance.now();
+  let sent = 0;
+  let verified = 0;
+  for (let r = 0; r < rounds; r++) {
+    const x = await one(rounds === 1 ? name : `${name}/round-${r}`);
+    sent += x.sent;
+    verified += x.verified;
+    if (!x.ok) return { ...x, name, bytes: total * rounds, sent, verified, ms: performance.now() - t0, ...(rounds > 1 ? { error: `round ${r}: ${x.error}` } : {}) };
+  }
+  return { name, ok: true, bytes: total * rounds, sent, verified, ms: performance.now() - t0 };
+}
+
 // ---- the openssl s_client ----
 
-async function opensslClient(dir: string, port: number, caFile: string, total: number, seed: number, deadline: number, children: ChildProcess[]): Promise<ClientResult> {
-  const name = 'openssl';
+async function opensslClient(name: string, dir: string, port: number, caFile: string, total: number, seed: number, deadline: number, children: ChildProcess[]): Promise<ClientResult> {
   const input = join(dir, 'openssl-in.bin');
   const output = join(dir, 'openssl-out.bin');
   const s = new Stream(seed, name);
@@ -247,7 +276,9 @@ async function opensslClient(dir: string, port: number, caFile: string, total: n
   child.on('exit', (code, signal) => (exited = code ?? signal));
   const size = (): number => statSync(output).size;
   let result: string | undefined;
+  let failedAt: string | undefined;
   let stuck = false;
+  child.on('exit', () => (failedAt ??= new Date().toISOString()));
   for (;;) {
     const n = size();
     if (n >= total) break;
@@ -270,7 +301,10 @@ async function opensslClient(dir: string, port: number, caFile: string, total: n
   const n = size();
   if (result === undefined && (verified !== total || n !== total)) result = n > total ? `${n - total} bytes more than were sent came back` : `byte ${verified} differs from what was sent`;
   const r: ClientResult = { name, ok: result === undefined, bytes: total, sent: total, verified, ms: performance.now() - t0 };
-  if (result !== undefined) r.error = result;
+  if (result !== undefined) {
+    r.error = result;
+    r.failedAt = failedAt ?? new Date().toISOString();
+  }
   if (stuck) r.stuck = true;
   return r;
 }
@@ -417,7 +451,7 @@ async function main(): Promise<void> {
   const children: ChildProcess[] = [];
   const total = Math.round(opts.mib * MIB);
   console.log(
-    `chaos-storm: ${opts.clients} node clients${opts.openssl ? ' + openssl s_client' : ''}, ${opts.mib} MiB each, ${opts.relays} relays, ` +
+    `chaos-storm: ${opts.clients} node clients${opts.openssl ? ' + openssl s_client' : ''}, ${opts.mib} MiB each${opts.rounds > 1 ? ` x ${opts.rounds} rounds` : ''}, ${opts.relays} relays, ` +
       `a crash every ~${opts.interval} s of ${opts.kinds.join('/')}, seed ${opts.seed}, deadline ${opts.timeoutS} s; files in ${dir}`,
   );
 
@@ -437,6 +471,7 @@ async function main(): Promise<void> {
     '--key', join(certDir, 'ecdsa-p256-key.pem'),
     '--admin', `${HOST}:${adminPort}`,
     '--token-file', tokenFile,
+    '--log-level', opts.logLevel,
   ];
   const cluster = spawn(process.execPath, clusterArgs, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BATON_FROM_SOURCE: '1' } });
   children.push(cluster);
@@ -468,8 +503,11 @@ async function main(): Promise<void> {
     // The clients, then the storm while they stream.
     const clientDeadline = runDeadline - 20_000; // room left for the summary and the teardown
     const running: Promise<ClientResult>[] = [];
-    for (let i = 0; i < opts.clients; i++) running.push(nodeClient(`client-${i}`, listenPort, ca, total, opts.seed, clientDeadline));
-    if (opts.openssl) running.push(opensslClient(dir, listenPort, caFile, total, opts.seed, clientDeadline, children).catch((e: Error) => ({ name: 'openssl', ok: false, bytes: total, sent: 0, verified: 0, error: `openssl client: ${e.message}`, ms: 0 })));
+    for (let i = 0; i < opts.clients; i++) {
+      running.push(inRounds(`client-${i}`, opts.rounds, total, (n) => nodeClient(n, listenPort, ca, total, opts.seed, clientDeadline)));
+    }
+    const openssl = (n: string) => opensslClient(n, dir, listenPort, caFile, total, opts.seed, clientDeadline, children);
+    if (opts.openssl) running.push(inRounds('openssl', opts.rounds, total, openssl).catch((e: Error) => ({ name: 'openssl', ok: false, bytes: total * opts.rounds, sent: 0, verified: 0, error: `openssl client: ${e.message}`, ms: 0 })));
     let streaming = true;
     const all = Promise.all(running).finally(() => (streaming = false));
 
@@ -515,6 +553,8 @@ async function main(): Promise<void> {
     if (st.status === 200) status = JSON.parse(st.body) as Record<string, unknown>;
     const mt = await request(adminPort, token, 'GET', '/metrics');
     if (mt.status === 200) metricsText = mt.body;
+    writeFileSync(join(dir, 'metrics.txt'), metricsText);
+    writeFileSync(join(dir, 'status.json'), st.body);
   } catch (e) {
     setupError = (e as Error).message;
   }
@@ -562,6 +602,8 @@ async function main(): Promise<void> {
     quarantined: s?.quarantined ?? metric(metricsText, 'baton_quarantined_connections_total'),
     outputGaps: metric(metricsText, 'baton_output_gaps_total'),
     gapResets: metric(metricsText, 'baton_gap_resets_total'),
+    refused: metric(metricsText, 'baton_connections_refused_total'),
+    queued: metric(metricsText, 'baton_connections_queued_total'),
     takeovers: s?.takeovers ?? null,
     relays: s?.relays?.map((r) => ({ name: r.name, up: r.up, crashes: r.crashes, restarts: r.restarts })) ?? null,
   };
@@ -570,13 +612,13 @@ async function main(): Promise<void> {
   console.log(`chaos-storm summary (seed ${opts.seed}, ${elapsed.toFixed(1)} s):`);
   if (setupError) console.log(`  run error: ${setupError}`);
   console.log(`  clients: ${ok.length} ok, ${failed.length} failed of ${results.length}; bytes verified ${verified} of ${expected} (${(verified / MIB).toFixed(1)} MiB)`);
-  for (const r of failed) console.log(`    ${r.name}: ${r.error}${r.stuck ? ' [stuck]' : ''} (verified ${r.verified}, sent ${r.sent})`);
+  for (const r of failed) console.log(`    ${r.name}: ${r.error}${r.stuck ? ' [stuck]' : ''} (verified ${r.verified}, sent ${r.sent}; at ${r.failedAt ?? '?'})`);
   console.log(`  crashes: ${crashCount} (${Object.entries(crashes).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}); POST /crash refused: ${crashFailures.length}`);
   const refusals: Record<string, number> = {};
   for (const f of crashFailures) refusals[`${f.status} ${f.body}`] = (refusals[`${f.status} ${f.body}`] ?? 0) + 1;
   for (const [k, v] of Object.entries(refusals)) console.log(`    ${v}x ${k}`);
   console.log(
-    `  cluster: connections lost ${counters.connectionsLost}, quarantined ${counters.quarantined}, output gaps ${counters.outputGaps}, gap resets ${counters.gapResets}; ` +
+    `  cluster: connections lost ${counters.connectionsLost}, quarantined ${counters.quarantined}, output gaps ${counters.outputGaps}, gap resets ${counters.gapResets}, refused at accept ${counters.refused}, waited at accept ${counters.queued}; ` +
       `takeovers ${counters.takeovers ? `${counters.takeovers.count} (p50 ${counters.takeovers.p50Ms} ms, p99 ${counters.takeovers.p99Ms} ms)` : '?'}`,
   );
   if (counters.relays) console.log(`  relays: ${counters.relays.map((r) => `${r.name} ${r.up ? 'up' : 'DOWN'} crashes ${r.crashes} restarts ${r.restarts}`).join('; ')}`);
@@ -593,6 +635,7 @@ async function main(): Promise<void> {
     (counters.outputGaps ?? 1) !== 0 ||
     (counters.gapResets ?? 1) !== 0 ||
     (counters.quarantined ?? 1) !== 0 ||
+    (counters.refused ?? 1) !== 0 ||
     orphans.length > 0;
   if (bad) exitCode = 1;
   if (opts.json) {
