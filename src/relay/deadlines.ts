@@ -30,7 +30,12 @@ export const IDLE_CLOSE_GRACE_MS = 5_000;
 
 /** What the sweep reads of a connection (times in clock milliseconds; 0: not started). */
 export interface TimedConn {
-  readonly openedAt: number;
+  /**
+   * When the handshake deadline's clock started: the accept, or the latest takeover (the
+   * time a relay crash cost is Baton's, not the client's); null while no relay holds the
+   * connection (every one is down): no clock runs then.
+   */
+  readonly handshakeSince: number | null;
   readonly lastActive: number;
   readonly handshakeDone: boolean;
   /** When the backend connect started, while it has not completed (0: none pending). */
@@ -44,7 +49,7 @@ export type Overdue = 'handshake' | 'idle' | 'idleGrace' | 'backendConnect';
 /** The deadline a connection has passed at `now`, if any (the most pressing first). */
 export function overdue(c: TimedConn, now: number, s: DeadlineSettings): Overdue | null {
   if (c.idleClosingSince !== 0) return now - c.idleClosingSince >= IDLE_CLOSE_GRACE_MS ? 'idleGrace' : null;
-  if (!c.handshakeDone) return s.handshakeTimeoutMs > 0 && now - c.openedAt >= s.handshakeTimeoutMs ? 'handshake' : null;
+  if (!c.handshakeDone) return s.handshakeTimeoutMs > 0 && c.handshakeSince !== null && now - c.handshakeSince >= s.handshakeTimeoutMs ? 'handshake' : null;
   if (c.backendConnectingSince !== 0 && s.backendConnectTimeoutMs > 0 && now - c.backendConnectingSince >= s.backendConnectTimeoutMs) {
     return 'backendConnect';
   }

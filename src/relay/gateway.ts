@@ -259,7 +259,7 @@ interface Conn {
   /** Poison: no input past this one is handed to a relay again. */
   quarantineAfter: number | null;
   /** Deadline bookkeeping (deadlines.ts), in clock milliseconds. */
-  openedAt: number;
+  handshakeSince: number | null;
   lastActive: number;
   backendConnectingSince: number;
   idleClosingSince: number;
@@ -641,7 +641,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       strikes: 0,
       suspect: 0,
       quarantineAfter: null,
-      openedAt: this.clock.now(),
+      handshakeSince: this.clock.now(),
       lastActive: 0,
       backendConnectingSince: 0,
       idleClosingSince: 0,
@@ -649,7 +649,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       endAfterNotify: false,
       done: false,
     };
-    c.lastActive = c.openedAt;
+    c.lastActive = c.handshakeSince!;
     conn = c;
     this.sockets.add(client);
     client.once('close', () => this.sockets.delete(client));
@@ -1232,6 +1232,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     c.takeover = { since: crash.detectedAt, kind: crash.reason.kind };
     this.stats.takeovers++;
     this.setOwner(c, null);
+    // Until the next owner has it, a handshake waits on Baton: its deadline's clock stops.
+    c.handshakeSince = null;
     const relay = this.leastLoaded();
     if (relay) this.promote(c, relay);
   }
@@ -1239,6 +1241,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   /** Hands a connection whose state is in its slot to `relay`, and replays what is retained. */
   private promote(c: Conn, relay: RelaySlot): void {
     this.setOwner(c, relay);
+    // The new owner gets the whole handshake deadline: the client lost nothing of it.
+    if (!c.handshakeDone) c.handshakeSince = this.clock.now();
     relay.link!.promote(c.num, c.epoch, c.slot, c.token, c.quarantineAfter);
     this.pump(c);
   }
@@ -1253,7 +1257,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   sweep(): void {
     const now = this.clock.now();
     const d = this.deadlines;
-    if (d.handshakeTimeoutMs > 0) {
+    // While no relay is up, those waiting for one wait on Baton, not on their client.
+    if (d.handshakeTimeoutMs > 0 && this.anyRelayUp()) {
       while (this.waiting.length > 0 && now - this.waiting[0]!.at >= d.handshakeTimeoutMs) {
         this.stats.handshakeTimeouts++;
         this.refuse(this.waiting.shift()!.accepted);

@@ -90,13 +90,17 @@ async function blackhole(): Promise<{ port: number; child: ChildProcess; fillers
 
 describe('deadline rules (fake clock)', () => {
   const s = { handshakeTimeoutMs: 1_000, idleTimeoutMs: 3_000, backendConnectTimeoutMs: 2_000 };
-  const conn = (c: Partial<TimedConn>): TimedConn => ({ openedAt: 0, lastActive: 0, handshakeDone: false, backendConnectingSince: 0, idleClosingSince: 0, ...c });
+  const conn = (c: Partial<TimedConn>): TimedConn => ({ handshakeSince: 0, lastActive: 0, handshakeDone: false, backendConnectingSince: 0, idleClosingSince: 0, ...c });
 
   it('handshake: from accept until done', () => {
     expect(overdue(conn({}), 999, s)).toBeNull();
     expect(overdue(conn({}), 1_000, s)).toBe('handshake');
     expect(overdue(conn({ handshakeDone: true, lastActive: 900 }), 1_500, s)).toBeNull();
     expect(overdue(conn({}), 1e9, { ...s, handshakeTimeoutMs: 0 })).toBeNull();
+    // From the latest takeover; no clock while no relay holds the connection.
+    expect(overdue(conn({ handshakeSince: 5_000 }), 5_999, s)).toBeNull();
+    expect(overdue(conn({ handshakeSince: 5_000 }), 6_000, s)).toBe('handshake');
+    expect(overdue(conn({ handshakeSince: null }), 1e9, s)).toBeNull();
   });
 
   it('backend connect: from the connect until it completes, then idle', () => {
