@@ -422,6 +422,13 @@ function metric(text: string, name: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
+/** A labelled series, as `label=value` pairs (`handshake 0, idle 0`), or null when absent. */
+function series(text: string, name: string): Record<string, number> | null {
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(new RegExp(`^${name}\\{[^=]+="([^"]*)"\\} ([0-9.eE+-]+)$`, 'gm'))) out[m[1]!] = Number(m[2]);
+  return Object.keys(out).length > 0 ? out : null;
+}
+
 /** Processes whose command line holds `needle`, other than pgrep itself. */
 function pgrep(needle: string): string[] {
   const r = spawnSync('pgrep', ['-af', needle], { encoding: 'utf8' });
@@ -604,6 +611,8 @@ async function main(): Promise<void> {
     gapResets: metric(metricsText, 'baton_gap_resets_total'),
     refused: metric(metricsText, 'baton_connections_refused_total'),
     queued: metric(metricsText, 'baton_connections_queued_total'),
+    deadlineCloses: series(metricsText, 'baton_deadline_closes_total'),
+    limitCloses: series(metricsText, 'baton_limit_closes_total'),
     takeovers: s?.takeovers ?? null,
     relays: s?.relays?.map((r) => ({ name: r.name, up: r.up, crashes: r.crashes, restarts: r.restarts })) ?? null,
   };
@@ -621,6 +630,8 @@ async function main(): Promise<void> {
     `  cluster: connections lost ${counters.connectionsLost}, quarantined ${counters.quarantined}, output gaps ${counters.outputGaps}, gap resets ${counters.gapResets}, refused at accept ${counters.refused}, waited at accept ${counters.queued}; ` +
       `takeovers ${counters.takeovers ? `${counters.takeovers.count} (p50 ${counters.takeovers.p50Ms} ms, p99 ${counters.takeovers.p99Ms} ms)` : '?'}`,
   );
+  const fmt = (r: Record<string, number> | null) => (r ? Object.entries(r).map(([k, v]) => `${k} ${v}`).join(', ') : '?');
+  console.log(`  closed by a deadline: ${fmt(counters.deadlineCloses)}; by a cap: ${fmt(counters.limitCloses)}`);
   if (counters.relays) console.log(`  relays: ${counters.relays.map((r) => `${r.name} ${r.up ? 'up' : 'DOWN'} crashes ${r.crashes} restarts ${r.restarts}`).join('; ')}`);
   for (const l of firstBad) console.log(`  log: ${l}`);
   console.log(`  teardown: cluster ${clusterKilled ? 'needed SIGKILL' : `exited (${clusterExit ?? cluster.exitCode ?? cluster.signalCode})`}; leftover processes: ${orphans.length === 0 ? 'none' : orphans.join(' | ')}`);
@@ -636,6 +647,8 @@ async function main(): Promise<void> {
     (counters.gapResets ?? 1) !== 0 ||
     (counters.quarantined ?? 1) !== 0 ||
     (counters.refused ?? 1) !== 0 ||
+    Object.values(counters.deadlineCloses ?? { missing: 1 }).some((n) => n !== 0) ||
+    Object.values(counters.limitCloses ?? { missing: 1 }).some((n) => n !== 0) ||
     orphans.length > 0;
   if (bad) exitCode = 1;
   if (opts.json) {
