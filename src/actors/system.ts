@@ -131,7 +131,12 @@ export class ActorSystem {
 
   /** True when `ref` names another node than this one (its messages go over NATS). */
   isRemote(ref: ActorRef): boolean {
-    return ref.node !== undefined && ref.node !== this.remote?.node;
+    return this.isOtherNode(ref.node);
+  }
+
+  /** True for a node name that is set and not this node's. */
+  private isOtherNode(node: string | undefined): boolean {
+    return node !== undefined && node !== this.remote?.node;
   }
 
   // ---- spawning ------------------------------------------------------------------
@@ -223,7 +228,7 @@ export class ActorSystem {
   /** @internal tell with a sender id (main-thread actors). */
   tellFrom(from: string | undefined, to: ActorRef, msg: unknown): void {
     // Across nodes there is no sender ref: `from` stays on this node.
-    if (to.node !== undefined && to.node !== this.remote?.node) return this.remoteRouter(to).tell(to, msg);
+    if (this.isOtherNode(to.node)) return this.remoteRouter(to).tell(to, msg);
     const cell = this.cellOf(to);
     const r =
       cell instanceof WorkerHandle
@@ -237,7 +242,7 @@ export class ActorSystem {
     if (this.closing) return Promise.reject(new ActorError('BATON_ERR_CLOSED', 'actor system is closed'));
     let cell: Cell;
     try {
-      if (to.node !== undefined && to.node !== this.remote?.node) return this.remoteRouter(to).ask<R>(to, msg, timeoutMs);
+      if (this.isOtherNode(to.node)) return this.remoteRouter(to).ask<R>(to, msg, timeoutMs);
       cell = this.cellOf(to);
     } catch (e) {
       return Promise.reject(e);
@@ -483,7 +488,7 @@ export class ActorSystem {
   }
 
   private routeMailboxFrame(frame: Uint8Array, header: DeliverFrame | AskFrame, payloadAt: number, wait = false): Promise<void> | undefined {
-    if (header.node !== undefined && header.node !== this.remote?.node) {
+    if (this.isOtherNode(header.node)) {
       this.routeRemote(frame, header, payloadAt);
       return undefined;
     }

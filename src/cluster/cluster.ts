@@ -23,7 +23,7 @@ import { aeadBackend, type AeadBackend, type TicketKeys } from '../tls/index.js'
 import type { Clock } from '../util/clock.js';
 import type { HostPort } from '../util/host-port.js';
 import { siblingModule } from '../util/module-url.js';
-import { MemoryRelease } from '../relay/memory-release.js';
+import { MemoryRelease } from './memory-release.js';
 import { configVersion } from './config-version.js';
 import { activateOnRelays, applyVersion, rollOut, stageOnRelays, type RolloutHost, type RolloutResult, type StageResult } from './rollout.js';
 import { freshTicketKeys, rotateTicketKeys } from './ticket-keys.js';

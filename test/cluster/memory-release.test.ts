@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { MemoryRelease } from '../../src/relay/memory-release.js';
+import { MemoryRelease } from '../../src/cluster/memory-release.js';
 
 const NATIVE_OFF = process.env.BATON_NATIVE === '0';
 
