@@ -115,9 +115,12 @@ function bootstrapCode(moduleUrl: string): string {
   return `import(${JSON.stringify(tsxApiUrl())}).then((m) => { m.register(); return import(${host}); });`;
 }
 
-/** execArgv for runtime workers: the parent's, minus tsx loader flags. */
+/** execArgv for runtime workers: the parent's, minus tsx loader flags and process-wide V8 flags. */
 // Flags of a parent started through the tsx CLI do not work in a worker on Node 20 and
-// would register a second loader; everything else (e.g. --enable-source-maps) is kept.
+// would register a second loader. V8's perf flags are process-wide (they already cover
+// every worker) and a Worker refuses them. Everything else (e.g. --enable-source-maps) is kept.
+const PROCESS_WIDE_FLAGS = new Set(['--perf-basic-prof', '--perf-basic-prof-only-functions', '--perf-prof', '--interpreted-frames-native-stack']);
+
 export function workerExecArgv(): string[] {
   const out: string[] = [];
   const argv = process.execArgv;
@@ -130,6 +133,7 @@ export function workerExecArgv(): string[] {
       }
     }
     if (/^--(import|require|loader|experimental-loader)=.*tsx/.test(a)) continue;
+    if (PROCESS_WIDE_FLAGS.has(a)) continue;
     out.push(a);
   }
   return out;
