@@ -7,6 +7,7 @@
  *   npx tsx bench/cluster.bench.ts [--rounds 5] [--clients 12] [--watchdog-ms 500]
  *                                  [--seconds 5] [--tp-clients 8] [--tp-relays 2,3]
  *                                  [--pace-bytes 512] [--pace-ms 1] [--only takeover|throughput]
+ *                                  [--kinds throw,exit,terminate,oom,hang]
  *
  * Takeover: a 3-relay cluster, N paced streaming clients through an echo backend (both in
  * a bench/load-client.ts child process, which records when bytes arrive). Each round crashes one relay with one kind and
@@ -56,7 +57,13 @@ const TP_RELAYS = str('tp-relays', '2,3')
 const PACE_BYTES = Math.floor(num('pace-bytes', 512, 1, 1 << 16));
 const PACE_MS = num('pace-ms', 1, 1, 100);
 const ONLY = str('only', '');
-const KINDS: readonly FaultKind[] = ['throw', 'exit', 'terminate', 'oom', 'hang'];
+const ALL_KINDS: readonly FaultKind[] = ['throw', 'exit', 'terminate', 'oom', 'hang'];
+const KINDS: readonly FaultKind[] = str('kinds', ALL_KINDS.join(','))
+  .split(',')
+  .map((k) => {
+    if (!ALL_KINDS.includes(k as FaultKind)) throw new Error(`--kinds: unknown crash kind ${k} (${ALL_KINDS.join(', ')})`);
+    return k as FaultKind;
+  });
 const CRASH_TARGET_MS = 20;
 const HANG_TARGET_MS = WATCHDOG_MS + 20;
 const RATIO_TARGET = 0.85;

@@ -45,6 +45,20 @@ const W_READ = 16;
 const W_SLEEPING = 32;
 /** 1 while the producer sleeps (or is about to) in `waitForRoom()`; the consumer lowers it. */
 const W_ROOM_WAIT = 48;
+/** The producer's turn gate: see {@link RingWriter.beginTurn} and {@link RingReader.fence}. */
+const W_GATE = 56;
+
+// Turn gate states. A producer that never opts in stays at NO_TURNS: it cannot be fenced
+// (whoever waits must wait for its thread to end).
+const NO_TURNS = 0;
+const BETWEEN_TURNS = 1;
+const IN_TURN = 2;
+/** In a turn, and the consumer asked for a fence: the turn's end fences. */
+const FENCE_ASKED = 3;
+const FENCED = 4;
+
+const TRUE = Promise.resolve(true);
+const FALSE = Promise.resolve(false);
 
 /** The length word of a wrap marker: the next entry is at offset 0. */
 const WRAP = 0xffffffff;
@@ -293,6 +307,31 @@ export class RingWriter extends RingSide {
     return this.roomWait;
   }
 
+  /**
+   * Opts this producer into turns (see {@link beginTurn}): a producer that does all its
+   * writing to memory other threads read inside turns can be fenced by its consumer
+   * between them, without waiting for its thread to end.
+   */
+  useTurns(): void {
+    Atomics.compareExchange(this.ctl, W_GATE, NO_TURNS, BETWEEN_TURNS);
+  }
+
+  /**
+   * Starts a turn: from here to {@link endTurn} a fence waits. False when the consumer has
+   * fenced this producer: it must write nothing more to any memory another thread reads
+   * (this ring, and whatever else its turns write), for its incarnation is over.
+   */
+  beginTurn(): boolean {
+    return Atomics.compareExchange(this.ctl, W_GATE, BETWEEN_TURNS, IN_TURN) === BETWEEN_TURNS;
+  }
+
+  /** Ends a turn; a fence asked for during it takes effect here. */
+  endTurn(): void {
+    if (Atomics.compareExchange(this.ctl, W_GATE, IN_TURN, BETWEEN_TURNS) !== FENCE_ASKED) return;
+    Atomics.store(this.ctl, W_GATE, FENCED);
+    Atomics.notify(this.ctl, W_GATE);
+  }
+
   /** True while the consumer sleeps in `wait()` (or is about to): diagnostics and tests. */
   get consumerAsleep(): boolean {
     return Atomics.load(this.ctl, W_SLEEPING) !== 0;
@@ -321,6 +360,44 @@ export class RingReader extends RingSide {
   };
   /** How many times this consumer woke its producer waiting for room. */
   wakeups = 0;
+
+  /**
+   * Fences the producer, whose incarnation is over: once the result resolves to true it
+   * writes nothing more (it checks at each {@link RingWriter.beginTurn}). Between turns
+   * that is at once; in a turn, when the turn ends. False when it cannot be told: the
+   * producer never opted into turns, or its turn did not end within `timeoutMs` (its
+   * thread died or hangs in it); then only its thread's end means it stopped.
+   */
+  fence(timeoutMs: number): Promise<boolean> {
+    const ctl = this.ctl;
+    for (;;) {
+      switch (Atomics.load(ctl, W_GATE)) {
+        case NO_TURNS:
+          return FALSE;
+        case FENCED:
+          return TRUE;
+        case BETWEEN_TURNS:
+          if (Atomics.compareExchange(ctl, W_GATE, BETWEEN_TURNS, FENCED) === BETWEEN_TURNS) return TRUE;
+          continue; // a turn began meanwhile
+        case IN_TURN:
+          if (Atomics.compareExchange(ctl, W_GATE, IN_TURN, FENCE_ASKED) !== IN_TURN) continue; // it ended meanwhile
+          return this.turnEnd(timeoutMs);
+        case FENCE_ASKED:
+          return this.turnEnd(timeoutMs);
+        default:
+          return FALSE;
+      }
+    }
+  }
+
+  /** Waits (at most `timeoutMs`) for the turn a fence was asked in to end; true when fenced. */
+  private turnEnd(timeoutMs: number): Promise<boolean> {
+    const ctl = this.ctl;
+    const res = waitAsync(ctl, W_GATE, FENCE_ASKED, timeoutMs);
+    if (!res.async) return Atomics.load(ctl, W_GATE) === FENCED ? TRUE : FALSE;
+    return res.value.then(() => Atomics.load(ctl, W_GATE) === FENCED);
+  }
+
 
   constructor(buffer: SharedArrayBuffer) {
     super(buffer);

@@ -5,7 +5,7 @@
  */
 export type WaitAsyncResult = { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
 
-export const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number): WaitAsyncResult }).waitAsync;
+export const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number, timeoutMs?: number): WaitAsyncResult }).waitAsync;
 
 /** What a wait that need not sleep returns. */
 export const RESOLVED: Promise<void> = Promise.resolve();

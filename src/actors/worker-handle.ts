@@ -80,13 +80,23 @@ const DEFAULT_START_TIMEOUT_MS = 15_000;
 const DEFAULT_SHUTDOWN_MS = 2_000;
 /** How long a dead incarnation's `exit` is waited for before its crash is reported anyway. */
 const EXIT_WAIT_MS = 2_000;
+/** How long a dying worker's data-channel turn may take to end before only its exit counts. */
+const FENCE_WAIT_MS = 200;
 
 type State =
   | { readonly kind: 'idle' }
   | { readonly kind: 'starting'; readonly worker: Worker; readonly timer: NodeJS.Timeout }
   | { readonly kind: 'running'; readonly worker: Worker; readonly threadId: number; readonly watchdog: Watchdog | undefined }
   /** Dead, its crash not yet reported: waiting for the thread's exit and for its last frames to be handled. */
-  | { readonly kind: 'dying'; readonly worker: Worker; readonly crash: Crash; exited: boolean; readonly timer: NodeJS.Timeout }
+  | {
+      readonly kind: 'dying';
+      readonly worker: Worker;
+      readonly crash: Crash;
+      exited: boolean;
+      /** Its data channel's producer is fenced: it writes no more shared memory (see RingReader.fence). */
+      fenced: boolean;
+      readonly timer: NodeJS.Timeout;
+    }
   | { readonly kind: 'down'; readonly crash: Crash }
   | { readonly kind: 'stopping'; readonly worker: Worker; readonly done: Promise<void>; readonly final: boolean }
   | { readonly kind: 'stopped' };
@@ -443,8 +453,9 @@ export class WorkerHandle {
   /**
    * The one crash path: every detector ends here; later reports of the same death are
    * ignored. The incarnation is dead from here on (no mail reaches it, its channel is
-   * closed); the crash is reported once its thread has exited and every frame it posted
-   * was handled ({@link reportWhenHandled}).
+   * closed); the crash is reported once its thread has exited, or its data channel's
+   * producer is fenced (it writes shared memory only in turns, and the fence stops the
+   * next one), and every frame it posted so far was handled ({@link reportWhenHandled}).
    */
   private crashed(reason: CrashReason, exited = false): void {
     const s = this.state;
@@ -467,7 +478,18 @@ export class WorkerHandle {
       this.reportWhenHandled();
     }, EXIT_WAIT_MS);
     timer.unref();
-    this.state = { kind: 'dying', worker, crash, exited, timer };
+    const dying = { kind: 'dying' as const, worker, crash, exited, fenced: false, timer };
+    this.state = dying;
+    // A worker that writes shared memory only in turns (a relay: its rings, the arena, the
+    // state store) is done with it once fenced, which is long before its thread has torn
+    // down (tens of ms on a loaded machine): the crash may be handled from there.
+    if (!exited && this.liveChannel !== undefined) {
+      void this.liveChannel.reader.fence(FENCE_WAIT_MS).then((fenced) => {
+        if (!fenced || this.state !== dying) return;
+        dying.fenced = true;
+        this.reportWhenHandled();
+      });
+    }
     this.endChannel();
     // Whatever the dead worker had taken or queued is gone; buffered frames wait for the next incarnation.
     this.inflight = 0;
@@ -487,7 +509,7 @@ export class WorkerHandle {
    */
   private reportWhenHandled(): void {
     const s = this.state;
-    if (s.kind !== 'dying' || !s.exited || this.flushing) return;
+    if (s.kind !== 'dying' || !(s.exited || s.fenced) || this.flushing) return;
     setImmediate(() => {
       if (this.state !== s || this.flushing) return;
       clearTimeout(s.timer);

@@ -331,7 +331,7 @@ function onEntry(s: RelayState, ctx: ActorContext, at: number): Stall {
   }
 }
 
-type BatchEnd = 'empty' | 'more' | 'room' | 'chunk';
+type BatchEnd = 'empty' | 'more' | 'room' | 'chunk' | 'fenced';
 
 /**
  * One batch: handle what the gateway sent (bounded), make the output visible, then
@@ -341,6 +341,9 @@ type BatchEnd = 'empty' | 'more' | 'room' | 'chunk';
  */
 function batch(s: RelayState, ctx: ActorContext): BatchEnd {
   const { reader, writer } = s.channel;
+  // A batch is the relay's one turn at shared memory (rings, arena, state store): fenced,
+  // this incarnation is over and its crash is being handled; it touches nothing more.
+  if (!writer.beginTurn()) return 'fenced';
   let end: BatchEnd = 'empty';
   let handled = 0;
   for (;;) {
@@ -372,6 +375,7 @@ function batch(s: RelayState, ctx: ActorContext): BatchEnd {
   if (flight) ctx.faultPoint('relay.afterClientHelloReplicated');
   writer.publish(true);
   if (s.pending < 0) reader.release();
+  writer.endTurn();
   return end;
 }
 
@@ -387,7 +391,7 @@ function run(s: RelayState, ctx: ActorContext): void {
     if (end === 'more') setImmediate(next);
     else if (end === 'room') s.channel.writer.waitForRoom().then(next, crash);
     else if (end === 'chunk') s.arena.waitForChunk().then(next, crash);
-    else s.channel.reader.wait().then(next, crash);
+    else if (end === 'empty') s.channel.reader.wait().then(next, crash);
   };
   setImmediate(next);
 }
@@ -418,6 +422,9 @@ export default defineActor<RelayMsg, RelayState, RelayArgs>({
     };
     // A takeover must not run cold code: see TlsServerEngine.warmUp.
     TlsServerEngine.warmUp(s.config, s.deps(0));
+    // Every write to shared memory happens in a batch: a crash is handled once the gateway
+    // has fenced the batches, not only once this thread has torn down.
+    channel.writer.useTurns();
     run(s, ctx);
     return s;
   },

@@ -371,6 +371,43 @@ describe('data channel ring (one thread)', () => {
     expect(take(r)).toMatchObject({ n: 116 });
     expect(await settlesSoon(r.wait(), 1)).toBe(true);
   });
+
+  it('fence: refused to a producer without turns; between turns at once, and no turn begins after it', async () => {
+    const { w, r } = ring(256);
+    expect(await r.fence(1_000)).toBe(false); // never opted in: only its thread's end tells
+    w.useTurns();
+    expect(w.beginTurn()).toBe(true);
+    w.endTurn();
+    expect(await r.fence(1_000)).toBe(true);
+    expect(w.beginTurn()).toBe(false);
+    expect(w.beginTurn()).toBe(false);
+    expect(await r.fence(1_000)).toBe(true); // idempotent
+  });
+
+  it('fence in a turn: resolves true when the turn ends, and the next turn is refused', async () => {
+    const { w, r } = ring(256);
+    w.useTurns();
+    expect(w.beginTurn()).toBe(true);
+    const fenced = r.fence(10_000);
+    expect(await settlesSoon(fenced, 20)).toBe(false); // the turn is still running
+    w.endTurn();
+    expect(await settlesSoon(fenced)).toBe(true);
+    expect(await fenced).toBe(true);
+    expect(w.beginTurn()).toBe(false);
+  });
+
+  it('fence in a turn that never ends (the thread died in it): false once the deadline passes', async () => {
+    const { w, r } = ring(256);
+    w.useTurns();
+    expect(w.beginTurn()).toBe(true);
+    const t0 = performance.now();
+    expect(await r.fence(30)).toBe(false);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(25);
+    // Still asked for: a turn that ends late fences then.
+    w.endTurn();
+    expect(await r.fence(1_000)).toBe(true);
+    expect(w.beginTurn()).toBe(false);
+  });
 });
 
 // ---- through the runtime -----------------------------------------------------------
