@@ -26,6 +26,7 @@ import { OutputSink } from './output-sink.js';
 import type { ConfigReply, RelayMsg } from './protocol.js';
 import { relayTlsConfig, type RelaySettings } from './settings.js';
 import { MAX_BASE_BYTES, StateStore, type SlotWriter, type StoreBuffers } from './state-store.js';
+import { warmUpTakeover } from './warm-up.js';
 import { FromRelay, H_AUX16, H_AUX32, H_AUX32B, H_CONN, H_EPOCH, H_LENGTH, H_OFFSET, H_SEQ, H_TYPE, HEADER_BYTES, Held, InputCode, ToRelay } from './wire.js';
 
 export interface RelayArgs {
@@ -420,8 +421,8 @@ export default defineActor<RelayMsg, RelayState, RelayArgs>({
       record: new Float64Array(RECORD_STATE_LENGTH),
       pending: -1,
     };
-    // A takeover must not run cold code: see TlsServerEngine.warmUp.
-    TlsServerEngine.warmUp(s.config, s.deps(0));
+    // A takeover must not run cold code.
+    warmUpTakeover(s.config, s.deps(0));
     // Every write to shared memory happens in a batch: a crash is handled once the gateway
     // has fenced the batches, not only once this thread has torn down.
     channel.writer.useTurns();
