@@ -81,6 +81,7 @@ export function registerClusterCommand(program: Command): void {
     .option('--config <file>', 'YAML or JSON configuration file (flags given on the command line override it); reloaded on SIGHUP, POST /config or `baton reload`')
     .option('--join <nats-url>', 'join the other nodes of the cluster on this NATS server (with JetStream), e.g. nats://127.0.0.1:4222 (default: a node alone)')
     .option('--node <name>', 'this node\'s name in the cluster, unique: letters, digits, - and _ (with --join; default: the host name)')
+    .option('--nats-nkey <file>', 'this node\'s own NATS credentials: a file holding its NKey user seed (SU..., mode 600), whose public key the NATS server lists (with --join)')
     .option('--cluster-name <name>', 'the cluster the node joins; nodes of other clusters on the same NATS are apart (with --join; default: "baton")')
     .action(async (raw: RawClusterFlags, cmd: Command) => {
       // Only what was typed on the command line overrides the file; defaults apply last.
@@ -617,6 +618,7 @@ async function joinNodes(
       url: join.url,
       node: join.node,
       cluster: join.cluster,
+      ...(join.nkey ? { nkey: join.nkey } : {}),
       system: cluster.system,
       log,
       // The configuration version the cluster of nodes numbers (the agent's), once it runs one.

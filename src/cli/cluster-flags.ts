@@ -6,6 +6,7 @@
 import { isIP } from 'node:net';
 import { availableParallelism, hostname } from 'node:os';
 import { badNodeName } from '../actors/index.js';
+import { readNkeySeedFile, type NatsNkey } from '../cluster/nats-credentials.js';
 import { parseNatsUrl, type NatsUrl } from '../cluster/nats-url.js';
 import { ConfigFileError, loadConfigFile, type ClusterFileConfig } from '../cluster/config-file.js';
 import { DEFAULT_ADMIN, defaultTokenFile } from '../cluster/token.js';
@@ -41,6 +42,7 @@ export interface RawClusterFlags extends RawLimitFlags {
   readonly join?: string;
   readonly node?: string;
   readonly clusterName?: string;
+  readonly natsNkey?: string;
 }
 
 /** Where and as what a node joins the others (`--join`, `--node`, `--cluster-name`). */
@@ -48,6 +50,8 @@ export interface JoinFlags {
   readonly url: NatsUrl;
   readonly node: string;
   readonly cluster: string;
+  /** The node's own NATS credentials (`--nats-nkey`, `nats.nkeyFile`); none: an open server. */
+  readonly nkey?: NatsNkey;
 }
 
 /** The cluster name nodes share when none is given. */
@@ -192,9 +196,19 @@ function parseJoin(raw: RawClusterFlags, file?: ClusterFileConfig): JoinFlags | 
   if (url === undefined) {
     if (raw.node !== undefined) throw new CliError('--node needs --join: the NATS server the nodes meet on (e.g. --join nats://127.0.0.1:4222)');
     if (raw.clusterName !== undefined) throw new CliError('--cluster-name needs --join: the NATS server the nodes meet on');
+    if (raw.natsNkey !== undefined) throw new CliError('--nats-nkey needs --join: the NATS server the nodes meet on');
     return undefined;
   }
-  return { url, node: node ?? defaultNodeName(), cluster: cluster ?? DEFAULT_CLUSTER_NAME };
+  const nkeyFile = raw.natsNkey ?? file?.nats?.nkeyFile;
+  let nkey: NatsNkey | undefined;
+  if (nkeyFile !== undefined) {
+    try {
+      nkey = readNkeySeedFile(nkeyFile, raw.natsNkey !== undefined ? '--nats-nkey' : 'nats.nkeyFile');
+    } catch (e) {
+      throw new CliError((e as Error).message);
+    }
+  }
+  return { url, node: node ?? defaultNodeName(), cluster: cluster ?? DEFAULT_CLUSTER_NAME, ...(nkey ? { nkey } : {}) };
 }
 
 /**

@@ -30,7 +30,7 @@
  * drainTimeoutMs: 30000                    # SIGTERM / POST /drain: live connections get this long, then close_notify; 0: at once
  * tickets: { rotationSeconds: 3600 }      # or { keyFile: tickets.keys }, shared by several processes
  * admin: { address: 127.0.0.1:9901, tokenFile: /run/baton/admin.token }
- * nats: { join: nats://10.0.0.5:4222, node: edge-1, cluster: baton }  # several nodes (cluster/node.ts)
+ * nats: { join: nats://10.0.0.5:4222, node: edge-1, cluster: baton, nkeyFile: edge-1.nk }  # several nodes (cluster/node.ts)
  * ```
  */
 import { readFileSync } from 'node:fs';
@@ -91,7 +91,7 @@ export interface ClusterFileConfig {
   readonly ticketKeys?: TicketKeys;
   readonly admin?: { readonly address?: HostPort; readonly tokenFile?: string };
   /** Joining other nodes through NATS (cluster/node.ts): where, as which node, in which cluster. */
-  readonly nats?: { readonly join: NatsUrl; readonly node?: string; readonly cluster?: string };
+  readonly nats?: { readonly join: NatsUrl; readonly node?: string; readonly cluster?: string; readonly nkeyFile?: string };
 }
 
 const natsName = z.string().superRefine((v, ctx) => {
@@ -218,6 +218,7 @@ const schema = z.strictObject({
       }),
       node: natsName.optional(),
       cluster: natsName.optional(),
+      nkeyFile: z.string().min(1).optional(),
     })
     .optional(),
 });
@@ -340,6 +341,6 @@ export function loadConfigFile(path: string, text?: string): ClusterFileConfig {
     ...(c.admin
       ? { admin: { ...(c.admin.address ? { address: c.admin.address } : {}), ...(c.admin.tokenFile ? { tokenFile: resolve(base, c.admin.tokenFile) } : {}) } }
       : {}),
-    ...(c.nats ? { nats: c.nats } : {}),
+    ...(c.nats ? { nats: { ...c.nats, ...(c.nats.nkeyFile ? { nkeyFile: resolve(base, c.nats.nkeyFile) } : {}) } } : {}),
   };
 }

@@ -6,7 +6,8 @@
  * error until the connection is back.
  */
 import { connect } from '@nats-io/transport-node';
-import type { NatsConnection } from '@nats-io/nats-core';
+import { nkeyAuthenticator, type NatsConnection } from '@nats-io/nats-core';
+import type { NatsNkey } from './nats-credentials.js';
 import type { Logger } from '../util/log.js';
 import type { NatsUrl } from './nats-url.js';
 
@@ -23,6 +24,8 @@ export interface NatsConnectOptions {
   readonly connectTimeoutMs?: number;
   /** Wait between reconnect attempts. Default 500 ms. */
   readonly reconnectWaitMs?: number;
+  /** The node's own credentials (nats-credentials.ts); none: the server must not require any. */
+  readonly nkey?: NatsNkey;
 }
 
 /** Why the first connect failed: thrown by {@link connectNats}. */
@@ -48,9 +51,15 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
       // Pings find a dead server whose TCP connection never closed (a killed machine).
       pingInterval: 5_000,
       maxPingOut: 2,
+      ...(opts.nkey ? { authenticator: nkeyAuthenticator(opts.nkey.seed) } : {}),
     });
   } catch (e) {
-    throw new NatsConnectError(`cannot reach NATS at ${opts.url.url}: ${(e as Error).message}`, { cause: e });
+    const message = (e as Error).message;
+    if (/authoriz|authenticat/i.test(message)) {
+      const who = opts.nkey ? `the NKey ${opts.nkey.publicKey} (seed in ${opts.nkey.file})` : 'no credentials (give the node its own with --nats-nkey FILE)';
+      throw new NatsConnectError(`NATS at ${opts.url.url} refused this node: it presented ${who}: ${message}`, { cause: e });
+    }
+    throw new NatsConnectError(`cannot reach NATS at ${opts.url.url}: ${message}`, { cause: e });
   }
   void watchStatus(nc, opts.url.url, opts.log);
   return nc;

@@ -10,6 +10,7 @@
  * the subjects `baton.<cluster>.node.<node>.actor`. Nothing here is on the path of a
  * connection's bytes, and a node that never joins runs none of it.
  */
+import type { NatsNkey } from './nats-credentials.js';
 import { ActorSystem, defineActor, isActorError, refOf, type ActorRef } from '../actors/index.js';
 import { RemoteTransport } from '../actors/remote.js';
 import type { Logger } from '../util/log.js';
@@ -45,6 +46,8 @@ export interface JoinOptions {
   readonly memberTtlMs?: number;
   /** Bound on the first connect to NATS and on each request. Default 5000 ms. */
   readonly timeoutMs?: number;
+  /** This node's own credentials for NATS (`--nats-nkey`). */
+  readonly nkey?: NatsNkey;
   /** Bound on asking another node for its status or to crash. Default 2000 ms. */
   readonly askTimeoutMs?: number;
 }
@@ -71,7 +74,13 @@ export class ClusterNode implements NodesControl {
   static async join(opts: JoinOptions): Promise<ClusterNode> {
     const log = opts.log.child({ component: 'node', node: opts.node });
     const timeoutMs = opts.timeoutMs ?? 5_000;
-    const nc = await connectNats({ url: opts.url, name: `baton-${opts.cluster}-${opts.node}`, log, connectTimeoutMs: timeoutMs });
+    const nc = await connectNats({
+      url: opts.url,
+      name: `baton-${opts.cluster}-${opts.node}`,
+      log,
+      connectTimeoutMs: timeoutMs,
+      ...(opts.nkey ? { nkey: opts.nkey } : {}),
+    });
     let membership: Membership | undefined;
     let transport: RemoteTransport | undefined;
     try {

@@ -32,6 +32,8 @@ export interface NatsServerOptions {
   readonly storeDir?: string;
   /** Bound on readiness. Default 15 s. */
   readonly readyTimeoutMs?: number;
+  /** A server configuration file (`-c`), e.g. an `authorization` block; the flags above override it. */
+  readonly configFile?: string;
 }
 
 const CANDIDATES = [process.env.NATS_SERVER, '/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'];
@@ -55,7 +57,8 @@ export async function freePort(): Promise<number> {
 export async function startNatsServer(opts: NatsServerOptions = {}): Promise<NatsServer> {
   const port = opts.port ?? (await freePort());
   const storeDir = opts.storeDir ?? mkdtempSync(join(tmpdir(), 'baton-nats-'));
-  const child: ChildProcess = spawn(natsServerBinary(), ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir], {
+  const config = opts.configFile !== undefined ? ['-c', opts.configFile] : [];
+  const child: ChildProcess = spawn(natsServerBinary(), [...config, '-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
