@@ -213,6 +213,7 @@ function restartOnly(f: ClusterFlags): Record<string, string> {
     'nats.join': f.join?.url.url ?? 'none',
     'nats.node': f.join?.node ?? 'none',
     'nats.cluster': f.join?.cluster ?? 'none',
+    'nats.nkeyFile': f.join?.nkey?.file ?? 'none',
     ...limitFields(f.limits),
     drainTimeoutMs: String(f.drainTimeoutMs),
   };
