@@ -62,7 +62,11 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // A binary that never started emits 'error' and no 'exit'.
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.once('error', () => resolve());
+  });
   const readyTimeoutMs = opts.readyTimeoutMs ?? 15_000;
   let timer: NodeJS.Timeout | undefined;
   const ready = new Promise<void>((resolve, reject) => {
