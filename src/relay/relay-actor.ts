@@ -131,7 +131,7 @@ function beginOutput(s: RelayState, o: Owned, seq: number, flags: number): void 
 /** Ends `o` with a fatal alert sealed after its last input. */
 function abortAndEnd(s: RelayState, o: Owned, message: string): void {
   beginOutput(s, o, o.lastSeq, 0);
-  o.engine.abortInto('internal_error', message, s.sink);
+  o.engine.abortInto(message, s.sink);
   s.sink.done();
   end(s, o);
 }
@@ -160,7 +160,7 @@ function onInput(s: RelayState, ctx: ActorContext, o: Owned, seq: number, kind: 
       engine.closeInto(sink);
       break;
     default:
-      engine.abortInto('internal_error', 'backend connection failed', sink);
+      engine.abortInto('backend connection failed', sink);
       break;
   }
   sink.done();

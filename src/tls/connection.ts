@@ -10,7 +10,7 @@ import { Reader } from '../util/reader.js';
 import { signCertificateVerify } from './crypto/signature.js';
 import { suiteById, suiteByName, type Suite } from './crypto/suites.js';
 import { decodeSnapshot, encodeSnapshot } from './snapshot-codec.js';
-import { AlertDescription, alertFor, alertName, SnapshotError, TlsError, TlsLimitError, type AlertName } from './errors.js';
+import { AlertDescription, alertName, FAILURE_ALERTS, failureCode, failureReasonOf, SnapshotError, TlsError, TlsLimitError, type AlertName } from './errors.js';
 import { handshakeDone, verifyClientFinished, type AwaitingClientFinished } from './handshake/client-finished.js';
 import { helloRetryRequest, type ExpectRetriedClientHello } from './handshake/hello-retry.js';
 import { chooseParameters, serverFlight, serverHello, type ExpectFinished } from './handshake/server-flight.js';
@@ -254,8 +254,8 @@ export class TlsServerEngine {
     const bytes = warm.encodedSnapshot();
     const record = new Float64Array(RECORD_STATE_LENGTH);
     warm.recordState(record);
-    warm.abortInto('internal_error', 'warm-up', DISCARD);
-    for (let i = 0; i < rounds; i++) TlsServerEngine.restoreEncoded(bytes.slice(), record, config, deps).abortInto('internal_error', 'warm-up', DISCARD);
+    warm.abortInto('warm-up', DISCARD);
+    for (let i = 0; i < rounds; i++) TlsServerEngine.restoreEncoded(bytes.slice(), record, config, deps).abortInto('warm-up', DISCARD);
   }
 
   /** Checks a snapshot the engine may keep as it is, and continues from it. */
@@ -391,12 +391,13 @@ export class TlsServerEngine {
   }
 
   /**
-   * Ends the connection now with a fatal alert (default internal_error), for a
-   * reason outside the protocol: a quarantined connection, a backend failure.
+   * Ends the connection now with a fatal alert (internal_error, reason
+   * `aborted_by_application`), for a cause outside the protocol that `detail` names:
+   * a quarantined connection, a backend failure.
    */
-  abort(alert: AlertName = 'internal_error', reason = 'aborted by the application'): TlsOutput {
+  abort(detail = 'aborted by the application'): TlsOutput {
     const c = new Collector();
-    this.abortInto(alert, reason, c);
+    this.abortInto(detail, c);
     return c.out;
   }
 
@@ -475,8 +476,8 @@ export class TlsServerEngine {
   }
 
   /** {@link abort} into `sink`. */
-  abortInto(alert: AlertName, reason: string, sink: TlsSink): void {
-    this.fail(new TlsError(alert, reason), sink);
+  abortInto(detail: string, sink: TlsSink): void {
+    this.fail(new TlsError('aborted_by_application', detail), sink);
   }
 
   // ---- records in ----
@@ -492,7 +493,7 @@ export class TlsServerEngine {
     if (opener === null) {
       const body = record.subarray(RECORD_HEADER_LEN);
       // Section 5.1: unprotected records hold at most 2^14 bytes.
-      if (body.length > MAX_PLAINTEXT) throw new TlsError('record_overflow', 'plaintext record longer than 2^14');
+      if (body.length > MAX_PLAINTEXT) throw new TlsError('record_overflow_plaintext', 'plaintext record longer than 2^14');
       switch (type) {
         case ContentType.handshake:
           return this.onHandshakeFragment(body, sink);
@@ -504,9 +505,9 @@ export class TlsServerEngine {
             s.earlyDataBudget -= body.length;
             return;
           }
-          throw new TlsError('unexpected_message', 'application data before the handshake');
+          throw new TlsError('application_data_before_handshake', 'application data before the handshake');
         default:
-          throw new TlsError('unexpected_message', `unknown record type ${type}`);
+          throw new TlsError('unknown_record_type', `unknown record type ${type}`);
       }
     }
     if (type === ContentType.alert && s.handshake.kind !== 'established') {
@@ -514,7 +515,7 @@ export class TlsServerEngine {
       return this.onAlert(record.subarray(RECORD_HEADER_LEN), sink);
     }
     if (type !== ContentType.application_data) {
-      throw new TlsError('unexpected_message', `unprotected record of type ${type} after keys changed`);
+      throw new TlsError('unprotected_record_after_key_change', `unprotected record of type ${type} after keys changed`);
     }
     const bodyLength = record.length - RECORD_HEADER_LEN;
     // Opened in place in the sink's memory: application data stays there.
@@ -535,7 +536,7 @@ export class TlsServerEngine {
     this.refuseInsideHandshakeMessage(inner);
     if (inner === ContentType.application_data) {
       if (s.handshake.kind !== 'established') {
-        throw new TlsError('unexpected_message', 'application data before the client Finished');
+        throw new TlsError('application_data_before_client_finished', 'application data before the client Finished');
       }
       // Section 6.1: data after close_notify MUST be ignored.
       if (!s.readClosed && n) {
@@ -547,14 +548,14 @@ export class TlsServerEngine {
       const content = copyBytes(view.subarray(0, n));
       switch (inner) {
         case ContentType.handshake:
-          if (content.length === 0) throw new TlsError('unexpected_message', 'empty handshake record');
+          if (content.length === 0) throw new TlsError('empty_handshake_record', 'empty handshake record');
           this.onHandshakeFragment(content, sink);
           break;
         case ContentType.alert:
           this.onAlert(content, sink);
           break;
         default:
-          throw new TlsError('unexpected_message', `unknown inner content type ${inner}`);
+          throw new TlsError('unknown_inner_content_type', `unknown inner content type ${inner}`);
       }
     }
     if (this.records.readLimitReached(s.settings.keyUpdateAfterRecords) && !s.awaitingPeerKeyUpdate) {
@@ -569,7 +570,7 @@ export class TlsServerEngine {
    */
   private refuseInsideHandshakeMessage(type: number): void {
     if (type !== ContentType.handshake && this.s.pendingHandshake.length) {
-      throw new TlsError('unexpected_message', `record of type ${type} inside a handshake message`);
+      throw new TlsError('record_inside_handshake_message', `record of type ${type} inside a handshake message`);
     }
   }
 
@@ -583,11 +584,11 @@ export class TlsServerEngine {
     const k = s.handshake.kind;
     const dummy = record.length === RECORD_HEADER_LEN + 1 && record[RECORD_HEADER_LEN] === 1;
     if (!((k === 'expectRetriedClientHello' || k === 'expectFinished') && dummy)) {
-      throw new TlsError('unexpected_message', 'change_cipher_spec outside the handshake');
+      throw new TlsError('unexpected_change_cipher_spec', 'change_cipher_spec outside the handshake');
     }
     const cap = s.settings.handshakeCaps[0];
     if (s.handshakeSeen[0] >= cap) {
-      throw new TlsLimitError('handshakeChangeCipherSpecs', 'unexpected_message', `more than ${cap} change_cipher_spec records during the handshake`);
+      throw new TlsLimitError('handshakeChangeCipherSpecs', 'too_many_change_cipher_specs', `more than ${cap} change_cipher_spec records during the handshake`);
     }
     s.handshakeSeen = [s.handshakeSeen[0] + 1, s.handshakeSeen[1]];
     this.touch();
@@ -596,8 +597,8 @@ export class TlsServerEngine {
   private onAlert(body: Uint8Array, sink: TlsSink): void {
     // Section 5.4: an alert record with no content (padded or not) is unexpected_message,
     // not a malformed alert; a plaintext one is refused alike.
-    if (body.length === 0) throw new TlsError('unexpected_message', 'empty alert record');
-    if (body.length !== 2) throw new TlsError('decode_error', 'alert record is not two bytes');
+    if (body.length === 0) throw new TlsError('empty_alert_record', 'empty alert record');
+    if (body.length !== 2) throw new TlsError('alert_record_wrong_length', 'alert record is not two bytes');
     const description = body[1]!;
     const s = this.s;
     if (description === AlertDescription.close_notify) {
@@ -611,7 +612,7 @@ export class TlsServerEngine {
       // A warning alert costs us a record each and moves nothing: capped during the handshake.
       const cap = s.settings.handshakeCaps[1];
       if (s.handshakeSeen[1] >= cap) {
-        throw new TlsLimitError('handshakeWarningAlerts', 'unexpected_message', `more than ${cap} warning alerts during the handshake`);
+        throw new TlsLimitError('handshakeWarningAlerts', 'too_many_warning_alerts', `more than ${cap} warning alerts during the handshake`);
       }
       s.handshakeSeen = [s.handshakeSeen[0], s.handshakeSeen[1] + 1];
       this.touch();
@@ -636,7 +637,7 @@ export class TlsServerEngine {
       this.records.releaseAssembly();
       const keysChange = this.onHandshakeMessage(message, sink);
       // Section 5.1: handshake messages MUST NOT span a key change.
-      if (keysChange && buf.length) throw new TlsError('unexpected_message', 'handshake data across a key change');
+      if (keysChange && buf.length) throw new TlsError('handshake_data_across_key_change', 'handshake data across a key change');
       if (this.s.handshake.kind === 'closed') return;
     }
     // Still one partial message in the room: it stays there, a view, and grows in place.
@@ -650,18 +651,18 @@ export class TlsServerEngine {
     const hs = this.stage;
     switch (hs.kind) {
       case 'expectClientHello':
-        if (type !== HandshakeType.client_hello) throw new TlsError('unexpected_message', 'expected ClientHello');
+        if (type !== HandshakeType.client_hello) throw new TlsError('expected_client_hello', 'expected ClientHello');
         return this.onClientHello(parseClientHello(message), null, sink);
       case 'expectRetriedClientHello':
-        if (type !== HandshakeType.client_hello) throw new TlsError('unexpected_message', 'expected ClientHello');
+        if (type !== HandshakeType.client_hello) throw new TlsError('expected_client_hello', 'expected ClientHello');
         return this.onClientHello(parseClientHello(message), hs, sink);
       case 'expectFinished':
-        if (type !== HandshakeType.finished) throw new TlsError('unexpected_message', 'expected client Finished');
+        if (type !== HandshakeType.finished) throw new TlsError('expected_client_finished', 'expected client Finished');
         this.onClientFinished(message, hs, sink);
         return true;
       case 'established':
         if (type !== HandshakeType.key_update) {
-          throw new TlsError('unexpected_message', `handshake message ${type} after the handshake`);
+          throw new TlsError('unexpected_post_handshake_message', `handshake message ${type} after the handshake`);
         }
         this.onKeyUpdate(message, sink);
         return true;
@@ -768,7 +769,7 @@ export class TlsServerEngine {
     const r = new Reader(message.subarray(4));
     const request = r.u8('request_update');
     r.end('KeyUpdate');
-    if (request > 1) throw new TlsError('illegal_parameter', 'request_update is neither 0 nor 1');
+    if (request > 1) throw new TlsError('key_update_request_invalid', 'request_update is neither 0 nor 1');
     const s = this.s;
     s.read = this.records.updateReadKey();
     this.touch();
@@ -813,7 +814,8 @@ export class TlsServerEngine {
   /** Ends the connection with the fatal alert for `err` (sent at most once). */
   private fail(err: unknown, sink: TlsSink): void {
     if (this.s.handshake.kind === 'closed') return;
-    const alert = alertFor(err);
+    const failure = failureReasonOf(err);
+    const alert = FAILURE_ALERTS[failure];
     const reason = err instanceof TlsError ? err.message : err instanceof Error ? `${err.name}: ${err.message}` : 'failure';
     if (!this.s.writeClosed) {
       try {
@@ -823,7 +825,7 @@ export class TlsServerEngine {
       }
     }
     if (err instanceof TlsLimitError) sink.event({ type: 'limitExceeded', limit: err.limit });
-    sink.event({ type: 'alertSent', alert, reason });
+    sink.event({ type: 'alertSent', alert, code: failureCode(failure), reason });
     this.finish(sink, true);
   }
 

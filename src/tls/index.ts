@@ -15,6 +15,20 @@ export {
   SNAPSHOT_VERSION,
   type TlsSnapshot,
 } from './state.js';
-export { TlsError, TlsConfigError, SnapshotError, AlertDescription, alertFor, alertName, type AlertName } from './errors.js';
+export {
+  TlsError,
+  TlsLimitError,
+  TlsConfigError,
+  SnapshotError,
+  AlertDescription,
+  FAILURE_ALERTS,
+  alertFor,
+  alertName,
+  failureCode,
+  failureReasonOf,
+  type AlertName,
+  type FailureReason,
+  type TlsErrorCode,
+} from './errors.js';
 export type * from './types.js';
 export { DEFAULT_HANDSHAKE_NOISE_CAP } from './types.js';

@@ -5,7 +5,7 @@
 import type { PrivateKey } from './crypto/private-key.js';
 import type { Clock } from '../util/clock.js';
 import type { RandomSource } from '../util/random.js';
-import type { AlertName, TlsLimit } from './errors.js';
+import type { AlertName, TlsErrorCode, TlsLimit } from './errors.js';
 import type { CipherSuiteName, GroupName, SignatureSchemeName } from './wire/constants.js';
 
 export type { CipherSuiteName, GroupName, SignatureSchemeName };
@@ -124,7 +124,11 @@ export type TlsEvent =
   /** The client sent close_notify: no more plaintext will arrive; we may still send. */
   | { readonly type: 'peerClosed' }
   | { readonly type: 'alertReceived'; readonly alert: string }
-  | { readonly type: 'alertSent'; readonly alert: AlertName; readonly reason: string }
+  /**
+   * We sent a fatal alert: `code` names why (`TLS_ERR_<REASON>`, see FAILURE_ALERTS in
+   * errors.ts), `reason` is the readable message (`<alert>: <detail>`, never a secret).
+   */
+  | { readonly type: 'alertSent'; readonly alert: AlertName; readonly code: TlsErrorCode; readonly reason: string }
   /** A cap was exceeded (just before the alertSent it causes). */
   | { readonly type: 'limitExceeded'; readonly limit: TlsLimit }
   /** The connection is over: after a fatal alert either way, or close_notify both ways. */

@@ -108,7 +108,8 @@ export function expectAlert(engine: TlsServerEngine, bytes: Uint8Array, alert: A
 }
 
 /** Before any key exists the alert goes out in the clear: [21, 3, 3, 0, 2, 2, description]. */
-export function expectPlainAlert(engine: TlsServerEngine, bytes: Uint8Array, alert: AlertName): void {
+export function expectPlainAlert(engine: TlsServerEngine, bytes: Uint8Array, alert: AlertName): TlsOutput {
   const out = expectAlert(engine, bytes, alert);
   expect(Array.from(lastRecord(out)!)).toEqual([21, 3, 3, 0, 2, 2, AlertDescription[alert]]);
+  return out;
 }

@@ -57,7 +57,7 @@ export function generateKeyShare(group: GroupName, random: RandomSource): KeySha
     }
     return { group, privateKey, publicKey: new Uint8Array(ecdh.getPublicKey()) };
   }
-  throw new TlsError('internal_error', 'could not draw an ECDHE private key');
+  throw new TlsError('ecdhe_key_generation_failed', 'could not draw an ECDHE private key');
 }
 
 /**
@@ -66,7 +66,7 @@ export function generateKeyShare(group: GroupName, random: RandomSource): KeySha
  */
 export function sharedSecret(share: KeyShare, peerPublic: Uint8Array): Uint8Array {
   if (share.group === 'x25519') {
-    if (peerPublic.length !== 32) throw new TlsError('illegal_parameter', 'x25519 key share is not 32 bytes');
+    if (peerPublic.length !== 32) throw new TlsError('x25519_key_share_wrong_length', 'x25519 key share is not 32 bytes');
     let out: Buffer;
     try {
       out = diffieHellman({
@@ -74,21 +74,21 @@ export function sharedSecret(share: KeyShare, peerPublic: Uint8Array): Uint8Arra
         publicKey: createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: b64u(peerPublic) }, format: 'jwk' }),
       });
     } catch {
-      throw new TlsError('illegal_parameter', 'x25519 key share rejected');
+      throw new TlsError('x25519_key_share_rejected', 'x25519 key share rejected');
     }
-    if (out.every((b) => b === 0)) throw new TlsError('illegal_parameter', 'x25519 shared secret is all zero');
+    if (out.every((b) => b === 0)) throw new TlsError('x25519_shared_secret_zero', 'x25519 shared secret is all zero');
     return new Uint8Array(out);
   }
   const [curve, , pubLen] = CURVES[share.group];
   // RFC 8446 section 4.2.8.2: only the uncompressed point format is allowed.
   if (peerPublic.length !== pubLen || peerPublic[0] !== 4) {
-    throw new TlsError('illegal_parameter', `${share.group} key share is not an uncompressed point`);
+    throw new TlsError('ec_key_share_not_uncompressed_point', `${share.group} key share is not an uncompressed point`);
   }
   const ecdh = createECDH(curve);
   ecdh.setPrivateKey(share.privateKey);
   try {
     return new Uint8Array(ecdh.computeSecret(peerPublic));
   } catch {
-    throw new TlsError('illegal_parameter', `${share.group} key share is not on the curve`);
+    throw new TlsError('ec_key_share_not_on_curve', `${share.group} key share is not on the curve`);
   }
 }

@@ -99,17 +99,17 @@ export class RecordOpener extends RecordCipher {
    */
   openInto(record: Uint8Array, out: Uint8Array, at = 0): number {
     if (record.length < RECORD_HEADER_LEN + TAG_LEN + 1) {
-      throw new TlsError('bad_record_mac', 'protected record shorter than its tag');
+      throw new TlsError('protected_record_too_short', 'protected record shorter than its tag');
     }
     const innerLen = this.aead.openRecord(this.seq, record, out, at);
-    if (innerLen < 0) throw new TlsError('bad_record_mac', 'record failed authentication');
+    if (innerLen < 0) throw new TlsError('record_authentication_failed', 'record failed authentication');
     this.seq++;
     // Section 5.2: the inner plaintext MUST NOT exceed 2^14 + 1 bytes.
-    if (innerLen > MAX_PLAINTEXT + 1) throw new TlsError('record_overflow', 'inner plaintext exceeds 2^14 + 1 bytes');
+    if (innerLen > MAX_PLAINTEXT + 1) throw new TlsError('record_overflow_inner_plaintext', 'inner plaintext exceeds 2^14 + 1 bytes');
     let end = at + innerLen - 1;
     while (end >= at && out[end] === 0) end--;
     // Section 5.4: a plaintext of only zeros has no content type.
-    if (end < at) throw new TlsError('unexpected_message', 'protected record has no content type');
+    if (end < at) throw new TlsError('inner_plaintext_without_content_type', 'protected record has no content type');
     this.contentType = out[end]!;
     return end - at;
   }

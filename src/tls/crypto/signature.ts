@@ -50,7 +50,7 @@ const HASH_OF: Record<SignatureSchemeName, { hash: string; bytes: number } | nul
 export function signCertificateVerify(req: SignRequest): Uint8Array {
   const { scheme, certificate, data } = req;
   if (!signatureSchemesFor(certificate.keyKind).includes(scheme)) {
-    throw new TlsError('internal_error', `scheme ${scheme} cannot be made with a ${certificate.keyKind} key`);
+    throw new TlsError('signature_scheme_key_mismatch', `scheme ${scheme} cannot be made with a ${certificate.keyKind} key`);
   }
   const key = certificate.privateKey;
   const h = HASH_OF[scheme];
@@ -66,5 +66,5 @@ export function signCertificateVerify(req: SignRequest): Uint8Array {
 }
 
 function assertNever(x: never): never {
-  throw new TlsError('internal_error', `unexpected value ${String(x)}`);
+  throw new TlsError('unreachable_value', `unexpected value ${String(x)}`);
 }

@@ -26,9 +26,9 @@ export interface AwaitingClientFinished {
 /** Checks the whole Finished message (header included) against the expected verify_data, in constant time. */
 export function verifyClientFinished(message: Uint8Array, hs: ExpectFinished): void {
   const expected = hs.clientVerifyData;
-  if (message.length - 4 !== expected.length) throw new TlsError('decode_error', 'Finished of the wrong length');
+  if (message.length - 4 !== expected.length) throw new TlsError('client_finished_wrong_length', 'Finished of the wrong length');
   if (!constantTimeEqual(message.subarray(4), expected)) {
-    throw new TlsError('decrypt_error', 'client Finished does not verify');
+    throw new TlsError('client_finished_invalid', 'client Finished does not verify');
   }
 }
 

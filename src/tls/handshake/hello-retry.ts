@@ -59,19 +59,19 @@ export function helloRetryRequest(ch: ClientHello, suite: Suite, group: GroupNam
  */
 export function checkRetriedClientHello(ch: ClientHello, retry: ExpectRetriedClientHello): RetriedChoice {
   const suite = suiteById(retry.cipherSuite);
-  if (!suite) throw new TlsError('internal_error', 'retry state names an unknown cipher suite');
-  if (!ch.cipherSuites.includes(suite.id)) throw new TlsError('illegal_parameter', 'retried ClientHello changed cipher suites');
+  if (!suite) throw new TlsError('retry_state_unknown_cipher_suite', 'retry state names an unknown cipher suite');
+  if (!ch.cipherSuites.includes(suite.id)) throw new TlsError('hrr_cipher_suite_changed', 'retried ClientHello changed cipher suites');
   // Section 4.2.10: a client MUST NOT offer early data after a HelloRetryRequest.
-  if (ch.earlyData) throw new TlsError('illegal_parameter', 'early_data offered after a HelloRetryRequest');
+  if (ch.earlyData) throw new TlsError('hrr_early_data_offered', 'early_data offered after a HelloRetryRequest');
   const group = retry.group;
   // Section 4.2.2: the retried ClientHello MUST echo the cookie.
   if (retry.cookie && !(ch.cookie && constantTimeEqual(ch.cookie, retry.cookie))) {
-    throw new TlsError('illegal_parameter', 'retried ClientHello does not echo the cookie');
+    throw new TlsError('hrr_cookie_not_echoed', 'retried ClientHello does not echo the cookie');
   }
   const peerShare = retriedShare(ch, group).keyExchange;
   // Section 4.1.2: beyond those, the retried ClientHello is the first one, unchanged.
   if (retry.firstHello && !constantTimeEqual(hashOf(suite.hash, retryInvariant(ch.raw)), retry.firstHello)) {
-    throw new TlsError('illegal_parameter', 'retried ClientHello differs from the first beyond what section 4.1.2 allows');
+    throw new TlsError('hrr_client_hello_mismatch', 'retried ClientHello differs from the first beyond what section 4.1.2 allows');
   }
   return { suite, group, peerShare };
 }

@@ -35,7 +35,7 @@ export function selectPsk(
   const offer = ch.preSharedKey;
   if (offer === null) return null;
   // Section 4.2.9: a client offering pre_shared_key MUST send psk_key_exchange_modes.
-  if (ch.pskModes === null) throw new TlsError('missing_extension', 'pre_shared_key without psk_key_exchange_modes');
+  if (ch.pskModes === null) throw new TlsError('psk_key_exchange_modes_missing', 'pre_shared_key without psk_key_exchange_modes');
   if (!keys || !ch.pskModes.includes(PskKeyExchangeMode.psk_dhe_ke)) return null;
   for (let index = 0; index < offer.identities.length; index++) {
     const ticket = readTicket(keys, offer.identities[index]!.identity);
@@ -53,7 +53,7 @@ export function selectPsk(
     const partial = transcriptPrefix.length ? concat([transcriptPrefix, truncated]) : truncated;
     const expected = finishedVerifyData(suite.hash, binderKey, hashOf(suite.hash, partial));
     if (!constantTimeEqual(expected, offer.binders[index]!)) {
-      throw new TlsError('decrypt_error', 'PSK binder does not verify');
+      throw new TlsError('psk_binder_invalid', 'PSK binder does not verify');
     }
     return { index, ticket, early };
   }

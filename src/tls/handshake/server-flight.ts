@@ -115,9 +115,9 @@ export function chooseParameters(
   const psk = selectPsk(ch, suite, credentials.ticketKeys, nowMs, retry ? retry.transcript : NO_PREFIX);
   let signing = null;
   if (!psk) {
-    if (ch.signatureAlgorithms === null) throw new TlsError('missing_extension', 'signature_algorithms is required');
+    if (ch.signatureAlgorithms === null) throw new TlsError('signature_algorithms_missing', 'signature_algorithms is required');
     signing = pickCertificate(credentials.certificates, ch.serverName, ch.signatureAlgorithms);
-    if (!signing) throw new TlsError('handshake_failure', 'no certificate can sign with an offered scheme');
+    if (!signing) throw new TlsError('no_signature_scheme_in_common', 'no certificate can sign with an offered scheme');
   }
   // ALPN is negotiated afresh on resumption; only 0-RTT (never accepted) binds it to the ticket.
   const alpn = pickAlpn(preferences.alpn, ch.alpn);

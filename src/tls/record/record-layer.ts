@@ -37,7 +37,7 @@ export function trafficNow(p: Protection<RecordSealer | RecordOpener> | null): T
  */
 export function refuseSslv2Hello(buf: Uint8Array, at: number, pendingHandshake: number): void {
   if (pendingHandshake === 0 && (buf[at]! & 0x80) !== 0) {
-    throw new TlsError('protocol_version', 'SSL 2.0 compatible ClientHello');
+    throw new TlsError('sslv2_client_hello', 'SSL 2.0 compatible ClientHello');
   }
 }
 
@@ -45,14 +45,14 @@ export function refuseSslv2Hello(buf: Uint8Array, at: number, pendingHandshake: 
 export function recordEnd(buf: Uint8Array, at: number): number {
   const length = (buf[at + 3]! << 8) | buf[at + 4]!;
   // Section 5.2: a record longer than 2^14 + 256 is record_overflow.
-  if (length > MAX_CIPHERTEXT) throw new TlsError('record_overflow', 'record longer than 2^14 + 256 bytes');
+  if (length > MAX_CIPHERTEXT) throw new TlsError('record_overflow_ciphertext', 'record longer than 2^14 + 256 bytes');
   return at + RECORD_HEADER_LEN + length;
 }
 
 /** Where the handshake message at the start of `buf` ends (its 4-byte header is there). */
 export function handshakeMessageEnd(buf: Uint8Array): number {
   const length = (buf[1]! << 16) | (buf[2]! << 8) | buf[3]!;
-  if (length > MAX_HANDSHAKE_MESSAGE) throw new TlsError('unexpected_message', 'handshake message too large');
+  if (length > MAX_HANDSHAKE_MESSAGE) throw new TlsError('handshake_message_too_large', 'handshake message too large');
   return 4 + length;
 }
 
@@ -88,7 +88,7 @@ function nextTraffic(p: Protection<RecordSealer | RecordOpener>): TrafficState {
 
 /** A KeyUpdate only comes once the connection is established, both directions keyed: our bug otherwise. */
 function unkeyed(direction: 'read' | 'write'): never {
-  throw new TlsError('internal_error', `a KeyUpdate of the ${direction} key before there is one`);
+  throw new TlsError('key_update_before_keys', `a KeyUpdate of the ${direction} key before there is one`);
 }
 
 export class RecordLayer {

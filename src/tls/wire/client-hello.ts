@@ -66,12 +66,12 @@ function parseServerName(data: Uint8Array): string {
     const name = list.vec(2, 'server_name', 1);
     if (type !== 0) continue;
     // RFC 6066 section 3: at most one name of a given type.
-    if (hostName !== null) throw new TlsError('illegal_parameter', 'two host_name entries in server_name');
+    if (hostName !== null) throw new TlsError('server_name_duplicate_host_name', 'two host_name entries in server_name');
     const s = Buffer.from(name).toString('latin1');
-    if (!/^[A-Za-z0-9._-]+$/.test(s)) throw new TlsError('decode_error', 'server_name is not a DNS host name');
+    if (!/^[A-Za-z0-9._-]+$/.test(s)) throw new TlsError('server_name_not_dns_host_name', 'server_name is not a DNS host name');
     hostName = s.toLowerCase().replace(/\.$/, '');
   }
-  if (hostName === null) throw new TlsError('decode_error', 'server_name without a host_name');
+  if (hostName === null) throw new TlsError('server_name_without_host_name', 'server_name without a host_name');
   return hostName;
 }
 
@@ -88,9 +88,9 @@ function parseKeyShares(data: Uint8Array): KeyShareEntry[] {
     // key_exchange<1..2^16-1>: an empty one is no public value of any group, the invalid
     // share of section 4.2.8.2 rather than a framing error, so illegal_parameter (as the
     // wrong-length shares of the group we pick are, in key-exchange.ts).
-    if (keyExchange.length === 0) throw new TlsError('illegal_parameter', 'empty key_exchange');
+    if (keyExchange.length === 0) throw new TlsError('key_share_empty', 'empty key_exchange');
     // RFC 8446 section 4.2.8: clients MUST NOT offer multiple shares for one group.
-    if (groups.has(group)) throw new TlsError('illegal_parameter', 'two key shares for one group');
+    if (groups.has(group)) throw new TlsError('key_share_duplicate_group', 'two key shares for one group');
     groups.add(group);
     out.push({ group, keyExchange });
   }
@@ -121,7 +121,7 @@ function parsePreSharedKey(data: Uint8Array, extStart: number): OfferedPsks {
   while (!bl.atEnd()) binders.push(bl.vec(1, 'binder', 32));
   // RFC 8446 section 4.2.11: one binder per identity.
   if (binders.length !== identities.length) {
-    throw new TlsError('illegal_parameter', 'psk binder count differs from identity count');
+    throw new TlsError('psk_binder_count_mismatch', 'psk binder count differs from identity count');
   }
   return { identities, binders, truncatedLength: extStart + bindersAt };
 }
@@ -169,10 +169,10 @@ export function parseClientHello(raw: Uint8Array): ClientHello {
     const type = exts.u16('extension type');
     const data = exts.vec(2, 'extension data');
     // RFC 8446 section 4.2: at most one extension of each type.
-    if (seen.has(type)) throw new TlsError('illegal_parameter', `duplicate extension ${type}`);
+    if (seen.has(type)) throw new TlsError('duplicate_extension', `duplicate extension ${type}`);
     seen.add(type);
     if (ch.preSharedKey !== null) {
-      throw new TlsError('illegal_parameter', 'pre_shared_key is not the last extension');
+      throw new TlsError('pre_shared_key_not_last', 'pre_shared_key is not the last extension');
     }
     extensionTypes.push(type);
     const d = new Reader(data);
@@ -224,7 +224,7 @@ export function parseClientHello(raw: Uint8Array): ClientHello {
         const limit = d.u16('record_size_limit');
         d.end('record_size_limit');
         // RFC 8449 section 4: a value below 64 MUST be treated as a fatal illegal_parameter.
-        if (limit < 64) throw new TlsError('illegal_parameter', 'record_size_limit below 64');
+        if (limit < 64) throw new TlsError('record_size_limit_too_small', 'record_size_limit below 64');
         ch.recordSizeLimit = limit;
         break;
       }
