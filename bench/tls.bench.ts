@@ -300,7 +300,7 @@ function record(config: TlsServerConfig, client: ConnectionOptions, wantSession:
       const out = engine.receive(chunk);
       for (const e of out.events) {
         if (e.type === 'handshakeDone') done = true;
-        if (e.type === 'alertSent') failure = `engine sent ${e.alert}: ${e.reason}`;
+        if (e.type === 'alertSent') failure = `engine sent ${e.reason} (${e.code})`;
       }
       for (const r of out.toClient) {
         serverBytes += r.length;

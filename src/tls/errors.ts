@@ -1,6 +1,6 @@
 /**
- * TLS errors and the one table that maps an error to its alert (RFC 8446 section 6).
- * Messages name what was wrong, never a secret value.
+ * TLS errors and the one table that maps a failure reason to its alert (RFC 8446
+ * section 6). Messages name what was wrong, never a secret value.
  */
 
 /** The caps the engine enforces by closing the connection, as named in `limitExceeded` events. */

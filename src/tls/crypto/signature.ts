@@ -44,7 +44,7 @@ const HASH_OF: Record<SignatureSchemeName, { hash: string; bytes: number } | nul
  * signature; RSA uses RSASSA-PSS with MGF1 over the same hash and a salt as
  * long as the hash (RFC 8446 section 4.2.3); Ed25519 signs the data directly.
  *
- * @throws TlsError(internal_error) when the scheme does not fit the key kind:
+ * @throws TlsError(signature_scheme_key_mismatch, internal_error) when the scheme does not fit the key kind:
  *   the caller picked it wrongly, a bug of ours.
  */
 export function signCertificateVerify(req: SignRequest): Uint8Array {

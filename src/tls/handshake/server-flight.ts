@@ -88,8 +88,8 @@ export interface RetryNeeded {
 }
 
 /**
- * Section 4.1.1: what the server answers `ch` with. Throws the TlsError the RFC names
- * when nothing acceptable is offered. The clock is read only when a ServerHello follows.
+ * Section 4.1.1: what the server answers `ch` with. Throws a TlsError (its reason maps to
+ * the alert the RFC names) when nothing acceptable is offered. The clock is read only when a ServerHello follows.
  */
 export function chooseParameters(
   ch: ClientHello,

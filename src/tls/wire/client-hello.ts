@@ -1,6 +1,7 @@
 /**
  * ClientHello decoding and validation of its extensions (RFC 8446 sections 4.1.2 and 4.2).
- * Malformed input raises DecodeError (decode_error) or TlsError with the alert the RFC names.
+ * Malformed input raises DecodeError (malformed_message) or a TlsError whose reason maps to
+ * the alert the RFC names.
  */
 import { DecodeError, Reader } from '../../util/reader.js';
 import { Writer } from '../../util/writer.js';
