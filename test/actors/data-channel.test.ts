@@ -1,3 +1,6 @@
+import { existsSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -17,6 +20,7 @@ import { emitted, type DataEchoInfo, type DataEchoStats } from '../fixtures/acto
 import { PROBE, waitFor } from './helpers.js';
 
 const DATA_ECHO = new URL('../fixtures/actors/data-echo.ts', import.meta.url);
+const TURN_BLOCKER = new URL('../fixtures/actors/turn-blocker.ts', import.meta.url);
 
 /** A writer and a reader over one fresh ring, on this thread. */
 function ring(bytes: number): { w: RingWriter; r: RingReader } {
@@ -622,6 +626,48 @@ describe('data channel through the runtime (two threads)', () => {
     expect(await sys.ask<DataEchoInfo>(ref, { type: 'info' })).toMatchObject({ gen: 2, hasChannel: true });
     expect(second.reader.next()).toBe(-1);
     await echoThrough(second, Uint32Array.of(7, 0, 8000, 3), 0x5a, 20_000);
+  });
+
+  it('a dying worker fenced between turns is handled at once; one that dies in a turn waits for its thread (up to the exit wait)', { timeout: 60_000 }, async () => {
+    sys = new ActorSystem();
+    const SLEEP_S = 3;
+    const crashedAfter = async (inTurn: boolean): Promise<{ crashMs: number; kind: string }> => {
+      let crashedAt = 0;
+      let kind = '';
+      const sup = await sys!.supervise({
+        strategy: 'one_for_one',
+        intensity: 10,
+        periodMs: 10_000,
+        children: [{ id: 'blocker', restart: 'temporary', start: { kind: 'worker', options: { module: TURN_BLOCKER, channel: { bytes: 4096 } } } }],
+        listener: (e) => {
+          if (e.type !== 'Crashed') return;
+          crashedAt = performance.now();
+          kind = e.crash.reason.kind;
+        },
+      });
+      const ref = sup.childRef('blocker');
+      expect(await sys!.ask(ref, { type: 'ready' })).toBe('ready');
+      const marker = join(tmpdir(), `baton-turn-blocker-${process.pid}-${inTurn ? 'in' : 'between'}`);
+      rmSync(marker, { force: true });
+      sys!.tell(ref, { type: 'block', inTurn, seconds: SLEEP_S, marker });
+      // The marker says the thread waits in the native sleep, which terminate() cannot interrupt.
+      await waitFor(() => existsSync(marker), 'the blocker to start its sleep', 10_000);
+      rmSync(marker, { force: true });
+      const t0 = performance.now();
+      sys!.inject(ref, 'terminate');
+      await waitFor(() => crashedAt > 0, 'the crash report', 30_000);
+      await sup.stop();
+      return { crashMs: crashedAt - t0, kind };
+    };
+    // Between turns: fenced at once, long before the thread can exit.
+    const between = await crashedAfter(false);
+    expect(between.kind).toBe('terminated');
+    expect(between.crashMs).toBeLessThan(1_500);
+    // In a turn that never ends: only the thread's exit tells, and it cannot come before
+    // the sleep ends; the report waits for it up to the exit wait (2 s).
+    const inTurn = await crashedAfter(true);
+    expect(inTurn.kind).toBe('terminated');
+    expect(inTurn.crashMs).toBeGreaterThan(1_900);
   });
 
   it('channel is undefined for actors without one, on main-thread actors, and once stopped', async () => {
