@@ -1,7 +1,8 @@
 /**
  * A TLS client (Node's own `tls`) that streams pseudo-random data through the
  * relay to an echo backend and checks every byte that comes back against what
- * it sent, so a lost, duplicated or reordered byte is caught at once.
+ * it sent, so a lost, duplicated or reordered byte is caught at once. It keeps the
+ * last session ticket the server sent, so a later connection can resume with it.
  */
 import tls from 'node:tls';
 import { seededRandom } from '../../util/random.js';
@@ -17,6 +18,8 @@ export interface VerifyingClientOptions {
   readonly maxChunk?: number;
   /** Bytes in flight (sent, not yet echoed) at most. Default 65536. */
   readonly window?: number;
+  /** A ticket from an earlier connection ({@link VerifyingClient.ticket}): the handshake offers to resume it. */
+  readonly session?: Buffer;
 }
 
 export class VerifyingClient {
@@ -24,6 +27,10 @@ export class VerifyingClient {
   bytesSent = 0;
   bytesVerified = 0;
   readonly errors: string[] = [];
+  /** The last session ticket the server sent on this connection (secret: kept in memory only). */
+  ticket: Buffer | undefined;
+  /** Whether the handshake resumed the offered session (no certificate, no full key exchange). */
+  resumed = false;
   private socket: tls.TLSSocket | null = null;
   private readonly random;
   /** Sent but not yet verified, oldest first. */
@@ -31,9 +38,28 @@ export class VerifyingClient {
   private streaming = false;
   private closed = false;
   private onClosed: (() => void) | null = null;
+  private readonly closedOnce: Promise<void>;
+  private markClosed!: () => void;
 
   constructor(private readonly opts: VerifyingClientOptions) {
     this.random = seededRandom(opts.seed);
+    this.closedOnce = new Promise((resolve) => (this.markClosed = resolve));
+  }
+
+  /** Resolves once the connection closed, however it closed. */
+  whenClosed(): Promise<void> {
+    return this.closedOnce;
+  }
+
+  /** Bytes sent that have not come back (yet). */
+  get bytesInFlight(): number {
+    return this.bytesSent - this.bytesVerified;
+  }
+
+  /** Closes at once, without waiting for anything in flight (what is in flight is lost). */
+  destroy(): void {
+    this.streaming = false;
+    this.socket?.destroy();
   }
 
   get connected(): boolean {
@@ -48,9 +74,14 @@ export class VerifyingClient {
       ca: this.opts.ca,
       servername: this.opts.servername,
       minVersion: 'TLSv1.3',
+      ...(this.opts.session ? { session: this.opts.session } : {}),
     });
     this.socket = socket;
-    socket.on('secureConnect', () => this.handshakes++);
+    socket.on('secureConnect', () => {
+      this.handshakes++;
+      this.resumed = socket.isSessionReused();
+    });
+    socket.on('session', (ticket: Buffer) => (this.ticket = ticket));
     socket.on('data', (d: Buffer) => this.verify(d));
     socket.on('drain', () => this.pump());
     socket.on('error', (e) => this.errors.push(`socket error: ${e.message}`));
@@ -58,6 +89,7 @@ export class VerifyingClient {
       this.closed = true;
       if (this.streaming) this.errors.push('connection closed while streaming');
       this.onClosed?.();
+      this.markClosed();
     });
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('handshake timed out')), timeoutMs);
