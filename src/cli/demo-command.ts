@@ -124,8 +124,9 @@ async function runNodes(raw: RawDemoFlags, cmd: Command): Promise<number> {
     if (cmd.getOptionValueSource(key) === 'cli') throw new CliError(`${flag} injects relay crashes in the single-node demo; with --nodes the demo kills a whole node instead`);
   }
   if (findNatsServer() === null) {
+    const where = process.env.NATS_SERVER ? `NATS_SERVER names ${process.env.NATS_SERVER}, which does not exist` : 'it is not on the PATH';
     throw new CliError(
-      '--nodes needs nats-server (NATS with JetStream), which is not on the PATH: install it (e.g. apt-get install nats-server), or set NATS_SERVER to its path',
+      `--nodes needs nats-server (NATS with JetStream) and ${where}: install it (e.g. apt-get install nats-server), or set NATS_SERVER to its path`,
       EXIT_USAGE,
     );
   }

@@ -39,16 +39,23 @@ export interface NatsServerOptions {
   readonly configFile?: string;
 }
 
-const CANDIDATES = [process.env.NATS_SERVER, '/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'];
+/** Where the Debian package and a hand install put it. */
+const CANDIDATES = ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'];
 
-/** The nats-server binary: $NATS_SERVER, the Debian package's path, or the PATH. */
+/** The nats-server binary to run: {@link findNatsServer}'s, else the name as given, for spawn's error to name. */
 export function natsServerBinary(): string {
-  return findNatsServer() ?? 'nats-server';
+  return findNatsServer() ?? (process.env.NATS_SERVER || 'nats-server');
 }
 
-/** Where the nats-server binary is ($NATS_SERVER, the Debian package's path, the PATH), or null when nowhere. */
-export function findNatsServer(path = process.env.PATH ?? ''): string | null {
-  for (const c of CANDIDATES) if (c !== undefined && c !== '' && existsSync(c)) return c;
+/**
+ * Where the nats-server binary is, or null when nowhere: $NATS_SERVER when set (and
+ * then only there), else the Debian package's path, else the PATH.
+ */
+export function findNatsServer(env: NodeJS.ProcessEnv = process.env): string | null {
+  const chosen = env.NATS_SERVER;
+  if (chosen !== undefined && chosen !== '') return existsSync(chosen) ? chosen : null;
+  for (const c of CANDIDATES) if (existsSync(c)) return c;
+  const path = env.PATH ?? '';
   for (const dir of path.split(delimiter)) {
     if (dir !== '' && existsSync(join(dir, 'nats-server'))) return join(dir, 'nats-server');
   }
