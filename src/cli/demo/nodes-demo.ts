@@ -92,6 +92,7 @@ interface Seat {
 }
 
 const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
+const count = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Runs the demo to its end and returns the summary (printed too); throws only when the nodes cannot be started. */
@@ -201,7 +202,7 @@ export async function runNodesDemo(opts: NodesDemoOptions): Promise<NodesDemoSum
         const on = current().filter((c) => c.node === victim);
         killed = { node: victim, at: Date.now(), connections: on.length };
         await victim.kill();
-        write(`  t=${((Date.now() - started) / 1000).toFixed(1)}s killed ${victim.name} (pid ${victim.pid}) with SIGKILL: its ${on.length} live connections die with it\n`);
+        write(`  t=${((killed.at - started) / 1000).toFixed(1)}s killed ${victim.name} (pid ${victim.pid}) with SIGKILL: ${count(on.length, 'live connection')} die with it\n`);
         // Loopback sockets of a dead process close at once; any still open after the bound is closed here.
         const deadline = Date.now() + DEATH_NOTICE_MS;
         while (on.some((c) => c.client.connected) && Date.now() < deadline) await sleep(20);
@@ -270,12 +271,12 @@ export function describeSummary(s: NodesDemoSummary): string {
     '',
     `summary: ${s.ok ? 'OK' : 'FAILED'} after ${s.seconds.toFixed(1)} s, ${s.nodes} nodes${s.interrupted ? ', stopped early (signal)' : ''}`,
     s.killed
-      ? `  killed ${s.killed.node} at ${s.killed.atSeconds.toFixed(1)} s: its ${s.killed.connections} live TCP connections died with it; ` +
-        `${s.reconnects} reconnects to the surviving nodes, ${s.reconnectsResumed} resumed their session, ${s.reconnects - s.reconnectsResumed} full handshakes`
+      ? `  killed ${s.killed.node} at ${s.killed.atSeconds.toFixed(1)} s: its ${count(s.killed.connections, 'live TCP connection')} died with it; ` +
+        `${count(s.reconnects, 'reconnect')} to the surviving nodes, ${s.reconnectsResumed} resumed their session, ${count(s.reconnects - s.reconnectsResumed, 'full handshake')}`
       : '  no node killed (the run ended first)',
-    `  ${s.connections} connections from ${s.clients} clients: ${s.fullHandshakes} full handshakes, ${s.resumptions} resumptions`,
+    `  ${count(s.connections, 'connection')} from ${count(s.clients, 'client')}: ${count(s.fullHandshakes, 'full handshake')}, ${count(s.resumptions, 'resumption')}`,
     `  ${mb(s.bytesVerified)} MB verified (${s.bytesVerified} bytes), ${s.bytesLost} bytes lost (${s.bytesLostWithKilledNode} in flight on the killed node's connections, ${elsewhere} elsewhere)`,
-    `  ${s.errors.length} errors${s.killed ? ` (besides the ${s.killed.connections} connections lost with ${s.killed.node})` : ''}`,
+    `  ${count(s.errors.length, 'error')}${s.killed ? ` (besides the ${count(s.killed.connections, 'connection')} lost with ${s.killed.node})` : ''}`,
     ...s.errors.slice(0, 10).map((e) => `  error: ${e}`),
     ...s.expectedLosses.slice(0, 3).map((e) => `  expected: ${e}`),
     '',
