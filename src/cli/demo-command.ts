@@ -132,11 +132,16 @@ async function runNodes(raw: RawDemoFlags, cmd: Command): Promise<number> {
   }
   const durationMs = parseWholeNumber('--duration', raw.duration ?? '30', 2, 86_400, 'seconds') * 1000;
   const stop = new AbortController();
-  // The first Ctrl-C (or SIGTERM) ends the run early, with its clean-up and summary; a second one kills.
+  // The first Ctrl-C (or SIGTERM) ends the run early, with its clean-up and summary; a second
+  // one exits at once, the processes the run started killed on the way out (nodes-demo.ts).
+  let signals = 0;
   const onSignal = () => {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    stop.abort();
+    if (++signals === 1) {
+      process.stderr.write('baton: stopping (signal): the clients finish, then the nodes and nats-server stop; again to exit at once\n');
+      return stop.abort();
+    }
+    process.stderr.write('baton: stopped at once (second signal); the nodes and nats-server are killed\n');
+    process.exit(130);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

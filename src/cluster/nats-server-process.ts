@@ -26,6 +26,8 @@ export interface NatsServer {
   stop(opts?: { keepStore?: boolean; graceMs?: number }): Promise<void>;
   /** SIGKILL at once (a crashed server); the store folder stays for a restart. */
   kill(): Promise<void>;
+  /** SIGKILL without waiting: for a process that is exiting now and cannot wait. */
+  killNow(): void;
 }
 
 export interface NatsServerOptions {
@@ -37,6 +39,11 @@ export interface NatsServerOptions {
   readonly readyTimeoutMs?: number;
   /** A server configuration file (`-c`), e.g. an `authorization` block; the flags above override it. */
   readonly configFile?: string;
+  /**
+   * Its own process group, so that a terminal's Ctrl-C reaches only its parent, which
+   * stops it in its turn (the demo). Default false: it shares its parent's group.
+   */
+  readonly ownProcessGroup?: boolean;
 }
 
 /** Where the Debian package and a hand install put it. */
@@ -81,6 +88,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   const config = opts.configFile !== undefined ? ['-c', opts.configFile] : [];
   const child: ChildProcess = spawn(natsServerBinary(), [...config, '-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: opts.ownProcessGroup === true,
   });
   let output = '';
   // A binary that never started emits 'error' and no 'exit'.
@@ -126,6 +134,9 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
     async kill() {
       if (!gone()) child.kill('SIGKILL');
       await exited;
+    },
+    killNow() {
+      if (!gone()) child.kill('SIGKILL');
     },
   };
   try {

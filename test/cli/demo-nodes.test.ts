@@ -93,6 +93,27 @@ describe('baton demo --nodes', () => {
     await expectCleanedUp(out, 2);
   }, 240_000);
 
+  it('a second SIGINT exits at once, and still leaves nothing behind', async () => {
+    const child = spawn(process.execPath, [BIN, 'demo', '--nodes', '2', '--duration', '60', '--clients', '2'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...SOURCE_ENV } });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', r));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 200_000);
+    try {
+      await until(() => `the demo to stream (output: ${out})`, () => /^ {2}t=[\d.]+s nodes up/m.test(out), 180_000, 50);
+      child.kill('SIGINT');
+      // The second once the first was seen (two signals sent at once may arrive as one).
+      await until(() => `the demo to see the first SIGINT (output: ${out})`, () => /stopping \(signal\)/.test(out), 30_000, 20);
+      child.kill('SIGINT');
+      expect(await exited).toBe(130);
+    } finally {
+      clearTimeout(timer);
+    }
+    expect(out).toMatch(/stopped at once \(second signal\)/);
+    await expectCleanedUp(out, 2);
+  }, 240_000);
+
   it('refuses --nodes out of range, relay-crash flags with --nodes, and a missing nats-server', async () => {
     for (const n of ['1', '6', 'x']) {
       const r = await demo(['--nodes', n], 30_000);

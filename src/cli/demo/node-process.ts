@@ -3,7 +3,8 @@
  * NATS --node NAME` on loopback, as an operator runs it, ready once it prints its
  * start line (bounded), from which its TLS port and certificate fingerprint are read.
  * `kill()` is the death of a whole node (SIGKILL: its sockets die with it); `stop()`
- * ends it (SIGTERM, then SIGKILL after a bound). Both are idempotent.
+ * ends it (SIGTERM, then SIGKILL after a bound). Both are idempotent. It runs in its
+ * own process group, so only the demo decides when it ends.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -69,7 +70,9 @@ export class NodeProcess {
       '--join', opts.natsUrl, '--node', opts.name, '--cluster-name', opts.cluster,
     ];
     // The environment goes along: BATON_FROM_SOURCE picks the same code as this process runs.
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Its own process group: a terminal's Ctrl-C reaches the demo alone, which stops the nodes
+    // in order (a node that got it too would close its clients' connections under them).
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const node = new NodeProcess(opts.name, child);
     let timer: NodeJS.Timeout | undefined;
     let onData: (() => void) | undefined;
@@ -108,6 +111,11 @@ export class NodeProcess {
     if (this.child.pid === undefined) return;
     if (this.alive) this.child.kill('SIGKILL');
     await this.exited;
+  }
+
+  /** SIGKILL without waiting: for a process that is exiting now and cannot wait. */
+  killNow(): void {
+    if (this.child.pid !== undefined && this.alive) this.child.kill('SIGKILL');
   }
 
   /** SIGTERM, then SIGKILL after `graceMs`. Resolves once it is gone. */

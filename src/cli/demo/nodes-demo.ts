@@ -109,8 +109,15 @@ export async function runNodesDemo(opts: NodesDemoOptions): Promise<NodesDemoSum
   let stopping = false;
   let killed: { node: NodeProcess; at: number; connections: number } | null = null;
   let started = Date.now();
+  // A process that exits without this run's clean-up (a second Ctrl-C) still leaves nothing behind.
+  const onExit = () => {
+    for (const n of nodes) n.killNow();
+    nats?.killNow();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.on('exit', onExit);
   try {
-    nats = await startNatsServer({ storeDir: join(dir, 'nats') });
+    nats = await startNatsServer({ storeDir: join(dir, 'nats'), ownProcessGroup: true });
     backend = await startEchoBackend();
     write(`baton demo: ${opts.nodes} nodes of cluster ${CLUSTER_NAME} on ${nats.url} (nats-server pid ${nats.pid}, folder ${dir}), echo backend on 127.0.0.1:${backend.port}\n`);
     const start = async (k: number) => {
@@ -140,7 +147,9 @@ export async function runNodesDemo(opts: NodesDemoOptions): Promise<NodesDemoSum
     const ca = await pinnedCertificate(nodes[0]!.port, fingerprint);
 
     const connect = async (seat: Seat, node: NodeProcess, reconnect: boolean): Promise<void> => {
-      const previous = seat.connections.at(-1)?.client;
+      // The last ticket any of its connections got (a reconnect that failed got none).
+      let ticket: Buffer | undefined;
+      for (const c of seat.connections) ticket = c.client.ticket ?? ticket;
       const client = new VerifyingClient({
         host: '127.0.0.1',
         port: node.port,
@@ -148,7 +157,7 @@ export async function runNodesDemo(opts: NodesDemoOptions): Promise<NodesDemoSum
         servername: 'localhost',
         seed: `demo-client-${seat.index}-${seat.connections.length}`,
         window: 256 * 1024,
-        ...(previous?.ticket ? { session: previous.ticket } : {}),
+        ...(ticket ? { session: ticket } : {}),
       });
       const conn: Connection = { node, client, reconnect, diedWithNode: false };
       seat.connections.push(conn);
@@ -229,6 +238,7 @@ export async function runNodesDemo(opts: NodesDemoOptions): Promise<NodesDemoSum
     await nats?.stop();
     await backend?.close();
     rmSync(dir, { recursive: true, force: true });
+    process.off('exit', onExit);
   }
 
   const conns = seats.flatMap((s) => s.connections);
