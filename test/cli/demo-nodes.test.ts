@@ -71,6 +71,7 @@ describe('baton demo --nodes', () => {
     expect(resumed).toBeGreaterThan(0);
     expect(resumed).toBe(reconnects);
     expect(full).toBe(0);
+    expect(out).toMatch(/; the last back \d+ ms after the kill$/m);
     const connections = /(\d+) connections from 6 clients: (\d+) full handshakes, (\d+) resumptions/.exec(out);
     expect(connections, out).not.toBeNull();
     expect(connections!.slice(1).map(Number)).toEqual([6 + reconnects!, 6, resumed]);

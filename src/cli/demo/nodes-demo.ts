@@ -55,6 +55,8 @@ export interface NodesDemoSummary {
   /** Connections made after the kill by the killed node's clients, and how many of them resumed. */
   readonly reconnects: number;
   readonly reconnectsResumed: number;
+  /** From the kill to the last of its clients back on a surviving node, in ms; null if none came back. */
+  readonly backAfterMs: number | null;
   readonly bytesVerified: number;
   /** Everything a client sent that never came back verified. */
   readonly bytesLost: number;
@@ -109,6 +111,7 @@ export async function runNodesDemo(opts: NodesDemoOptions): Promise<NodesDemoSum
   let stopping = false;
   let killed: { node: NodeProcess; at: number; connections: number } | null = null;
   let started = Date.now();
+  let lastBackAt: number | null = null;
   // A process that exits without this run's clean-up (a second Ctrl-C) still leaves nothing behind.
   const onExit = () => {
     for (const n of nodes) n.killNow();
@@ -183,6 +186,7 @@ export async function runNodesDemo(opts: NodesDemoOptions): Promise<NodesDemoSum
         try {
           await connect(seat, node, afterDeath);
           const c = seat.connections.at(-1)!.client;
+          if (afterDeath) lastBackAt = Date.now();
           write(`  client ${seat.index} reconnected to ${node.name}: ${c.resumed ? 'session resumed' : 'full handshake'}\n`);
           return;
         } catch (e) {
@@ -260,6 +264,7 @@ export async function runNodesDemo(opts: NodesDemoOptions): Promise<NodesDemoSum
     resumptions: handshaken.filter((c) => c.client.resumed).length,
     reconnects: reconnects.length,
     reconnectsResumed: reconnects.filter((c) => c.client.resumed).length,
+    backAfterMs: killed && lastBackAt !== null ? lastBackAt - killed.at : null,
     bytesVerified,
     bytesLost: bytesSent - bytesVerified,
     bytesLostWithKilledNode: died.reduce((a, c) => a + c.client.bytesInFlight, 0),
@@ -282,7 +287,8 @@ export function describeSummary(s: NodesDemoSummary): string {
     `summary: ${s.ok ? 'OK' : 'FAILED'} after ${s.seconds.toFixed(1)} s, ${s.nodes} nodes${s.interrupted ? ', stopped early (signal)' : ''}`,
     s.killed
       ? `  killed ${s.killed.node} at ${s.killed.atSeconds.toFixed(1)} s: its ${count(s.killed.connections, 'live TCP connection')} died with it; ` +
-        `${count(s.reconnects, 'reconnect')} to the surviving nodes, ${s.reconnectsResumed} resumed their session, ${count(s.reconnects - s.reconnectsResumed, 'full handshake')}`
+        `${count(s.reconnects, 'reconnect')} to the surviving nodes, ${s.reconnectsResumed} resumed their session, ${count(s.reconnects - s.reconnectsResumed, 'full handshake')}` +
+        (s.backAfterMs === null ? '' : `; the last back ${s.backAfterMs} ms after the kill`)
       : '  no node killed (the run ended first)',
     `  ${count(s.connections, 'connection')} from ${count(s.clients, 'client')}: ${count(s.fullHandshakes, 'full handshake')}, ${count(s.resumptions, 'resumption')}`,
     `  ${mb(s.bytesVerified)} MB verified (${s.bytesVerified} bytes), ${s.bytesLost} bytes lost (${s.bytesLostWithKilledNode} in flight on the killed node's connections, ${elsewhere} elsewhere)`,
