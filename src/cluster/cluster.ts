@@ -19,7 +19,7 @@ import type { ProxyProtocolMode } from '../relay/proxy-protocol.js';
 import type { RelayArgs, RelayShared } from '../relay/relay-actor.js';
 import type { ConfigVersion, RelayCertificate, RelaySettings, TlsSettings } from '../relay/settings.js';
 import { createStore, StateStore } from '../relay/state-store.js';
-import { aeadBackend, type AeadBackend, type TicketKeys } from '../tls/index.js';
+import { aeadBackend, DEFAULT_TICKET_LIFETIME_SECONDS, type AeadBackend, type TicketKeys, type TicketMode } from '../tls/index.js';
 import type { Clock } from '../util/clock.js';
 import type { HostPort } from '../util/host-port.js';
 import { siblingModule } from '../util/module-url.js';
@@ -27,6 +27,9 @@ import { MemoryRelease } from './memory-release.js';
 import { configVersion } from './config-version.js';
 import { activateOnRelays, applyVersion, rollOut, stageOnRelays, type RolloutHost, type RolloutResult, type StageResult } from './rollout.js';
 import { freshTicketKeys, rotateTicketKeys } from './ticket-keys.js';
+import type { KvStore } from './kv.js';
+import { MemoryKvStore } from './memory-kv.js';
+import { KvSessionStore } from './stateful-sessions.js';
 export { DEFAULT_RETAINED_BUDGET_BYTES, DEFAULT_MAX_UNREAD_KEY_UPDATES } from '../relay/gateway.js';
 
 export interface ClusterOptions {
@@ -43,6 +46,14 @@ export interface ClusterOptions {
   readonly groups?: TlsSettings['groups'];
   /** Rotate the ticket keys this often (see {@link Cluster.rotateTicketsEvery}); default never. */
   readonly ticketRotationMs?: number;
+  /**
+   * 'stateful': single-use session tickets (an opaque id; the sealed state in a store,
+   * taken once). Their store is this process's own (in memory) until
+   * {@link Cluster.useSessionStore} hands the cluster's shared one. Default 'stateless'.
+   */
+  readonly ticketMode?: TicketMode;
+  /** Where stateful sessions live at start; default a {@link MemoryKvStore} with the ticket lifetime as TTL. */
+  readonly sessionKv?: KvStore;
   /** Records under one key before a relay starts a KeyUpdate (lower it to exercise KeyUpdate). */
   readonly keyUpdateAfterRecords?: number;
   /** Dummy change_cipher_spec records and warning alerts a client may send during a handshake; above: unexpected_message. Default 32 each. */
@@ -96,6 +107,8 @@ export const DEFAULT_MAX_CONNECTIONS = 10_000;
 const DEFAULT_CHANNEL_BYTES = 1 << 20;
 const DEFAULT_ARENA_CHUNKS = 4096;
 const ARENA_CHUNK_BYTES = 128 << 10;
+/** Stateful sessions expire with their tickets (the relays issue them with the engine's default lifetime). */
+export const SESSION_TTL_MS = DEFAULT_TICKET_LIFETIME_SECONDS * 1000;
 
 export class Cluster {
   private closed = false;
@@ -221,10 +234,12 @@ export class Cluster {
         deadlines: { ...DEFAULT_DEADLINES, ...opts.deadlines },
         ...(opts.clock ? { clock: opts.clock } : {}),
         ...(opts.proxyProtocol ? { proxyProtocol: opts.proxyProtocol } : {}),
+        ...(opts.ticketMode === 'stateful' ? { sessions: new KvSessionStore(opts.sessionKv ?? new MemoryKvStore({ ttlMs: SESSION_TTL_MS })) } : {}),
       });
       const tls: TlsSettings = {
         certificates: opts.certificates,
         ticketKeys: opts.ticketKeys ?? freshTicketKeys(),
+        ...(opts.ticketMode === 'stateful' ? { ticketMode: 'stateful' as const } : {}),
         ...(opts.alpn ? { alpn: opts.alpn } : {}),
         ...(opts.cipherSuites ? { cipherSuites: opts.cipherSuites } : {}),
         ...(opts.groups ? { groups: opts.groups } : {}),
@@ -293,6 +308,17 @@ export class Cluster {
       await system.close();
       throw e;
     }
+  }
+
+  /**
+   * Keeps stateful sessions in `kv` from now on (a joined node: the cluster's shared
+   * bucket, whose TTL is {@link SESSION_TTL_MS}), so a ticket from any node resumes once
+   * on any node. Sessions in the previous store are not moved: they resume nowhere.
+   */
+  useSessionStore(kv: KvStore): KvSessionStore {
+    const store = new KvSessionStore(kv);
+    this.gateway.useSessionStore(store);
+    return store;
   }
 
   /** Relay names, in placement order. */

@@ -24,6 +24,7 @@ const ticketKey = z.strictObject({ id: bytes(16), secret: bytes(32) });
 const tlsSchema = z.strictObject({
   certificates: z.array(z.strictObject({ cert: z.string().min(1), key: z.string().min(1), names: z.array(z.string().min(1)).optional() })).min(1),
   ticketKeys: z.strictObject({ current: ticketKey, previous: z.array(ticketKey).optional() }),
+  ticketMode: z.enum(['stateless', 'stateful']).optional(),
   alpn: z.array(z.string().min(1).max(255)).optional(),
   cipherSuites: z.array(z.enum(['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'])).optional(),
   groups: z.array(z.enum(['x25519', 'secp256r1', 'secp384r1'])).optional(),

@@ -11,7 +11,7 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { Arena, ActorRef, ChannelEnd, Crash } from '../actors/index.js';
-import type { TlsLimit } from '../tls/index.js';
+import { SESSION_ID_LEN, type TlsLimit } from '../tls/index.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import type { HostPort } from '../util/host-port.js';
 import { newId } from '../util/ids.js';
@@ -23,6 +23,7 @@ import type { ConnectionEvent, RelayMsg } from './protocol.js';
 import { encodeProxyHeader, ProxyHeaderError, type ProxyProtocolMode } from './proxy-protocol.js';
 import { RelayLink } from './relay-link.js';
 import { RetainedQueue, type InputKind } from './retained.js';
+import { DEFAULT_LOOKUP_DEADLINE_MS, offeredSessionIds, takeWithin, type SessionStore } from './session-lookup.js';
 import { acceptedSocket, SocketInput, takeAccepts } from './socket-input.js';
 import { SocketOutput } from './socket-output.js';
 import { SlotAllocator, StateStore } from './state-store.js';
@@ -95,6 +96,10 @@ export interface GatewayOptions {
    * telling the client's address and the handshake's SNI, ALPN and cipher. Default 'off'.
    */
   readonly proxyProtocol?: ProxyProtocolMode;
+  /** Where stateful session tickets are kept (see {@link Gateway.useSessionStore}); absent: none yet. */
+  readonly sessions?: SessionStore;
+  /** How long a ClientHello waits for its stateful sessions. Default {@link DEFAULT_LOOKUP_DEADLINE_MS}. */
+  readonly lookupDeadlineMs?: number;
 }
 
 /** Default of {@link GatewayOptions.maxUnreadKeyUpdates}: no client asks that often, let alone without reading. */
@@ -267,7 +272,20 @@ interface Conn {
   takeover: { readonly since: number; readonly kind: string } | null;
   /** Asked to close (closeAllWithNotify): the client socket ends once the close_notify is written. */
   endAfterNotify: boolean;
+  /**
+   * A stateful-session lookup for its ClientHello is out: that input and every later
+   * one wait here, in order, until it ends (null: none out).
+   */
+  lookup: WaitingInput[] | null;
   done: boolean;
+}
+
+/** An input held back while its connection's session lookup is out. */
+interface WaitingInput {
+  readonly kind: InputKind;
+  readonly chunk: number;
+  readonly offset: number;
+  readonly length: number;
 }
 
 /** What `connections()` tells of one connection. */
@@ -325,6 +343,9 @@ export interface GatewayStats {
   /** Times the budget was reached (connections over their share stopped being read), and whether it holds now. */
   retainedBudgetPauses: number;
   retainedBudgetPaused: boolean;
+  /** ClientHellos that offered stateful tickets (a lookup went out), and those whose lookup found a session. */
+  sessionLookups: number;
+  sessionsFound: number;
   /** The most recent takeovers (at most {@link MAX_SAMPLES}); every one is also a 'takeover' event. */
   readonly takeoverSamples: TakeoverSample[];
 }
@@ -396,6 +417,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     retainedBudgetBytes: 0,
     retainedBudgetPauses: 0,
     retainedBudgetPaused: false,
+    sessionLookups: 0,
+    sessionsFound: 0,
     takeoverSamples: [],
   };
   private readonly clock: Clock;
@@ -411,6 +434,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   /** False once stopAccepting() ran: new connections are refused, the listener is closed. */
   private accepting = true;
 
+  /** Where stateful session tickets are kept (session-lookup.ts); null: stateless tickets only, no ClientHello waits. */
+  private sessions: SessionStore | null = null;
+
   constructor(private readonly opts: GatewayOptions) {
     super();
     this.slots = opts.store ? new SlotAllocator(opts.store) : null;
@@ -422,6 +448,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.checker = new HealthChecker(this.pool, this.pool.spec.health, opts.healthProbe);
     this.maxUnreadKeyUpdates = opts.maxUnreadKeyUpdates ?? DEFAULT_MAX_UNREAD_KEY_UPDATES;
     this.stats = { ...this.stats, retainedBudgetBytes: opts.retainedBudgetBytes ?? DEFAULT_RETAINED_BUDGET_BYTES };
+    this.sessions = opts.sessions ?? null;
   }
 
   /**
@@ -483,6 +510,15 @@ export class Gateway extends EventEmitter<GatewayEvents> {
    * stay where they are; a backend kept by name keeps its health and counters, a new
    * one starts up.
    */
+  /**
+   * Keeps stateful session tickets in `store` from now on: relays' SessionIssued
+   * entries are stored there, and a ClientHello offering stateful ids waits (bounded)
+   * for them to be taken. A node that joins other nodes moves to their shared store.
+   */
+  useSessionStore(store: SessionStore | null): void {
+    this.sessions = store;
+  }
+
   setBackends(spec: BackendsSpec): void {
     this.checker.close();
     this.pool = new BackendPool(spec, this.pool);
@@ -647,6 +683,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       idleClosingSince: 0,
       takeover: null,
       endAfterNotify: false,
+      lookup: null,
       done: false,
     };
     c.lastActive = c.handshakeSince!;
@@ -676,12 +713,63 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     });
   }
 
-  /** One input for the connection's owner; its bytes (if any) are held once for the retained queue. */
+  /**
+   * One input for the connection's owner; its bytes (if any) are held once for the
+   * retained queue. A ClientHello offering stateful tickets first waits for them.
+   */
   private input(c: Conn, kind: InputKind, chunk = -1, offset = 0, length = 0): void {
     if (c.done) {
       if (chunk >= 0) this.ledger.unref(chunk);
       return;
     }
+    if (c.lookup !== null) {
+      c.lookup.push({ kind, chunk, offset, length });
+      return;
+    }
+    const sessions = this.sessions;
+    if (sessions !== null && kind === 'client' && !c.handshakeDone) {
+      const start = this.ledger.arena.offset(chunk) + offset;
+      const ids = offeredSessionIds(this.ledger.arena.bytes.subarray(start, start + length));
+      if (ids.length > 0) {
+        c.lookup = [{ kind, chunk, offset, length }];
+        this.stats.sessionLookups++;
+        void takeWithin(sessions, ids, this.opts.lookupDeadlineMs ?? DEFAULT_LOOKUP_DEADLINE_MS).then((found) => this.lookedUp(c, found));
+        return;
+      }
+    }
+    this.retain(c, kind, chunk, offset, length);
+  }
+
+  /**
+   * The session lookup of `c` ended: what it found goes to the owner as session
+   * inputs, then the inputs that waited, in order. Nothing found (unknown, used,
+   * unreachable, too late): the ClientHello goes alone, to a full handshake.
+   */
+  private lookedUp(c: Conn, found: readonly { readonly id: Uint8Array; readonly entry: Uint8Array }[]): void {
+    const waiting = c.lookup ?? [];
+    c.lookup = null;
+    if (!c.done) {
+      if (found.length > 0) this.stats.sessionsFound++;
+      for (const { id, entry } of found) {
+        const room = this.small.alloc(id.length + entry.length);
+        // No arena room: the session is dropped, as if not found.
+        if (room === null) continue;
+        const at = this.ledger.arena.offset(room[0]) + room[1];
+        this.ledger.arena.bytes.set(id, at);
+        this.ledger.arena.bytes.set(entry, at + id.length);
+        this.retain(c, 'session', room[0], room[1], id.length + entry.length);
+      }
+    }
+    // Not input(): the ClientHello would start its lookup again.
+    for (const w of waiting) {
+      if (c.done) {
+        if (w.chunk >= 0) this.ledger.unref(w.chunk);
+      } else this.retain(c, w.kind, w.chunk, w.offset, w.length);
+    }
+  }
+
+  /** {@link input}, once nothing holds it back. */
+  private retain(c: Conn, kind: InputKind, chunk: number, offset: number, length: number): void {
     if (kind === 'client') this.stats.bytesFromClients += length;
     else if (kind === 'backend') this.stats.bytesFromBackends += length;
     c.lastActive = this.clock.now();
@@ -846,6 +934,13 @@ export class Gateway extends EventEmitter<GatewayEvents> {
           return;
         }
         this.apply(c, type, view, bytes, at, length, seq);
+        return;
+      case FromRelay.SessionIssued:
+        // A replay after a takeover issues the same id and entry again: storing it twice is harmless.
+        if (length > HEADER_BYTES + SESSION_ID_LEN) {
+          const payload = bytes.slice(at + HEADER_BYTES, at + length);
+          this.sessions?.store({ id: payload.subarray(0, SESSION_ID_LEN), entry: payload.subarray(SESSION_ID_LEN) });
+        }
         return;
       case FromRelay.Committed:
         if (seq > c.committedUpTo) c.committedUpTo = seq;

@@ -126,11 +126,25 @@ export class OutputSink implements TlsSink {
       case 'limitExceeded':
         this.events |= e.limit === 'handshakeChangeCipherSpecs' ? EventBit.HandshakeChangeCipherSpecs : EventBit.HandshakeWarningAlerts;
         return;
+      case 'sessionIssued':
+        this.sessionIssued(e.id, e.entry);
+        return;
       case 'alertSent':
       case 'alertReceived':
       case 'keyLog':
         return;
     }
+  }
+
+  /** A SessionIssued entry: the id and sealed entry of a stateful ticket, for the gateway to store. */
+  private sessionIssued(id: Uint8Array, entry: Uint8Array): void {
+    const n = id.length + entry.length;
+    const at = this.ring.reserve(HEADER_BYTES + n);
+    if (at < 0) throw new RangeError('no room for a SessionIssued entry in the data channel');
+    writeHeader(this.ring.view, at, FromRelay.SessionIssued, 0, 0, this.conn, this.epoch, this.seq, -1, 0, 0, n);
+    this.ring.bytes.set(id, at + HEADER_BYTES);
+    this.ring.bytes.set(entry, at + HEADER_BYTES + id.length);
+    this.ring.commit(HEADER_BYTES + n);
   }
 
   /** Ends the input's output with its Done entry (every input gets one, even with no output). */

@@ -15,6 +15,7 @@ import type { ChannelEnd } from '../actors/data-channel.js';
 import {
   loadCertifiedKey,
   RECORD_STATE_LENGTH,
+  SESSION_ID_LEN,
   TlsServerEngine,
   type TlsDeps,
   type TlsServerConfig,
@@ -105,6 +106,8 @@ const ENTRY = HEADER_BYTES + 8;
 const NOTICE_ROOM = 2 * ENTRY;
 /** Handshake output (the server flight, tickets) of one input, at most. */
 const HANDSHAKE_ROOM = 64 << 10;
+/** Ring entries a handshaking input may add: its flight's pieces, and its tickets' SessionIssued entries (a header and about 200 bytes each). */
+const HANDSHAKE_ENTRIES = 48;
 /** The largest piece the engine writes at once: a whole protected record. */
 const MAX_PIECE = RECORD_HEADER_LEN + MAX_CIPHERTEXT;
 
@@ -114,7 +117,7 @@ const MAX_PIECE = RECORD_HEADER_LEN + MAX_CIPHERTEXT;
  */
 function outputBound(o: Owned, kind: number, length: number): { readonly bytes: number; readonly entries: number } {
   const extraBytes = o.engine.phase === 'established' ? 4 << 10 : HANDSHAKE_ROOM;
-  const extraEntries = o.engine.phase === 'established' ? 8 : 32;
+  const extraEntries = o.engine.phase === 'established' ? 8 : HANDSHAKE_ENTRIES;
   if (kind === InputCode.client) return { bytes: length + extraBytes, entries: Math.ceil(length / (RECORD_HEADER_LEN + 17)) + extraEntries };
   if (kind === InputCode.backend) {
     const records = Math.ceil(length / (o.engine.negotiated?.maxRecordPlaintext ?? MAX_CIPHERTEXT)) + 1;
@@ -140,6 +143,10 @@ function abortAndEnd(s: RelayState, o: Owned, message: string): void {
 function onInput(s: RelayState, ctx: ActorContext, o: Owned, seq: number, kind: number, bytes: Uint8Array): void {
   const engine = o.engine;
   const sink = s.sink;
+  if (kind === InputCode.session) {
+    offerSession(s, o, seq, bytes);
+    return;
+  }
   const phase = engine.phase;
   o.slot?.inHand(seq);
   if (phase === 'handshaking' && engine.negotiated) ctx.faultPoint('relay.beforeClientFinished');
@@ -176,6 +183,19 @@ function onInput(s: RelayState, ctx: ActorContext, o: Owned, seq: number, kind: 
     return;
   }
   markDirty(s, o);
+}
+
+/**
+ * A stateful session the gateway fetched for the next ClientHello. Copied out of the
+ * arena (the input's chunk is freed once a commit covers it). Nothing changes in the
+ * engine's state, so nothing is committed for it: the retained input covers it until
+ * the ClientHello's commit does, and a takeover before that replays it.
+ */
+function offerSession(s: RelayState, o: Owned, seq: number, bytes: Uint8Array): void {
+  if (bytes.length > SESSION_ID_LEN) o.engine.offerSession(bytes.slice(0, SESSION_ID_LEN), bytes.slice(SESSION_ID_LEN));
+  beginOutput(s, o, seq, 0);
+  s.sink.done();
+  o.lastSeq = seq;
 }
 
 /**

@@ -4,8 +4,8 @@
  * order (by number) after a takeover.
  */
 
-/** Client ciphertext, backend plaintext, the backend's end of stream, or its failure. */
-export type InputKind = 'client' | 'backend' | 'backendEnd' | 'backendFailed';
+/** Client ciphertext, backend plaintext, the backend's end of stream, its failure, or a stateful session fetched for the ClientHello. */
+export type InputKind = 'client' | 'backend' | 'backendEnd' | 'backendFailed' | 'session';
 
 export interface RetainedInput {
   /** 1-based input number within the connection. */

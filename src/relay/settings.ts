@@ -6,7 +6,7 @@
  * rotating versions of them is the cluster's job (src/cluster/config-version.ts,
  * ticket-keys.ts, rollout.ts).
  */
-import type { CertifiedKey, CipherSuiteName, GroupName, TicketKeys, TlsServerConfig } from '../tls/index.js';
+import type { CertifiedKey, CipherSuiteName, GroupName, TicketKeys, TicketMode, TlsServerConfig } from '../tls/index.js';
 
 export interface RelayCertificate {
   /** PEM chain, leaf first. */
@@ -24,6 +24,11 @@ export interface TlsSettings {
   readonly certificates: readonly RelayCertificate[];
   /** Shared by every relay, so a ticket from one resumes on any other. Secret. */
   readonly ticketKeys: TicketKeys;
+  /**
+   * 'stateful': tickets are opaque ids, their state sealed in the cluster's store and
+   * taken once (gateway/session-lookup.ts). Absent: 'stateless'.
+   */
+  readonly ticketMode?: TicketMode;
   readonly alpn?: readonly string[];
   readonly cipherSuites?: readonly CipherSuiteName[];
   readonly groups?: readonly GroupName[];
@@ -57,6 +62,7 @@ export function relayTlsConfig(settings: TlsSettings, load: (c: RelayCertificate
   return {
     certificates: settings.certificates.map(load),
     ticketKeys: settings.ticketKeys,
+    ...(settings.ticketMode === 'stateful' ? { ticketMode: settings.ticketMode } : {}),
     ...(settings.alpn ? { alpn: settings.alpn } : {}),
     ...(settings.cipherSuites ? { cipherSuites: settings.cipherSuites } : {}),
     ...(settings.groups ? { groups: settings.groups } : {}),

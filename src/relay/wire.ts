@@ -36,10 +36,19 @@ export const FromRelay = {
   Forgotten: 21,
   /** The relay writes no more into arena chunk `aux32`: it is free once nothing else needs it. */
   ChunkDone: 22,
+  /**
+   * Input `seq` issued a stateful ticket: payload = its id (SESSION_ID_LEN bytes)
+   * then its session entry (sealed under the ticket key; the gateway only stores it).
+   */
+  SessionIssued: 23,
 } as const;
 
-/** Input kinds, as `aux16` of an Input entry. */
-export const InputCode = { client: 1, backend: 2, backendEnd: 3, backendFailed: 4 } as const;
+/**
+ * Input kinds, as `aux16` of an Input entry. A session input holds a stateful ticket's
+ * id (SESSION_ID_LEN bytes) then the entry the store held for it, fetched by the
+ * gateway for the ClientHello that follows (retained and replayed like any input).
+ */
+export const InputCode = { client: 1, backend: 2, backendEnd: 3, backendFailed: 4, session: 5 } as const;
 export type InputKindName = keyof typeof InputCode;
 
 /** Flags of an output entry. */

@@ -32,7 +32,7 @@ import {
   type TlsSnapshot,
   type TrafficState,
 } from './state.js';
-import { DEFAULT_HANDSHAKE_NOISE_CAP, type TlsCounters, type TlsDeps, type TlsEvent, type TlsOutput, type TlsServerConfig, type TlsSink, type TicketKeys } from './types.js';
+import { DEFAULT_HANDSHAKE_NOISE_CAP, DEFAULT_TICKET_LIFETIME_SECONDS, type TlsCounters, type TlsDeps, type TlsEvent, type TlsOutput, type TlsServerConfig, type TlsSink, type TicketKeys } from './types.js';
 import { parseClientHello, type ClientHello } from './wire/client-hello.js';
 import { ContentType, HandshakeType, MAX_PLAINTEXT, RECORD_HEADER_LEN, type GroupName } from './wire/constants.js';
 import * as msg from './wire/server-messages.js';
@@ -106,7 +106,8 @@ function resolve(config: TlsServerConfig): Settings {
       keyUpdateAfterRecords: Math.max(1, config.keyUpdateAfterRecords ?? DEFAULT_KEY_UPDATE_AFTER),
       maxRecordPlaintext: Math.min(Math.max(1, config.maxRecordPlaintext ?? MAX_PLAINTEXT), MAX_PLAINTEXT),
       ticketCount: config.ticketKeys ? (config.ticketCount ?? 2) : 0,
-      ticketLifetimeSeconds: Math.min(config.ticketLifetimeSeconds ?? 7200, MAX_TICKET_LIFETIME),
+      ticketLifetimeSeconds: Math.min(config.ticketLifetimeSeconds ?? DEFAULT_TICKET_LIFETIME_SECONDS, MAX_TICKET_LIFETIME),
+      ...(config.ticketMode === 'stateful' ? { statefulTickets: true as const } : {}),
       handshakeCaps: Object.freeze([
         Math.max(0, config.maxHandshakeChangeCipherSpecs ?? DEFAULT_HANDSHAKE_NOISE_CAP),
         Math.max(0, config.maxHandshakeWarningAlerts ?? DEFAULT_HANDSHAKE_NOISE_CAP),
@@ -185,6 +186,12 @@ export class TlsServerEngine {
   private readonly records: RecordLayer;
   /** `s.handshake` with what its state works with (see {@link Stage}); changed only with it. */
   private stage: Stage;
+  /**
+   * Stateful sessions offered for the next ClientHello (see {@link offerSession}), by id
+   * (hex). Not part of the state: the gateway retains the input that offered them and
+   * replays it before the ClientHello after a takeover.
+   */
+  private readonly offered = new Map<string, Uint8Array>();
 
   private constructor(
     private readonly config: TlsServerConfig,
@@ -360,6 +367,16 @@ export class TlsServerEngine {
   /** What the handshake settled, once the ServerHello is chosen. */
   get negotiated(): Readonly<Negotiated> | null {
     return this.s.negotiated;
+  }
+
+  /**
+   * Offers the stored entry of stateful ticket `id` (sealed; the engine opens it) for
+   * the next ClientHello: what the cluster's store held under an id that ClientHello
+   * names. Kept through a HelloRetryRequest, dropped once a ServerHello is chosen. An
+   * entry that does not open, or names another id, is ignored (a full handshake).
+   */
+  offerSession(id: Uint8Array, entry: Uint8Array): void {
+    if (this.s.handshake.kind === 'expectClientHello' || this.s.handshake.kind === 'expectRetriedClientHello') this.offered.set(toHex(id), entry);
   }
 
   /** Takes bytes from the client, in any chunking. Never throws: failures become a fatal alert. */
@@ -677,8 +694,9 @@ export class TlsServerEngine {
   private onClientHello(ch: ClientHello, retry: ExpectRetriedClientHello | null, sink: TlsSink): boolean {
     const { config, deps } = this;
     const s = this.s;
-    const p = chooseParameters(ch, retry, this.settings, config, deps.clock);
+    const p = chooseParameters(ch, retry, this.settings, config, deps.clock, this.offered);
     if (p.kind === 'helloRetryRequest') return this.sendHelloRetryRequest(ch, p.suite, p.group, sink);
+    this.offered.clear();
 
     const { suite } = p;
     const hello = serverHello(ch, p, deps.random, s.settings.maxRecordPlaintext);
@@ -750,6 +768,7 @@ export class TlsServerEngine {
     const s = this.s;
     for (let i = 0; i < s.settings.ticketCount; i++) {
       const ticket = newSessionTicket({
+        stateful: s.settings.statefulTickets === true,
         suite: awaiting.suite,
         key: keys.current,
         seed: awaiting.seed,
@@ -760,7 +779,8 @@ export class TlsServerEngine {
         serverName: awaiting.negotiated.serverName,
       });
       this.touch();
-      this.records.writeHandshake([ticket], sink);
+      this.records.writeHandshake([ticket.message], sink);
+      if (ticket.stored) sink.event({ type: 'sessionIssued', id: ticket.stored.id, entry: ticket.stored.entry });
     }
   }
 

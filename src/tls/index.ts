@@ -31,4 +31,5 @@ export {
   type TlsErrorCode,
 } from './errors.js';
 export type * from './types.js';
-export { DEFAULT_HANDSHAKE_NOISE_CAP } from './types.js';
+export { DEFAULT_HANDSHAKE_NOISE_CAP, DEFAULT_TICKET_LIFETIME_SECONDS } from './types.js';
+export { isSessionId, SESSION_ID_LEN } from './session/ticket.js';

@@ -85,6 +85,11 @@ export interface ConnectionSettings {
   readonly ticketCount: number;
   readonly ticketLifetimeSeconds: number;
   /**
+   * Tickets are opaque ids, their state stored by the cluster (single-use sessions).
+   * Absent: stateless tickets (and so in every snapshot made before this field).
+   */
+  readonly statefulTickets?: true;
+  /**
    * Dummy change_cipher_spec records, and warning alerts (user_canceled), taken during the
    * handshake before the next is unexpected_message (a pair: snapshots stay small).
    * Absent from snapshots made before these caps; such a connection takes them from the
@@ -176,7 +181,8 @@ function settingsOk(v: unknown): boolean {
     x.maxRecordPlaintext <= 1 << 14 &&
     isCountValue(x.ticketCount) &&
     isCountValue(x.ticketLifetimeSeconds) &&
-    isCountPair(x.handshakeCaps)
+    isCountPair(x.handshakeCaps) &&
+    (x.statefulTickets === undefined || x.statefulTickets === true)
   );
 }
 

@@ -52,8 +52,15 @@ export interface TlsServerConfig {
   readonly ticketKeys?: TicketKeys;
   /** NewSessionTickets sent after the handshake (default 2). */
   readonly ticketCount?: number;
-  /** Ticket lifetime in seconds (default 7200; RFC 8446 caps it at 604800). */
+  /** Ticket lifetime in seconds (default {@link DEFAULT_TICKET_LIFETIME_SECONDS}; RFC 8446 caps it at 604800). */
   readonly ticketLifetimeSeconds?: number;
+  /**
+   * 'stateless' (default): a ticket carries the sealed session state. 'stateful': a
+   * ticket is an opaque id; the sealed state leaves as a `sessionIssued` event for
+   * the caller to store, and comes back through `offerSession` before the ClientHello
+   * that names it (single-use sessions). Stateless tickets are accepted either way.
+   */
+  readonly ticketMode?: TicketMode;
   /** Emit NSS key-log lines as `keyLog` events (debugging only: they are secrets). */
   readonly keyLog?: boolean;
   /**
@@ -80,6 +87,12 @@ export interface TlsServerConfig {
    */
   readonly maxHandshakeWarningAlerts?: number;
 }
+
+/** How session tickets carry their state (see {@link TlsServerConfig.ticketMode}). */
+export type TicketMode = 'stateless' | 'stateful';
+
+/** The ticket lifetime when the configuration names none. */
+export const DEFAULT_TICKET_LIFETIME_SECONDS = 7200;
 
 /** The default of both handshake caps: far above what any client sends (one CCS; no alert). */
 export const DEFAULT_HANDSHAKE_NOISE_CAP = 32;
@@ -131,6 +144,12 @@ export type TlsEvent =
   | { readonly type: 'alertSent'; readonly alert: AlertName; readonly code: TlsErrorCode; readonly reason: string }
   /** A cap was exceeded (just before the alertSent it causes). */
   | { readonly type: 'limitExceeded'; readonly limit: TlsLimit }
+  /**
+   * A stateful ticket was issued: store `entry` under `id` for one resumption, for the
+   * ticket's lifetime. `entry` is sealed under the ticket key with `id` bound to it
+   * (never the state in clear); `id` is the ticket the client holds.
+   */
+  | { readonly type: 'sessionIssued'; readonly id: Uint8Array; readonly entry: Uint8Array }
   /** The connection is over: after a fatal alert either way, or close_notify both ways. */
   | { readonly type: 'closed'; readonly error: boolean };
 

@@ -7,11 +7,28 @@ import { hashOf } from '../crypto/hkdf.js';
 import { earlySecret, finishedVerifyData, resumptionBinderKey, type EarlySecret } from '../crypto/key-schedule.js';
 import type { Suite } from '../crypto/suites.js';
 import { TlsError } from '../errors.js';
-import { readTicket, type TicketContents } from '../session/ticket.js';
+import { isSessionId, readSessionEntry, readTicket, type TicketContents } from '../session/ticket.js';
+import { toHex } from '../../util/bytes.js';
 import type { TicketKeys } from '../types.js';
 import type { ClientHello } from '../wire/client-hello.js';
 import { PskKeyExchangeMode } from '../wire/constants.js';
 import { concat } from '../../util/bytes.js';
+
+/**
+ * Stateful sessions fetched from the cluster's store for this ClientHello, by ticket
+ * id (hex): sealed entries, opened here. A stateful ticket without one is unknown (never
+ * stored, already used, expired, or the store did not answer in time): a full handshake.
+ */
+export type OfferedSessions = ReadonlyMap<string, Uint8Array>;
+
+const NO_SESSIONS: OfferedSessions = new Map();
+
+/** What an offered identity stands for: a stateless ticket opened, or a stateful one's entry opened. */
+function openIdentity(keys: TicketKeys, identity: Uint8Array, offered: OfferedSessions): TicketContents | null {
+  if (!isSessionId(identity)) return readTicket(keys, identity);
+  const entry = offered.get(toHex(identity));
+  return entry ? readSessionEntry(keys, identity, entry) : null;
+}
 
 export interface AcceptedPsk {
   readonly index: number;
@@ -31,6 +48,7 @@ export function selectPsk(
   keys: TicketKeys | undefined,
   nowMs: number,
   transcriptPrefix: Uint8Array,
+  offered: OfferedSessions = NO_SESSIONS,
 ): AcceptedPsk | null {
   const offer = ch.preSharedKey;
   if (offer === null) return null;
@@ -38,7 +56,7 @@ export function selectPsk(
   if (ch.pskModes === null) throw new TlsError('psk_key_exchange_modes_missing', 'pre_shared_key without psk_key_exchange_modes');
   if (!keys || !ch.pskModes.includes(PskKeyExchangeMode.psk_dhe_ke)) return null;
   for (let index = 0; index < offer.identities.length; index++) {
-    const ticket = readTicket(keys, offer.identities[index]!.identity);
+    const ticket = openIdentity(keys, offer.identities[index]!.identity, offered);
     if (!ticket) continue;
     const ticketSuiteHash = ticket.cipherSuite === suite.id ? suite.hash : null;
     // Section 4.2.11: a PSK is usable only with a suite of the same hash; we keep the same suite.

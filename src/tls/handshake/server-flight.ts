@@ -38,7 +38,7 @@ import { NamedGroup, SignatureScheme, type GroupName, type SignatureSchemeName }
 import * as msg from '../wire/server-messages.js';
 import { checkRetriedClientHello, type ExpectRetriedClientHello } from './hello-retry.js';
 import { checkVersion, pickAlpn, pickCipherSuite, pickGroup } from './negotiate.js';
-import { selectPsk, type AcceptedPsk } from './psk.js';
+import { selectPsk, type AcceptedPsk, type OfferedSessions } from './psk.js';
 
 /** Section 4.4.3: what CertificateVerify signs, before the transcript hash. */
 const CERTIFICATE_VERIFY_CONTEXT = concat([
@@ -97,6 +97,7 @@ export function chooseParameters(
   preferences: HandshakePreferences,
   credentials: HandshakeCredentials,
   clock: Clock,
+  offered?: OfferedSessions,
 ): Parameters | RetryNeeded {
   checkVersion(ch);
   let suite: Suite;
@@ -112,7 +113,7 @@ export function chooseParameters(
     peerShare = choice.peer;
   }
   const nowMs = clock.now();
-  const psk = selectPsk(ch, suite, credentials.ticketKeys, nowMs, retry ? retry.transcript : NO_PREFIX);
+  const psk = selectPsk(ch, suite, credentials.ticketKeys, nowMs, retry ? retry.transcript : NO_PREFIX, offered);
   let signing = null;
   if (!psk) {
     if (ch.signatureAlgorithms === null) throw new TlsError('signature_algorithms_missing', 'signature_algorithms is required');

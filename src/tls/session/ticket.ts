@@ -1,11 +1,13 @@
 /**
  * Session tickets (RFC 8446 section 4.6.1) and PSK binders (section 4.2.11.2).
- * A ticket carries the resumption PSK and what must match on resumption,
- * sealed under the cluster's ticket keys; only the server can read it.
+ * A stateless ticket carries the resumption PSK and what must match on resumption,
+ * sealed under the cluster's ticket keys; only the server can read it. A stateful
+ * ticket is only an opaque id: the same contents, sealed alike, wait in the cluster's
+ * store under that id (the session entry), to be taken once.
  */
 import { Reader } from '../../util/reader.js';
 import { Writer } from '../../util/writer.js';
-import { openTicket } from '../crypto/ticket-aead.js';
+import { openSession, openTicket } from '../crypto/ticket-aead.js';
 import type { TicketKeys } from '../types.js';
 
 export interface TicketContents {
@@ -40,10 +42,27 @@ export function encodeTicketContents(t: TicketContents): Uint8Array {
   return w.finish();
 }
 
+/** Length of a stateful ticket's id; a stateless ticket is always longer (key id, IV, tag and contents). */
+export const SESSION_ID_LEN = 32;
+
+/** Whether a PSK identity has the shape of a stateful ticket's id (it may still be unknown). */
+export function isSessionId(identity: Uint8Array): boolean {
+  return identity.length === SESSION_ID_LEN;
+}
+
 /** Opens and decodes a ticket; null when it is not ours, tampered with, or of another format. */
 export function readTicket(keys: TicketKeys, ticket: Uint8Array): TicketContents | null {
   const plain = openTicket(keys, ticket);
-  if (!plain) return null;
+  return plain ? decodeTicketContents(plain) : null;
+}
+
+/** Opens and decodes the session entry stored for stateful ticket `id`; null when it is not ours, not sealed for that id, or tampered with. */
+export function readSessionEntry(keys: TicketKeys, id: Uint8Array, entry: Uint8Array): TicketContents | null {
+  const plain = openSession(keys, id, entry);
+  return plain ? decodeTicketContents(plain) : null;
+}
+
+function decodeTicketContents(plain: Uint8Array): TicketContents | null {
   try {
     const r = new Reader(plain);
     if (r.u8() !== FORMAT) return null;
