@@ -34,7 +34,8 @@ import { ConfigFileError, loadConfigFile } from '../cluster/config-file.js';
 import { readConfigText } from '../cluster/config-read.js';
 import { ClusterMetrics } from '../cluster/metrics.js';
 import { DEFAULT_ADMIN, TokenFileError, defaultTokenFile, newAdminToken, writeTokenFile } from '../cluster/token.js';
-import { Cluster, type ClusterOptions } from '../cluster/cluster.js';
+import { Cluster, SESSION_TTL_MS, type ClusterOptions } from '../cluster/cluster.js';
+import { SESSIONS_BUCKET } from '../cluster/stateful-sessions.js';
 import { shortDigest } from '../cluster/config-version.js';
 import { ConfigReloader, localReloadTarget, type ReloadCandidate } from '../cluster/reload.js';
 import { BALANCE_POLICIES, describeBackends } from '../relay/backend-pool.js';
@@ -227,6 +228,7 @@ function tlsOf(flags: ClusterFlags, certificates: readonly RelayCertificate[]): 
     ...(flags.alpn ? { alpn: flags.alpn } : {}),
     ...(t?.cipherSuites ? { cipherSuites: t.cipherSuites } : {}),
     ...(t?.groups ? { groups: t.groups } : {}),
+    ...(t?.ticketMode ? { ticketMode: t.ticketMode } : {}),
   };
 }
 
@@ -356,6 +358,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
     ...(tls.alpn ? { alpn: tls.alpn } : {}),
     ...(tls.cipherSuites ? { cipherSuites: tls.cipherSuites } : {}),
     ...(tls.groups ? { groups: tls.groups } : {}),
+    ...(tls.ticketMode ? { ticketMode: tls.ticketMode } : {}),
     // A joined node rotates through the cross-node agent, once for every node.
     ...(rotationSeconds !== undefined && !flags.join ? { ticketRotationMs: rotationSeconds * 1000 } : {}),
     ...(flags.config?.ticketKeys ? { ticketKeys: flags.config.ticketKeys } : {}),
@@ -423,6 +426,10 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
       if (flags.join) {
         node = await joinNodes(flags, cluster, metrics, logger, () => admin?.address ?? null, () => nodeConfig?.running ?? null);
         nodeConfig = await startNodeConfig(flags, node, cluster, logger, rotationSeconds);
+        // Stateful tickets resume on any node: their sessions live in the cluster's bucket.
+        if (tls.ticketMode === 'stateful' || cluster.activeTls.ticketMode === 'stateful') {
+          cluster.useSessionStore(await node.openBucket(SESSIONS_BUCKET, { ttlMs: SESSION_TTL_MS }));
+        }
         const leaf = describeFileCertificates(cluster.activeTls.certificates);
         if (leaf.fingerprint256 !== loaded.fingerprint256) serving = leaf;
       }

@@ -114,6 +114,7 @@ export class Cluster {
   private closed = false;
   private rollouts: Promise<void> = Promise.resolve();
   private rotation: NodeJS.Timeout | null = null;
+  private sessions: KvSessionStore | null = null;
   /** Gives the memory of handshake bursts back to the OS (the process's arenas, every thread's). */
   private readonly memoryRelease: MemoryRelease;
 
@@ -180,6 +181,10 @@ export class Cluster {
   /** Runs one step of a rollout after the ones before it. */
   private serialised<T>(step: (host: RolloutHost) => Promise<T>): Promise<T> {
     const config = this.config;
+    // A version that makes tickets stateful (a reload) needs somewhere to keep them.
+    const keepSessions = (v: ConfigVersion) => {
+      if (v.tls.ticketMode === 'stateful' && this.sessions === null) this.useSessionStore(new MemoryKvStore({ ttlMs: SESSION_TTL_MS }));
+    };
     const host: RolloutHost = {
       system: this.system,
       relayNames: this.relayNames,
@@ -190,6 +195,7 @@ export class Cluster {
       },
       set active(v) {
         config.active = v;
+        keepSessions(v);
       },
     };
     const run = this.rollouts.then(() => step(host));
@@ -234,7 +240,6 @@ export class Cluster {
         deadlines: { ...DEFAULT_DEADLINES, ...opts.deadlines },
         ...(opts.clock ? { clock: opts.clock } : {}),
         ...(opts.proxyProtocol ? { proxyProtocol: opts.proxyProtocol } : {}),
-        ...(opts.ticketMode === 'stateful' ? { sessions: new KvSessionStore(opts.sessionKv ?? new MemoryKvStore({ ttlMs: SESSION_TTL_MS })) } : {}),
       });
       const tls: TlsSettings = {
         certificates: opts.certificates,
@@ -302,6 +307,7 @@ export class Cluster {
       }
       const address = await gateway.listen();
       const cluster = new Cluster(system, gateway, supervisor, address, refs, config);
+      if (opts.ticketMode === 'stateful') cluster.useSessionStore(opts.sessionKv ?? new MemoryKvStore({ ttlMs: SESSION_TTL_MS }));
       if (opts.ticketRotationMs) cluster.rotateTicketsEvery(opts.ticketRotationMs);
       return cluster;
     } catch (e) {
@@ -318,7 +324,13 @@ export class Cluster {
   useSessionStore(kv: KvStore): KvSessionStore {
     const store = new KvSessionStore(kv);
     this.gateway.useSessionStore(store);
+    this.sessions = store;
     return store;
+  }
+
+  /** Where stateful sessions are kept now; null while no version made tickets stateful. */
+  get sessionStore(): KvSessionStore | null {
+    return this.sessions;
   }
 
   /** Relay names, in placement order. */

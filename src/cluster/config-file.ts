@@ -29,6 +29,7 @@
  * retainedBudgetBytes: 268435456           # input retained for replay, all connections; above: those over their share not read
  * drainTimeoutMs: 30000                    # SIGTERM / POST /drain: live connections get this long, then close_notify; 0: at once
  * tickets: { rotationSeconds: 3600 }      # or { keyFile: tickets.keys }, shared by several processes
+ *                                         # mode: stateful: single-use tickets, state in the cluster's store (default stateless)
  * admin: { address: 127.0.0.1:9901, tokenFile: /run/baton/admin.token }
  * nats: { join: nats://10.0.0.5:4222, node: edge-1, cluster: baton, nkeyFile: edge-1.nk }  # several nodes (cluster/node.ts)
  * ```
@@ -197,7 +198,11 @@ const schema = z.strictObject({
   retainedBudgetBytes: z.number().int().min(1 << 20).max(64 * 2 ** 30).optional(),
   drainTimeoutMs: timeoutMs,
   tickets: z
-    .strictObject({ rotationSeconds: z.number().int().min(1).max(604_800).optional(), keyFile: z.string().min(1).optional() })
+    .strictObject({
+      rotationSeconds: z.number().int().min(1).max(604_800).optional(),
+      keyFile: z.string().min(1).optional(),
+      mode: z.enum(['stateless', 'stateful']).optional(),
+    })
     .refine((t) => !(t.rotationSeconds && t.keyFile), 'rotationSeconds and keyFile exclude each other: keys from a file rotate when the file changes')
     .optional(),
   admin: z
@@ -321,6 +326,7 @@ export function loadConfigFile(path: string, text?: string): ClusterFileConfig {
       ...(listener.alpn ? { alpn: listener.alpn } : {}),
       ...(listener.cipherSuites ? { cipherSuites: listener.cipherSuites } : {}),
       ...(listener.groups ? { groups: listener.groups } : {}),
+      ...(c.tickets?.mode === 'stateful' ? { ticketMode: 'stateful' as const } : {}),
     },
     ...(c.replication ? { replication: c.replication.enabled } : {}),
     obsolete: (['batchInputs', 'batchDelayMs'] as const)

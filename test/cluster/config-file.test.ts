@@ -83,6 +83,14 @@ describe('configuration file', () => {
     expectError('backend: 127.0.0.1:9000\n', /listeners: /);
   });
 
+  it('reads the ticket mode: stateless unless the file says stateful; anything else is named', () => {
+    expect(loadConfigFile(write('stateless.yaml', GOOD)).tls.ticketMode).toBeUndefined();
+    const c = loadConfigFile(write('stateful.yaml', GOOD.replace('tickets: { rotationSeconds: 3600 }', 'tickets: { rotationSeconds: 3600, mode: stateful }')));
+    expect(c.tls.ticketMode).toBe('stateful');
+    expect(c.ticketRotationSeconds).toBe(3600);
+    expectError(GOOD.replace('tickets: { rotationSeconds: 3600 }', 'tickets: { mode: sticky }'), /tickets\.mode: /);
+  });
+
   it('reads ticket keys from a key file shared by several processes; a bad line is named, not quoted', () => {
     const current = 'a'.repeat(32) + 'b'.repeat(64);
     const previous = 'c'.repeat(96);
