@@ -733,6 +733,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       if (ids.length > 0) {
         c.lookup = [{ kind, chunk, offset, length }];
         this.stats.sessionLookups++;
+        this.flow(c);
         void takeWithin(sessions, ids, this.opts.lookupDeadlineMs ?? DEFAULT_LOOKUP_DEADLINE_MS).then((found) => this.lookedUp(c, found));
         return;
       }
@@ -766,6 +767,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         if (w.chunk >= 0) this.ledger.unref(w.chunk);
       } else this.retain(c, w.kind, w.chunk, w.offset, w.length);
     }
+    this.flow(c);
+    this.maybeFinish(c);
   }
 
   /** {@link input}, once nothing holds it back. */
@@ -1142,7 +1145,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   private flow(c: Conn): void {
     if (c.done) return;
     c.overShare = this.stats.retainedBudgetPaused && c.retained.bytes >= this.budgetShare();
-    if (c.pausedForRetained || c.overShare || c.backendFull || c.clientIn.starved) c.client.pause();
+    // While its session lookup is out the client is not read: what it sends waits in the socket, not here.
+    if (c.pausedForRetained || c.overShare || c.backendFull || c.clientIn.starved || c.lookup !== null) c.client.pause();
     else c.client.resume();
     if (c.backend) {
       if (c.pausedForRetained || c.overShare || c.clientFull || c.backendIn!.starved) c.backend.pause();
@@ -1172,7 +1176,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
    * ends the client socket too (the engine itself closes only with both alerts seen).
    */
   private maybeFinish(c: Conn): void {
-    if (c.done || !c.clientEnded || c.outputUpTo < c.retained.next - 1) return;
+    if (c.done || !c.clientEnded || c.lookup !== null || c.outputUpTo < c.retained.next - 1) return;
     if (!c.handshakeDone) {
       this.finish(c);
       return;
