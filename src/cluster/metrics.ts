@@ -249,6 +249,8 @@ export class ClusterMetrics {
       },
     });
     mirror('baton_retained_budget_pauses_total', 'times the retained-input budget was reached', (s) => s.retainedBudgetPauses);
+    mirror('baton_session_lookups_total', 'ClientHellos offering stateful tickets (tickets.mode stateful): a lookup in the sessions store went out', (s) => s.sessionLookups);
+    mirror('baton_sessions_found_total', 'stateful-ticket lookups that took a session (the others get a full handshake: used, unknown, expired, or the store unreachable or late)', (s) => s.sessionsFound);
     new Counter<'limit'>({
       name: 'baton_limit_closes_total',
       help: 'connections closed for a cap: handshake_change_cipher_spec and handshake_warning_alerts (unexpected_message), unread_key_updates (KeyUpdates asked for by a client that does not read; closed without an alert)',
