@@ -23,7 +23,7 @@ import type { ConnectionEvent, RelayMsg } from './protocol.js';
 import { encodeProxyHeader, ProxyHeaderError, type ProxyProtocolMode } from './proxy-protocol.js';
 import { RelayLink } from './relay-link.js';
 import { RetainedQueue, type InputKind } from './retained.js';
-import { DEFAULT_LOOKUP_DEADLINE_MS, offeredSessionIds, takeWithin, type SessionStore } from './session-lookup.js';
+import { DEFAULT_LOOKUP_DEADLINE_MS, offeredSessionIds, takeWithin, type SessionStore, type StoredSession } from './session-lookup.js';
 import { acceptedSocket, SocketInput, takeAccepts } from './socket-input.js';
 import { SocketOutput } from './socket-output.js';
 import { SlotAllocator, StateStore } from './state-store.js';
@@ -506,11 +506,6 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   }
 
   /**
-   * Sends new connections to these backends from now on (a reload): open connections
-   * stay where they are; a backend kept by name keeps its health and counters, a new
-   * one starts up.
-   */
-  /**
    * Keeps stateful session tickets in `store` from now on: relays' SessionIssued
    * entries are stored there, and a ClientHello offering stateful ids waits (bounded)
    * for them to be taken. A node that joins other nodes moves to their shared store.
@@ -519,6 +514,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.sessions = store;
   }
 
+  /**
+   * Sends new connections to these backends from now on (a reload): open connections
+   * stay where they are; a backend kept by name keeps its health and counters, a new
+   * one starts up.
+   */
   setBackends(spec: BackendsSpec): void {
     this.checker.close();
     this.pool = new BackendPool(spec, this.pool);
@@ -746,7 +746,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
    * inputs, then the inputs that waited, in order. Nothing found (unknown, used,
    * unreachable, too late): the ClientHello goes alone, to a full handshake.
    */
-  private lookedUp(c: Conn, found: readonly { readonly id: Uint8Array; readonly entry: Uint8Array }[]): void {
+  private lookedUp(c: Conn, found: readonly StoredSession[]): void {
     const waiting = c.lookup ?? [];
     c.lookup = null;
     if (!c.done) {
