@@ -328,11 +328,6 @@ export class Cluster {
     return store;
   }
 
-  /** Where stateful sessions are kept now; null while no version made tickets stateful. */
-  get sessionStore(): KvSessionStore | null {
-    return this.sessions;
-  }
-
   /** Relay names, in placement order. */
   get relayNames(): string[] {
     return [...this.refs.keys()];
