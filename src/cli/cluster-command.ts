@@ -63,6 +63,7 @@ export function registerClusterCommand(program: Command): void {
     .option('--watchdog-ms <ms>', 'heartbeat deadline before a silent relay is declared hung (default: 1000)')
     .option('--alpn <list>', 'ALPN protocols in preference order, comma-separated, e.g. h2,http/1.1')
     .option('--replication <on|off>', 'commit connection state for takeover by a sibling relay (off: a relay crash ends its connections)', CLUSTER_DEFAULTS.replication)
+    .option('--tickets <stateless|stateful>', 'session tickets: stateless (the default; the state sealed in the ticket) or stateful (single-use: an id, the sealed state in the cluster store)')
     .option('--proxy-protocol <v2|off>', 'send a PROXY protocol v2 header (client address, SNI, ALPN, cipher) to the backend before the plaintext', CLUSTER_DEFAULTS.proxyProtocol)
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, CLUSTER_DEFAULTS.logLevel)
     .option('--admin <host:port|off>', `admin API address, loopback only (port 0: any free port; off: no admin API) (default: "${DEFAULT_ADMIN.host}:${DEFAULT_ADMIN.port}")`)
@@ -228,7 +229,7 @@ function tlsOf(flags: ClusterFlags, certificates: readonly RelayCertificate[]): 
     ...(flags.alpn ? { alpn: flags.alpn } : {}),
     ...(t?.cipherSuites ? { cipherSuites: t.cipherSuites } : {}),
     ...(t?.groups ? { groups: t.groups } : {}),
-    ...(t?.ticketMode ? { ticketMode: t.ticketMode } : {}),
+    ...(flags.ticketMode ? { ticketMode: flags.ticketMode } : {}),
   };
 }
 
@@ -460,6 +461,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
         `certificate sha256 ${serving.fingerprint256} (${serving.selfSigned ? 'self-signed, ' : ''}${names}${serving === loaded ? '' : ', the cluster\'s active version'})` +
         (flags.replication ? '' : '; replication off') +
         (flags.proxyProtocol === 'v2' ? '; PROXY protocol v2 to the backend' : '') +
+        (cluster.activeTls.ticketMode === 'stateful' ? '; stateful tickets' : '') +
         `; record protection ${describeProtection(cluster.recordProtection)}` +
         `; config version ${cluster.activeConfig.version} (digest ${shortDigest(cluster.activeConfig.digest)}${source.configPath ? `, from ${source.configPath}` : ''})` +
         (node ? `; node ${node.node} of cluster ${node.cluster} on ${flags.join!.url.url}` : '') +

@@ -12,6 +12,7 @@ import { ConfigFileError, loadConfigFile, type ClusterFileConfig } from '../clus
 import { DEFAULT_ADMIN, defaultTokenFile } from '../cluster/token.js';
 import { BALANCE_POLICIES, DEFAULT_POOL, singleBackend, type BackendsSpec, type BalancePolicy } from '../relay/backend-pool.js';
 import { PROXY_PROTOCOL_MODES, type ProxyProtocolMode } from '../relay/proxy-protocol.js';
+import type { TicketMode } from '../tls/index.js';
 import { DEFAULT_HEALTH_CHECK } from '../relay/health-check.js';
 import { isLoopback, parseHostPort as parseHostPortValue, type HostPort } from '../util/host-port.js';
 import { LOG_LEVELS, type LogLevel } from '../util/log.js';
@@ -34,6 +35,7 @@ export interface RawClusterFlags extends RawLimitFlags {
   readonly alpn?: string;
   readonly replication?: string;
   readonly proxyProtocol?: string;
+  readonly tickets?: string;
   readonly logLevel?: string;
   readonly admin?: string;
   readonly tokenFile?: string;
@@ -77,6 +79,8 @@ export interface ClusterFlags {
   readonly replication: boolean;
   /** PROXY protocol header toward the backend; default 'off'. */
   readonly proxyProtocol: ProxyProtocolMode;
+  /** How session tickets carry their state (`--tickets`, or the file's tickets.mode); absent: stateless. */
+  readonly ticketMode?: TicketMode;
   readonly logLevel: LogLevel;
   /** The admin API's loopback address (port 0: any free port), or 'off'; default {@link DEFAULT_ADMIN}. */
   readonly admin?: HostPort | 'off';
@@ -149,6 +153,7 @@ export function parseClusterFlags(raw: RawClusterFlags, file?: ClusterFileConfig
     raw.replication !== undefined || file?.replication === undefined ? parseReplication(raw.replication ?? CLUSTER_DEFAULTS.replication) : file.replication;
   const proxyProtocol =
     raw.proxyProtocol !== undefined || file?.proxyProtocol === undefined ? parseProxyProtocol(raw.proxyProtocol ?? CLUSTER_DEFAULTS.proxyProtocol) : file.proxyProtocol;
+  const ticketMode = raw.tickets !== undefined ? parseTicketMode(raw.tickets) : file?.tls.ticketMode;
   const logLevel = parseLogLevel(raw.logLevel ?? CLUSTER_DEFAULTS.logLevel);
   const admin = raw.admin === undefined ? file?.admin?.address : parseAdminAddress(raw.admin, { allowPortZero: true, allowOff: true });
   if (raw.tokenFile === '') throw new CliError('--token-file is empty: give a file path');
@@ -167,6 +172,7 @@ export function parseClusterFlags(raw: RawClusterFlags, file?: ClusterFileConfig
     ...(alpn ? { alpn } : {}),
     replication,
     proxyProtocol,
+    ...(ticketMode === 'stateful' ? { ticketMode } : {}),
     logLevel,
     ...(admin !== undefined ? { admin } : {}),
     ...(tokenFile !== undefined ? { tokenFile } : {}),
@@ -278,6 +284,11 @@ function parseProxyProtocol(value: string): ProxyProtocolMode {
   const mode = PROXY_PROTOCOL_MODES.find((m) => m === value);
   if (!mode) throw new CliError(`--proxy-protocol must be "v2" or "off", got "${value}"`);
   return mode;
+}
+
+function parseTicketMode(value: string): TicketMode {
+  if (value === 'stateless' || value === 'stateful') return value;
+  throw new CliError(`--tickets must be "stateless" or "stateful", got "${value}"`);
 }
 
 function parseLogLevel(value: string): LogLevel {

@@ -132,6 +132,16 @@ describe('parseClusterFlags', () => {
     expect(parseClusterFlags({ proxyProtocol: 'off' }, file as unknown as ClusterFileConfig).proxyProtocol).toBe('off');
   });
 
+  it('takes --tickets stateless or stateful over the file, stateless by default, and names the flag otherwise', () => {
+    expect(parseClusterFlags(ok).ticketMode).toBeUndefined();
+    expect(parseClusterFlags({ ...ok, tickets: 'stateful' }).ticketMode).toBe('stateful');
+    expect(parseClusterFlags({ ...ok, tickets: 'stateless' }).ticketMode).toBeUndefined();
+    expect(cliError({ ...ok, tickets: 'sticky' }).message).toBe('--tickets must be "stateless" or "stateful", got "sticky"');
+    const file = { listen: { host: '127.0.0.1', port: 0 }, backend: { host: '127.0.0.1', port: 9 }, backends: singleBackend({ host: '127.0.0.1', port: 9 }), tls: { certificates: [], ticketMode: 'stateful' }, obsolete: [] };
+    expect(parseClusterFlags({}, file as unknown as ClusterFileConfig).ticketMode).toBe('stateful');
+    expect(parseClusterFlags({ tickets: 'stateless' }, file as unknown as ClusterFileConfig).ticketMode).toBeUndefined();
+  });
+
   it('takes --drain-timeout in seconds (or 500ms, 2m), over the file, and names the flag when it is bad', () => {
     expect(parseClusterFlags({ ...ok, drainTimeout: '0' }).drainTimeoutMs).toBe(0);
     expect(parseClusterFlags({ ...ok, drainTimeout: '500ms' }).drainTimeoutMs).toBe(500);
