@@ -14,7 +14,7 @@ import { clockTicks, procAvailable, treeCpuSeconds, treeRssBytes } from './cpu.j
 import { formatSummary, monotonicUs, summarizeDir } from './profile.js';
 import { formatMemory, formatTable, formatTargets, targets, withRatios } from './report.js';
 import { chart } from './svg.js';
-import { specLabel, startTerminator, type Files, type RecordProtection, type TerminatorSpec } from './terminators.js';
+import { specLabel, startTerminator, type Files, type RecordProtection, type TerminatorSpec, type TicketMode } from './terminators.js';
 import type { BenchReport, IdleMemory, Measurement } from './types.js';
 import { unitOf, type LoadResult, type Workload } from './workloads.js';
 
@@ -23,6 +23,8 @@ export interface BenchOptions {
   readonly replication: readonly boolean[];
   /** Record protection of the Baton runs: the native addon, node:crypto (BATON_NATIVE=0), or both. */
   readonly protection: readonly RecordProtection[];
+  /** Session tickets of the Baton runs (default stateless alone). */
+  readonly tickets?: readonly TicketMode[];
   readonly workloads: readonly Workload[];
   readonly seconds: number;
   readonly warmupSeconds: number;
@@ -62,10 +64,14 @@ async function prepareFiles(): Promise<{ files: Files; dispose: () => void }> {
   return { files: { cert, key, pem }, dispose: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-export function configs(o: Pick<BenchOptions, 'relays' | 'replication' | 'protection' | 'external'>): TerminatorSpec[] {
+export function configs(o: Pick<BenchOptions, 'relays' | 'replication' | 'protection' | 'tickets' | 'external'>): TerminatorSpec[] {
   const specs: TerminatorSpec[] = [{ kind: 'node-tls' }];
   for (const protection of o.protection) {
-    for (const relays of o.relays) for (const replication of o.replication) specs.push({ kind: 'baton', relays, replication, protection });
+    for (const relays of o.relays) {
+      for (const replication of o.replication) {
+        for (const tickets of o.tickets ?? ['stateless']) specs.push({ kind: 'baton', relays, replication, protection, ...(tickets === 'stateful' ? { tickets } : {}) });
+      }
+    }
   }
   if (o.external) specs.push({ kind: 'external', ...o.external });
   return specs;
@@ -246,6 +252,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       relays: o.relays,
       replication: o.replication,
       protection: o.protection,
+      ...(o.tickets ? { tickets: o.tickets } : {}),
       workloads: o.workloads,
       seconds: o.seconds,
       warmupSeconds: o.warmupSeconds,

@@ -14,15 +14,18 @@ export type TerminatorSpec =
       readonly replication: boolean;
       /** Record protection asked for: the native addon, or node:crypto (BATON_NATIVE=0). */
       readonly protection: RecordProtection;
+      /** Session tickets (`--tickets`); absent: stateless. */
+      readonly tickets?: TicketMode;
     }
   | { readonly kind: 'external'; readonly name: string; readonly template: string };
 
 export type RecordProtection = 'native' | 'node:crypto';
+export type TicketMode = 'stateless' | 'stateful';
 
 export function specLabel(s: TerminatorSpec): string {
   if (s.kind === 'node-tls') return 'node-tls';
   if (s.kind === 'external') return s.name;
-  return `baton r${s.relays} repl-${s.replication ? 'on' : 'off'}${s.protection === 'native' ? '' : ' node:crypto'}`;
+  return `baton r${s.relays} repl-${s.replication ? 'on' : 'off'}${s.protection === 'native' ? '' : ' node:crypto'}${s.tickets === 'stateful' ? ' stateful' : ''}`;
 }
 
 export interface Files {
@@ -109,6 +112,7 @@ export async function startTerminator(spec: TerminatorSpec, o: StartOptions): Pr
       o.files.key,
       '--replication',
       spec.replication ? 'on' : 'off',
+      ...(spec.tickets === 'stateful' ? ['--tickets', 'stateful'] : []),
       // A free port, not the default one another cluster on this host may hold.
       '--admin',
       '127.0.0.1:0',

@@ -18,6 +18,7 @@ export interface RawBenchFlags {
   readonly maxRelays?: string;
   readonly replication?: string;
   readonly recordProtection?: string;
+  readonly tickets?: string;
   readonly workloads?: string;
   readonly seconds?: string;
   readonly warmup?: string;
@@ -44,6 +45,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--max-relays <n>', 'shorthand for --relays 1..n')
     .option('--replication <list>', 'on, off, or on,off', 'on,off')
     .option('--record-protection <list>', 'native, node:crypto (BATON_NATIVE=0), or both', 'native,node:crypto')
+    .option('--tickets <list>', 'session tickets of the Baton runs: stateless, stateful, or stateless,stateful (default: stateless)')
     .option('--workloads <list>', `comma-separated, from ${WORKLOADS.join(', ')} (default: all)`)
     .option('--seconds <s>', 'measured seconds per workload', '3')
     .option('--warmup <s>', 'warm-up seconds per workload', '0.5')
@@ -124,6 +126,11 @@ export function parseBenchFlags(raw: RawBenchFlags): BenchFlags {
     if (t === 'native' || t === 'node:crypto') return t;
     throw new CliError(`--record-protection must be native, node:crypto or both, got "${raw.recordProtection}"`);
   });
+  const tickets = (raw.tickets ?? 'stateless').split(',').map((s) => {
+    const t = s.trim();
+    if (t === 'stateless' || t === 'stateful') return t;
+    throw new CliError(`--tickets must be stateless, stateful or both, got "${raw.tickets}"`);
+  });
   const workloads = (raw.workloads ?? WORKLOADS.join(',')).split(',').map((s) => {
     const w = WORKLOADS.find((x) => x === s.trim());
     if (!w) throw new CliError(`--workloads: unknown workload "${s.trim()}" (one of ${WORKLOADS.join(', ')})`);
@@ -140,6 +147,7 @@ export function parseBenchFlags(raw: RawBenchFlags): BenchFlags {
     relays,
     replication: [...new Set(replication)],
     protection: [...new Set(protection)],
+    ...(raw.tickets !== undefined ? { tickets: [...new Set(tickets)] } : {}),
     workloads: [...new Set<Workload>(workloads)],
     seconds: parseSeconds('--seconds', raw.seconds ?? '3', 0.1, 600),
     warmupSeconds: parseSeconds('--warmup', raw.warmup ?? '0.5', 0, 60),

@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseBenchFlags } from '../../src/cli/bench-command.js';
+import { configs } from '../../src/bench/run.js';
+import { specLabel } from '../../src/bench/terminators.js';
 import { CliError } from '../../src/cli/errors.js';
 import { SOURCE_ENV } from '../helpers/cli.js';
 import type { BenchReport } from '../../src/bench/types.js';
@@ -42,6 +44,14 @@ describe('parseBenchFlags', () => {
     expect(parseBenchFlags({}).connections).toBe(16);
     expect(parseBenchFlags({ recordProtection: 'node:crypto' }).protection).toEqual(['node:crypto']);
     expect(() => parseBenchFlags({ recordProtection: 'openssl' })).toThrow(/--record-protection/);
+  });
+
+  it('takes --tickets stateless, stateful or both, and runs a Baton per mode', () => {
+    expect(parseBenchFlags({}).tickets).toBeUndefined();
+    const flags = parseBenchFlags({ relays: '2', replication: 'on', recordProtection: 'native', tickets: 'stateless,stateful' });
+    expect(flags.tickets).toEqual(['stateless', 'stateful']);
+    expect(configs(flags).map(specLabel)).toEqual(['node-tls', 'baton r2 repl-on', 'baton r2 repl-on stateful']);
+    expect(() => parseBenchFlags({ tickets: 'sticky' })).toThrow(/--tickets/);
   });
 });
 
