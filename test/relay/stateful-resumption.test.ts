@@ -4,11 +4,16 @@
  * it resumes once, a replay of it gets a full handshake, and so does a ticket whose
  * stored entry was tampered with or is gone.
  */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { MemoryKvStore } from '../../src/cluster/memory-kv.js';
 import { ClusterMetrics } from '../../src/cluster/metrics.js';
 import { SESSION_ID_LEN } from '../../src/tls/index.js';
-import { startTestCluster, visit, type TestCluster } from '../helpers/cluster.js';
+import { startTestCluster, until, visit, type TestCluster } from '../helpers/cluster.js';
+import { certDir } from '../helpers/interop.js';
 
 let test: TestCluster;
 const kv = new MemoryKvStore();
@@ -105,3 +110,31 @@ it('an unreachable store means full handshakes, and resumption comes back with i
   // The lookup failed without taking the entry: the ticket still resumes, once.
   expect((await visit(test.cluster, first.session)).reused).toBe(true);
 });
+
+const noOpenssl = spawnSync('openssl', ['version'], { timeout: 5_000 }).status !== 0;
+
+/** `openssl s_client` against the cluster until its session line shows (and, with -sess_out, the ticket is saved); that line. */
+async function sClient(args: string[], sessOut?: string): Promise<string> {
+  const proc = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${test.cluster.address.port}`, '-tls1_3', '-CAfile', join(certDir, 'ca.pem'), '-servername', 'localhost', ...args], { stdio: 'pipe' });
+  let out = '';
+  proc.stdout.on('data', (d: Buffer) => (out += d.toString('latin1')));
+  proc.stdin.on('error', () => {});
+  try {
+    await until('the session line of s_client', () => /(New|Reused), TLSv1\.3/.test(out) && (!sessOut || (existsSync(sessOut) && statSync(sessOut).size > 0)), 10_000);
+    return /(New|Reused), TLSv1\.3/.exec(out)![0];
+  } finally {
+    proc.kill('SIGKILL');
+  }
+}
+
+it.skipIf(noOpenssl)('openssl s_client: -sess_out, then -sess_in resumes once, then gets a full handshake', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'baton-stateful-'));
+  try {
+    const sess = join(dir, 'session.pem');
+    expect(await sClient(['-sess_out', sess], sess)).toBe('New, TLSv1.3');
+    expect(await sClient(['-sess_in', sess])).toBe('Reused, TLSv1.3');
+    expect(await sClient(['-sess_in', sess])).toBe('New, TLSv1.3');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 40_000);
