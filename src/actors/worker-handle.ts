@@ -125,11 +125,12 @@ function bootstrapCode(moduleUrl: string): string {
   return `import(${JSON.stringify(tsxApiUrl())}).then((m) => { m.register(); return import(${host}); });`;
 }
 
+/** V8 flags that a Worker refuses in its execArgv; they are process-wide, so they already cover every worker. */
+const PROCESS_WIDE_FLAGS = new Set(['--perf-basic-prof', '--perf-basic-prof-only-functions', '--perf-prof', '--interpreted-frames-native-stack']);
+
 /** execArgv for runtime workers: the parent's, minus tsx loader flags and process-wide V8 flags. */
 // Flags of a parent started through the tsx CLI do not work in a worker on Node 20 and
-// would register a second loader. V8's perf flags are process-wide (they already cover
-// every worker) and a Worker refuses them. Everything else (e.g. --enable-source-maps) is kept.
-const PROCESS_WIDE_FLAGS = new Set(['--perf-basic-prof', '--perf-basic-prof-only-functions', '--perf-prof', '--interpreted-frames-native-stack']);
+// would register a second loader. Everything else (e.g. --enable-source-maps) is kept.
 
 export function workerExecArgv(): string[] {
   const out: string[] = [];

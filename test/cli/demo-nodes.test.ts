@@ -10,28 +10,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { BIN, SOURCE_ENV } from '../helpers/cli.js';
+import { BIN, runDemo, SOURCE_ENV } from '../helpers/cli.js';
 import { until } from '../helpers/wait.js';
-
-/** Runs `baton demo ...args` to its end (killed after `boundMs`); `interruptWhen`: SIGINT once the output matches. */
-async function demo(args: string[], boundMs: number, opts: { interruptWhen?: RegExp; env?: NodeJS.ProcessEnv } = {}): Promise<{ out: string; code: number | null }> {
-  const child = spawn(process.execPath, [BIN, 'demo', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...SOURCE_ENV, ...opts.env } });
-  let out = '';
-  let interrupted = false;
-  const seen = (d: Buffer) => {
-    out += d.toString();
-    if (opts.interruptWhen && !interrupted && opts.interruptWhen.test(out)) {
-      interrupted = true;
-      child.kill('SIGINT');
-    }
-  };
-  child.stdout.on('data', seen);
-  child.stderr.on('data', seen);
-  const timer = setTimeout(() => child.kill('SIGKILL'), boundMs);
-  const code = await new Promise<number | null>((r) => child.once('exit', r));
-  clearTimeout(timer);
-  return { out, code };
-}
 
 /** The processes and the folder the demo announced: the nats-server, then each node. */
 function announced(out: string): { pids: number[]; folder: string } {
@@ -60,7 +40,7 @@ async function expectCleanedUp(out: string, nodes: number): Promise<void> {
 
 describe('baton demo --nodes', () => {
   it('kills one of three nodes; its clients resume on the others, and only its in-flight bytes are lost', async () => {
-    const { out, code } = await demo(['--nodes', '3', '--duration', '8', '--clients', '6'], 200_000);
+    const { out, code } = await runDemo(['--nodes', '3', '--duration', '8', '--clients', '6'], 200_000);
     expect(out, out).toMatch(/^summary: OK after [\d.]+ s, 3 nodes$/m);
     const killed = /killed (node-\d) at [\d.]+ s: its (\d+) live TCP connections died with it; (\d+) reconnects to the surviving nodes, (\d+) resumed their session, (\d+) full handshakes/.exec(out);
     expect(killed, out).not.toBeNull();
@@ -87,7 +67,7 @@ describe('baton demo --nodes', () => {
   }, 240_000);
 
   it('stopped by SIGINT, it still prints its summary and leaves nothing behind', async () => {
-    const { out, code } = await demo(['--nodes', '2', '--duration', '60', '--clients', '2'], 200_000, { interruptWhen: /^ {2}t=[\d.]+s nodes up/m });
+    const { out, code } = await runDemo(['--nodes', '2', '--duration', '60', '--clients', '2'], 200_000, { interruptWhen: /^ {2}t=[\d.]+s nodes up/m });
     expect(out, out).toMatch(/^summary: OK after [\d.]+ s, 2 nodes, stopped early \(signal\)$/m);
     expect(out).toMatch(/no node killed \(the run ended first\)/);
     expect(code).toBe(0);
@@ -117,14 +97,14 @@ describe('baton demo --nodes', () => {
 
   it('refuses --nodes out of range, relay-crash flags with --nodes, and a missing nats-server', async () => {
     for (const n of ['1', '6', 'x']) {
-      const r = await demo(['--nodes', n], 30_000);
+      const r = await runDemo(['--nodes', n], 30_000);
       expect(r.code).toBe(2);
       expect(r.out).toMatch(new RegExp(`--nodes must be a whole number from 2 to 5, got "${n}"`));
     }
-    const crashes = await demo(['--nodes', '3', '--crashes', '5'], 30_000);
+    const crashes = await runDemo(['--nodes', '3', '--crashes', '5'], 30_000);
     expect(crashes.code).toBe(2);
     expect(crashes.out).toMatch(/--crashes injects relay crashes in the single-node demo; with --nodes the demo kills a whole node instead/);
-    const missing = await demo(['--nodes', '3'], 30_000, { env: { NATS_SERVER: '/nonexistent/nats-server' } });
+    const missing = await runDemo(['--nodes', '3'], 30_000, { env: { NATS_SERVER: '/nonexistent/nats-server' } });
     expect(missing.code).toBe(2);
     expect(missing.out).toMatch(/--nodes needs nats-server \(NATS with JetStream\) and NATS_SERVER names \/nonexistent\/nats-server, which does not exist: install it \(e\.g\. apt-get install nats-server\)/);
   }, 120_000);

@@ -3,37 +3,13 @@
  * its summary with relays crashed, takeovers done, and no byte lost; and as a soak
  * with a crash count as its stop condition.
  */
-import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { parseCrashInterval, parseCrashKinds } from '../../src/cli/demo-command.js';
 import { CliError } from '../../src/cli/errors.js';
-import { BIN, SOURCE_ENV } from '../helpers/cli.js';
-
-/**
- * Runs `baton demo ...args` to its end (killed after `boundMs`); its output and exit
- * code. `interruptWhen`: sends SIGINT once the output so far matches it.
- */
-async function demo(args: string[], boundMs: number, interruptWhen?: RegExp): Promise<{ out: string; code: number | null }> {
-  const child = spawn(process.execPath, [BIN, 'demo', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...SOURCE_ENV } });
-  let out = '';
-  let interrupted = false;
-  const seen = (d: Buffer) => {
-    out += d.toString();
-    if (interruptWhen && !interrupted && interruptWhen.test(out)) {
-      interrupted = true;
-      child.kill('SIGINT');
-    }
-  };
-  child.stdout.on('data', seen);
-  child.stderr.on('data', seen);
-  const timer = setTimeout(() => child.kill('SIGKILL'), boundMs);
-  const code = await new Promise<number | null>((r) => child.once('exit', r));
-  clearTimeout(timer);
-  return { out, code };
-}
+import { runDemo } from '../helpers/cli.js';
 
 it('runs the demo to its summary with crashes and no byte lost', async () => {
-  const { out, code } = await demo(['--duration', '7', '--crash-every', '2', '--clients', '4', '--no-live'], 90_000);
+  const { out, code } = await runDemo(['--duration', '7', '--crash-every', '2', '--clients', '4', '--no-live'], 90_000);
   expect(out).toMatch(/summary: OK/);
   expect(out).toMatch(/ 0 bytes lost, 0 connections lost/);
   const crashes = Number(/(\d+) relay crashes/.exec(out)?.[1] ?? 0);
@@ -44,7 +20,7 @@ it('runs the demo to its summary with crashes and no byte lost', async () => {
 }, 120_000);
 
 it('soaks until a crash count: 10 crashes of every kind, then a summary of what was injected and lost', async () => {
-  const { out, code } = await demo(['--crashes', '10', '--clients', '4', '--crash-kinds', 'all', '--crash-interval', '0.3-1', '--no-live'], 200_000);
+  const { out, code } = await runDemo(['--crashes', '10', '--clients', '4', '--crash-kinds', 'all', '--crash-interval', '0.3-1', '--no-live'], 200_000);
   expect(out, out).toMatch(/until 10 crashes/);
   expect(out, out).toMatch(/summary: OK/);
   const line = /(\d+) relay crashes \(([^)]*)\)/.exec(out);
@@ -64,7 +40,7 @@ it('soaks until a crash count: 10 crashes of every kind, then a summary of what 
 }, 240_000);
 
 it('a soak stopped by SIGINT still ends with its summary', async () => {
-  const { out, code } = await demo(['--crashes', '1000', '--clients', '2', '--crash-interval', '0.3-1', '--no-live'], 150_000, /crashes=[1-9]\d*\/1000/);
+  const { out, code } = await runDemo(['--crashes', '1000', '--clients', '2', '--crash-interval', '0.3-1', '--no-live'], 150_000, { interruptWhen: /crashes=[1-9]\d*\/1000/ });
   expect(out, out).toMatch(/summary: OK after [\d.]+ s, stopped early \(signal\) at \d+ of 1000 crashes/);
   expect(out).toMatch(/, 0 bytes lost, 0 connections lost/);
   expect(code).toBe(0);

@@ -82,3 +82,31 @@ export function waitForMatch(run: Run, regex: RegExp, timeoutMs: number, what: s
 }
 
 export { sleep } from './wait.js';
+
+/**
+ * Runs `baton demo ...args` to its end (killed after `boundMs`); its output (stdout and
+ * stderr interleaved) and exit code. `interruptWhen`: sends SIGINT once the output so
+ * far matches it; `env` over the test's environment.
+ */
+export async function runDemo(
+  args: string[],
+  boundMs: number,
+  opts: { interruptWhen?: RegExp; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ out: string; code: number | null }> {
+  const child = spawn(process.execPath, [BIN, 'demo', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...SOURCE_ENV, ...opts.env } });
+  let out = '';
+  let interrupted = false;
+  const seen = (d: Buffer) => {
+    out += d.toString();
+    if (opts.interruptWhen && !interrupted && opts.interruptWhen.test(out)) {
+      interrupted = true;
+      child.kill('SIGINT');
+    }
+  };
+  child.stdout.on('data', seen);
+  child.stderr.on('data', seen);
+  const timer = setTimeout(() => child.kill('SIGKILL'), boundMs);
+  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  clearTimeout(timer);
+  return { out, code };
+}
