@@ -13,7 +13,7 @@
  * warm-up. Node does not name its threads: the main thread is told apart (its id is the
  * process id); Baton's relay workers are the other large rows, V8's GC helpers the small ones.
  *
- *   npx tsx bench/handshake-cpu.ts [--connections 4000] [--loops 16] [--relays 3] [--rounds 1] [--only baton,node-tls,tcp]
+ *   npx tsx bench/handshake-cpu.ts [--connections 4000] [--loops 16] [--relays 3] [--warm-up connections/4] [--resume] [--rounds 1] [--only baton,node-tls,tcp]
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -56,30 +56,41 @@ if (role === 'backend') {
   const port = Number(process.env.PORT);
   const total = Number(process.env.COUNT);
   const plain = process.env.PLAIN === '1';
+  const resume = process.env.RESUME === '1';
   let started = 0;
   let errors = 0;
-  const one = () =>
-    new Promise<void>((resolve) => {
+  let resumed = 0;
+  /** One connection; `session` resumes (each loop keeps the newest ticket it got). */
+  const one = (session: Buffer | undefined) =>
+    new Promise<Buffer | undefined>((resolve) => {
       const opts = { host: '127.0.0.1', port };
-      const s: net.Socket = plain ? net.connect(opts, () => s.write('x')) : tls.connect({ ...opts, rejectUnauthorized: false }, () => s.write('x'));
-      s.once('data', () => s.end());
-      s.on('close', () => resolve());
+      let latest = session;
+      const s: net.Socket = plain ? net.connect(opts, () => s.write('x')) : tls.connect({ ...opts, rejectUnauthorized: false, session }, () => s.write('x'));
+      if (!plain) s.on('session', (t: Buffer) => (latest = t));
+      s.once('data', () => {
+        if (!plain && (s as tls.TLSSocket).isSessionReused()) resumed++;
+        s.end();
+      });
+      s.on('close', () => resolve(resume ? latest : undefined));
       s.on('error', () => errors++);
     });
   const loop = async () => {
+    let session: Buffer | undefined;
     while (started < total) {
       started++;
-      await one();
+      session = await one(session);
     }
   };
   const t0 = performance.now();
   await Promise.all(Array.from({ length: Number(process.env.LOOPS) }, loop));
-  process.send!({ errors, ms: performance.now() - t0 });
+  process.send!({ errors, resumed, ms: performance.now() - t0 });
 } else {
   await main();
 }
 
 interface ThreadTicks {
+  /** The kernel's thread name (comm); Node 20 names none of its threads, later Nodes do. */
+  name: string;
   readonly user: number;
   readonly sys: number;
 }
@@ -91,7 +102,7 @@ function threads(pid: number): Map<string, ThreadTicks> {
     try {
       const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(tid, { user: Number(f[11]), sys: Number(f[12]) });
+      out.set(tid, { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), user: Number(f[11]), sys: Number(f[12]) });
     } catch {
       // the thread ended meanwhile
     }
@@ -135,11 +146,11 @@ async function startTerminator(kind: Kind, backendPort: number, relays: string |
   return { proc, port };
 }
 
-async function measure(kind: Kind, backendPort: number, count: number, loops: number, relays: string | undefined): Promise<void> {
+async function measure(kind: Kind, backendPort: number, count: number, warmUp: number, loops: number, relays: string | undefined, resume: boolean): Promise<void> {
   const { proc, port } = await startTerminator(kind, backendPort, relays);
-  const load = (n: number) => message<{ errors: number; ms: number }>(child({ HANDSHAKE_CPU_ROLE: 'load', PORT: String(port), COUNT: String(n), LOOPS: String(loops), PLAIN: kind === 'tcp' ? '1' : '0' }), 'load', RUN_MS);
+  const load = (n: number) => message<{ errors: number; resumed: number; ms: number }>(child({ HANDSHAKE_CPU_ROLE: 'load', PORT: String(port), COUNT: String(n), LOOPS: String(loops), PLAIN: kind === 'tcp' ? '1' : '0', RESUME: resume ? '1' : '0' }), 'load', RUN_MS);
   try {
-    await load(Math.max(200, Math.floor(count / 4)));
+    await load(warmUp);
     const before = threads(proc.pid!);
     // HANDSHAKE_CPU_PERF=FILE: `perf record` the terminator over the measured run (CPU samples, not wall time).
     const perf = process.env.HANDSHAKE_CPU_PERF ? spawn('perf', ['record', '-q', '-F', '1999', '-g', '-p', String(proc.pid), '-o', process.env.HANDSHAKE_CPU_PERF], { stdio: 'inherit' }) : null;
@@ -147,19 +158,19 @@ async function measure(kind: Kind, backendPort: number, count: number, loops: nu
     const after = threads(proc.pid!);
     if (perf) await new Promise((resolve) => perf.once('exit', resolve).kill('SIGINT'));
     const perConn = (ticks: number) => (ticks * 1e6) / HZ / count;
-    const rows: { main: boolean; user: number; sys: number }[] = [];
+    const rows: { main: boolean; name: string; user: number; sys: number }[] = [];
     for (const [tid, t] of after) {
-      const b = before.get(tid) ?? { user: 0, sys: 0 };
-      const row = { main: tid === String(proc.pid), user: perConn(t.user - b.user), sys: perConn(t.sys - b.sys) };
+      const b = before.get(tid) ?? { name: t.name, user: 0, sys: 0 };
+      const row = { main: tid === String(proc.pid), name: t.name, user: perConn(t.user - b.user), sys: perConn(t.sys - b.sys) };
       if (row.user + row.sys > 0) rows.push(row);
     }
     // Threads that ended during the run are not in `after`: none do in a steady run.
     rows.sort((a, b) => Number(b.main) - Number(a.main) || b.user + b.sys - (a.user + a.sys));
     const total = rows.reduce((sum, r) => sum + r.user + r.sys, 0);
     const label = kind === 'baton' ? `baton (${relays ?? 'default'} relays)` : kind;
-    console.log(`\n${label}: ${count} connections in ${(run.ms / 1000).toFixed(1)} s, ${run.errors} errors, ${Math.round(total)} µs CPU per connection`);
+    console.log(`\n${label}: ${count} connections in ${(run.ms / 1000).toFixed(1)} s, ${run.errors} errors, ${run.resumed} resumed, ${Math.round(total)} µs CPU per connection`);
     const us = (n: number) => Math.round(n).toString().padStart(6);
-    for (const r of rows) console.log(`  ${(r.main ? 'main thread' : 'other thread').padEnd(13)} ${us(r.user + r.sys)} µs  (user ${us(r.user)}, sys ${us(r.sys)})`);
+    for (const r of rows) console.log(`  ${(r.main ? 'main thread' : r.name).padEnd(16)} ${us(r.user + r.sys)} µs  (user ${us(r.user)}, sys ${us(r.sys)})`);
   } finally {
     proc.kill('SIGTERM');
   }
@@ -169,6 +180,8 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       connections: { type: 'string', default: '4000' },
+      'warm-up': { type: 'string' },
+      resume: { type: 'boolean', default: false },
       loops: { type: 'string', default: '16' },
       relays: { type: 'string' },
       rounds: { type: 'string', default: '1' },
@@ -176,13 +189,16 @@ async function main(): Promise<void> {
     },
   });
   const kinds = values.only!.split(',') as Kind[];
+  // V8 keeps optimizing Baton's JavaScript for thousands of handshakes (the engine runs in JS,
+  // node-tls's in C++): a longer warm-up measures the steady state rather than the tier-up.
+  const warmUp = values['warm-up'] === undefined ? Math.max(200, Math.floor(Number(values.connections) / 4)) : Number(values['warm-up']);
   for (const k of kinds) if (!['tcp', 'node-tls', 'baton'].includes(k)) throw new Error(`--only: unknown terminator ${k} (tcp, node-tls, baton)`);
   const backend = child({ HANDSHAKE_CPU_ROLE: 'backend' });
   const backendPort = await message<number>(backend, 'backend', START_MS);
-  console.log(`CPU per connection (handshake, 1 byte echoed, close) of each terminator thread; ${values.connections} connections, ${values.loops} in flight; load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
+  console.log(`CPU per connection (${values.resume ? "resumed " : ""}handshake, 1 byte echoed, close) of each terminator thread; ${values.connections} connections after ${warmUp} to warm up, ${values.loops} in flight; load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
   try {
     for (let round = 0; round < Number(values.rounds); round++) {
-      for (const k of kinds) await measure(k, backendPort, Number(values.connections), Number(values.loops), values.relays);
+      for (const k of kinds) await measure(k, backendPort, Number(values.connections), warmUp, Number(values.loops), values.relays, values.resume!);
     }
   } finally {
     backend.kill();

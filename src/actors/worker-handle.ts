@@ -126,7 +126,17 @@ function bootstrapCode(moduleUrl: string): string {
 }
 
 /** V8 flags that a Worker refuses in its execArgv; they are process-wide, so they already cover every worker. */
-const PROCESS_WIDE_FLAGS = new Set(['--perf-basic-prof', '--perf-basic-prof-only-functions', '--perf-prof', '--interpreted-frames-native-stack']);
+const PROCESS_WIDE_FLAGS = new Set([
+  '--perf-basic-prof',
+  '--perf-basic-prof-only-functions',
+  '--perf-prof',
+  '--interpreted-frames-native-stack',
+  // JIT and GC tracing and tuning (bench/handshake-cpu.ts HANDSHAKE_CPU_NODE_ARGS)
+  '--trace-opt',
+  '--trace-deopt',
+  '--single-threaded-gc',
+  '--max-semi-space-size',
+]);
 
 /** execArgv for runtime workers: the parent's, minus tsx loader flags and process-wide V8 flags. */
 // Flags of a parent started through the tsx CLI do not work in a worker on Node 20 and
@@ -144,7 +154,7 @@ export function workerExecArgv(): string[] {
       }
     }
     if (/^--(import|require|loader|experimental-loader)=.*tsx/.test(a)) continue;
-    if (PROCESS_WIDE_FLAGS.has(a)) continue;
+    if (PROCESS_WIDE_FLAGS.has(a.split('=')[0]!)) continue;
     out.push(a);
   }
   return out;
