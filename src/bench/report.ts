@@ -6,6 +6,26 @@ type Raw = Omit<Measurement, 'vsNode'>;
 
 const ratio = (a: number | null, b: number | null): number | null => (a !== null && b !== null && b > 0 && Number.isFinite(a) ? a / b : null);
 
+/**
+ * One measurement per terminator and workload: with several rounds, the round whose
+ * figure per CPU-second is the median (the lower middle of an even count), carrying
+ * every round's figure. A median of whole rounds keeps each row's figures consistent.
+ */
+export function medianRounds(raw: readonly Raw[]): Raw[] {
+  const groups = new Map<string, Raw[]>();
+  for (const m of raw) {
+    const key = `${m.terminator}\0${m.workload}`;
+    const g = groups.get(key);
+    if (g) g.push(m);
+    else groups.set(key, [m]);
+  }
+  return [...groups.values()].map((g) => {
+    if (g.length === 1) return g[0]!;
+    const sorted = [...g].sort((a, b) => a.perCpuSecond - b.perCpuSecond);
+    return { ...sorted[(sorted.length - 1) >> 1]!, rounds: g.map((m) => m.perCpuSecond) };
+  });
+}
+
 /** Adds each figure's ratio to node-tls's for the same workload. */
 export function withRatios(raw: readonly Raw[]): Measurement[] {
   return raw.map((m) => {
@@ -89,6 +109,12 @@ function rate(m: Measurement, perCpu: boolean): string {
   }
 }
 
+/** The rounds' lowest and highest figure per CPU-second, in the row's unit (bytes in MB). */
+function spread(m: Measurement): string {
+  const scale = unitOf(m.workload) === 'bytes' ? 1e-6 : 1;
+  return `${si(Math.min(...m.rounds!) * scale)} to ${si(Math.max(...m.rounds!) * scale)}`;
+}
+
 /** The result table, one row per workload and terminator, ratios to node-tls beside each figure. */
 export function formatTable(ms: readonly Measurement[]): string[] {
   const order = [...new Set(ms.map((m) => m.workload))];
@@ -105,7 +131,11 @@ export function formatTable(ms: readonly Measurement[]): string[] {
     'x node  ': times(m.vsNode.p50Us),
     p99: us(m.p99Us),
     'x node   ': times(m.vsNode.p99Us),
-    note: [m.errors ? `${m.errors} errors` : '', m.workload === 'resume' && m.resumedFraction < 0.99 ? `${(m.resumedFraction * 100).toFixed(0)}% resumed` : '']
+    note: [
+      m.rounds ? `median of ${m.rounds.length}, ${spread(m)}` : '',
+      m.errors ? `${m.errors} errors` : '',
+      m.workload === 'resume' && m.resumedFraction < 0.99 ? `${(m.resumedFraction * 100).toFixed(0)}% resumed` : '',
+    ]
       .filter(Boolean)
       .join(', '),
   }));

@@ -12,7 +12,7 @@ import { makeSelfSigned } from '../cli/self-signed.js';
 import { JsonChild, PACKAGE_ROOT, programArgs } from './child.js';
 import { clockTicks, procAvailable, treeCpuSeconds, treeRssBytes } from './cpu.js';
 import { formatSummary, monotonicUs, summarizeDir } from './profile.js';
-import { formatMemory, formatTable, formatTargets, targets, withRatios } from './report.js';
+import { formatMemory, formatTable, formatTargets, medianRounds, targets, withRatios } from './report.js';
 import { chart } from './svg.js';
 import { specLabel, startTerminator, type Files, type RecordProtection, type TerminatorSpec, type TicketMode } from './terminators.js';
 import type { BenchReport, IdleMemory, Measurement } from './types.js';
@@ -28,6 +28,8 @@ export interface BenchOptions {
   readonly workloads: readonly Workload[];
   readonly seconds: number;
   readonly warmupSeconds: number;
+  /** Each terminator and workload runs this many times, round after round; the report keeps the median of each. */
+  readonly rounds: number;
   readonly connections: number;
   /** Idle connections opened on a fresh terminator process to measure memory per connection (0: none). */
   readonly idleConnections: number;
@@ -147,11 +149,13 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   try {
     const { port: backendPort } = await backend.next<{ port: number }>('backend', 30_000);
     await load.next('ready', 30_000);
-    for (const spec of configs(o)) {
+    // Round after round through every terminator, so that the machine's drift falls on all of them alike.
+    for (let round = 0; round < o.rounds; round++) for (const spec of configs(o)) {
       const label = specLabel(spec);
+      const of = o.rounds > 1 ? ` (round ${round + 1} of ${o.rounds})` : '';
       const profileDir = o.cpuProfDir && spec.kind !== 'external' ? resolve(o.cpuProfDir, label.replace(/\s+/g, '-')) : undefined;
       if (profileDir) mkdirSync(profileDir, { recursive: true });
-      o.progress(`${label}: starting`);
+      o.progress(`${label}: starting${of}`);
       let term;
       try {
         term = await startTerminator(spec, {
@@ -210,7 +214,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       // Memory on a fresh process of its own: workloads before would leave free heap that
       // new connections fill without growing it, and thousands of handshakes before the
       // workloads would change what they measure.
-      if (o.idleConnections > 0) {
+      if (o.idleConnections > 0 && round === 0) {
         const fresh = await startTerminator(spec, { backendPort, files, verbose: o.verbose ?? false }).catch((e: unknown) => {
           failures.push({ terminator: label, workload: null, error: `idle connections: ${e instanceof Error ? e.message : String(e)}` });
           return null;
@@ -234,7 +238,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     dispose();
   }
 
-  const measurements = withRatios(raw);
+  const measurements = withRatios(medianRounds(raw));
   const checks = targets(measurements);
   mkdirSync(o.outDir, { recursive: true });
   const ts = stamp();
@@ -256,6 +260,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       workloads: o.workloads,
       seconds: o.seconds,
       warmupSeconds: o.warmupSeconds,
+      rounds: o.rounds,
       connections: o.connections,
       idleConnections: o.idleConnections,
       idleSettleSeconds: o.idleSettleSeconds,
@@ -271,7 +276,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   writeFileSync(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
 
   const load1 = os.loadavg()[0]!.toFixed(1);
-  o.out(`baton bench: ${host.cpus} x ${host.model}, Node ${process.version}, load average ${load1}; ${o.seconds} s per workload, ${o.connections} connections; MB = 10^6 bytes`);
+  o.out(`baton bench: ${host.cpus} x ${host.model}, Node ${process.version}, load average ${load1}; ${o.seconds} s per workload${o.rounds > 1 ? ` (${o.warmupSeconds} s warm-up), ${o.rounds} rounds, each figure their median` : ''}, ${o.connections} connections; MB = 10^6 bytes`);
   const seen = [...new Set(raw.flatMap((m) => (m.recordProtection ? [`${m.terminator}: ${m.recordProtection}`] : [])))];
   if (seen.length) o.out(`record protection (from each Baton's start line): ${seen.join('; ')}`);
   o.out('');

@@ -32,6 +32,8 @@ export interface Measurement {
   readonly errors: number;
   readonly firstError: string | null;
   readonly loadCpuSeconds: number;
+  /** With --rounds n > 1: the per-CPU-second figure of every round, in run order (the measurement is the median round's). */
+  readonly rounds?: readonly number[];
   /** Each figure over node-tls's for the same workload in the same run (null when node-tls has none). */
   readonly vsNode: {
     readonly perSecond: number | null;

@@ -22,6 +22,7 @@ export interface RawBenchFlags {
   readonly workloads?: string;
   readonly seconds?: string;
   readonly warmup?: string;
+  readonly rounds?: string;
   readonly connections?: string;
   readonly idleConnections?: string;
   readonly idleSettle?: string;
@@ -49,6 +50,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--workloads <list>', `comma-separated, from ${WORKLOADS.join(', ')} (default: all)`)
     .option('--seconds <s>', 'measured seconds per workload', '3')
     .option('--warmup <s>', 'warm-up seconds per workload', '0.5')
+    .option('--rounds <n>', 'run every terminator and workload n times, in turn, and report each figure\'s median (these machines move by 10-15% from run to run)', '1')
     .option('--connections <n>', 'concurrent connections (or handshake loops) of the load generator', '16')
     .option('--idle-connections <n>', 'connections opened and left idle on a fresh terminator, for memory per connection (0: skip)', '2000')
     .option('--idle-settle <s>', 'seconds they stay idle before memory is read (V8 gives back handshake garbage after some seconds of quiet)', '12')
@@ -151,6 +153,7 @@ export function parseBenchFlags(raw: RawBenchFlags): BenchFlags {
     workloads: [...new Set<Workload>(workloads)],
     seconds: parseSeconds('--seconds', raw.seconds ?? '3', 0.1, 600),
     warmupSeconds: parseSeconds('--warmup', raw.warmup ?? '0.5', 0, 60),
+    rounds: parseWholeNumber('--rounds', raw.rounds ?? '1', 1, 9),
     connections: parseWholeNumber('--connections', raw.connections ?? '16', 1, 1000),
     idleConnections: parseWholeNumber('--idle-connections', raw.idleConnections ?? '2000', 0, 100_000),
     idleSettleSeconds: parseSeconds('--idle-settle', raw.idleSettle ?? '12', 0, 600),

@@ -10,11 +10,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseBenchFlags } from '../../src/cli/bench-command.js';
+import { medianRounds } from '../../src/bench/report.js';
 import { configs } from '../../src/bench/run.js';
 import { specLabel } from '../../src/bench/terminators.js';
 import { CliError } from '../../src/cli/errors.js';
 import { SOURCE_ENV } from '../helpers/cli.js';
-import type { BenchReport } from '../../src/bench/types.js';
+import type { BenchReport, Measurement } from '../../src/bench/types.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = join(ROOT, 'bin/baton.mjs');
@@ -52,6 +53,29 @@ describe('parseBenchFlags', () => {
     expect(flags.tickets).toEqual(['stateless', 'stateful']);
     expect(configs(flags).map(specLabel)).toEqual(['node-tls', 'baton r2 repl-on', 'baton r2 repl-on stateful']);
     expect(() => parseBenchFlags({ tickets: 'sticky' })).toThrow(/--tickets/);
+  });
+});
+
+describe('--rounds', () => {
+  it('takes 1 to 9 rounds, 1 by default', () => {
+    expect(parseBenchFlags({}).rounds).toBe(1);
+    expect(parseBenchFlags({ rounds: '3' }).rounds).toBe(3);
+    expect(() => parseBenchFlags({ rounds: '0' })).toThrow(/--rounds/);
+    expect(() => parseBenchFlags({ rounds: 'x' })).toThrow(/--rounds/);
+  });
+
+  it('keeps, per terminator and workload, the median round whole, with every round figure', () => {
+    const m = (terminator: string, workload: 'bulk-up' | 'echo', perCpuSecond: number, p50Us: number) =>
+      ({ terminator, workload, perCpuSecond, p50Us }) as unknown as Omit<Measurement, 'vsNode'>;
+    const out = medianRounds([m('node-tls', 'echo', 30, 1), m('baton', 'echo', 10, 2), m('node-tls', 'echo', 10, 3), m('baton', 'echo', 20, 4), m('node-tls', 'echo', 20, 5), m('baton', 'echo', 30, 6), m('baton', 'bulk-up', 7, 7)]);
+    expect(out.map((x) => [x.terminator, x.workload, x.perCpuSecond, x.p50Us, x.rounds])).toEqual([
+      ['node-tls', 'echo', 20, 5, [30, 10, 20]],
+      ['baton', 'echo', 20, 4, [10, 20, 30]],
+      // One round: the measurement as it was.
+      ['baton', 'bulk-up', 7, 7, undefined],
+    ]);
+    // An even count takes the lower middle.
+    expect(medianRounds([m('a', 'echo', 4, 0), m('a', 'echo', 1, 0)])[0]!.perCpuSecond).toBe(1);
   });
 });
 
