@@ -276,7 +276,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   writeFileSync(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
 
   const load1 = os.loadavg()[0]!.toFixed(1);
-  o.out(`baton bench: ${host.cpus} x ${host.model}, Node ${process.version}, load average ${load1}; ${o.seconds} s per workload${o.rounds > 1 ? ` (${o.warmupSeconds} s warm-up), ${o.rounds} rounds, each figure their median` : ''}, ${o.connections} connections; MB = 10^6 bytes`);
+  o.out(`baton bench: ${host.cpus} x ${host.model}, Node ${process.version}, load average ${load1}; ${o.seconds} s per workload after ${o.warmupSeconds} s of warm-up${o.rounds > 1 ? `, ${o.rounds} rounds (each figure their median)` : ''}, ${o.connections} connections; MB = 10^6 bytes`);
   const seen = [...new Set(raw.flatMap((m) => (m.recordProtection ? [`${m.terminator}: ${m.recordProtection}`] : [])))];
   if (seen.length) o.out(`record protection (from each Baton's start line): ${seen.join('; ')}`);
   o.out('');
