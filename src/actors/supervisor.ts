@@ -96,6 +96,11 @@ export interface SupervisorSpec {
   readonly listener?: (e: SupervisorEvent) => void;
   /** An actor told every event, e.g. the gateway that starts takeover. */
   readonly notify?: ActorRef<SupervisorEvent>;
+  /**
+   * Awaited (with the backoff) before a crashed child starts again: what its crash set
+   * off may finish first. It should settle soon whatever happens; a rejection counts as settled.
+   */
+  readonly beforeRestart?: (child: string) => Promise<void>;
 }
 
 /** Asks a supervisor answers (send with `system.ask(supervisor.ref, ...)`). */
@@ -290,15 +295,17 @@ export class Supervisor {
     const current = (c: Child) => gen === this.generation && passes.get(c) === c.restarts && this.status === 'running';
     // Siblings go down in reverse start order before anything comes back, as in OTP.
     await this.stopChildren(affected.filter((c) => c !== crashed));
-    if (delayMs > 0) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => {
-          this.timers.delete(t);
-          resolve();
-        }, delayMs);
-        this.timers.add(t);
-      });
-    }
+    const backoff =
+      delayMs > 0
+        ? new Promise<void>((resolve) => {
+            const t = setTimeout(() => {
+              this.timers.delete(t);
+              resolve();
+            }, delayMs);
+            this.timers.add(t);
+          })
+        : undefined;
+    await Promise.all([backoff, this.spec.beforeRestart?.(crashed.spec.id).catch(() => {})]);
     for (const c of affected) {
       if (!current(c)) continue;
       c.gone = false;

@@ -77,6 +77,11 @@ export interface ClusterOptions {
   readonly replication?: boolean;
   /** Heartbeat deadline after which a silent relay is declared hung. Default 1000 ms. */
   readonly watchdogMs?: number;
+  /**
+   * The longest a crashed relay waits, before it starts again, for its siblings to restore
+   * its connections (a starting relay thread takes a core for about a second). Default 100 ms.
+   */
+  readonly restartHoldMs?: number;
   /** V8 old-generation limit per relay worker, in MiB. Default 512. */
   readonly relayHeapMb?: number;
   /**
@@ -276,6 +281,9 @@ export class Cluster {
         intensity: opts.intensity?.restarts ?? 1000,
         periodMs: opts.intensity?.periodMs ?? 60_000,
         backoff: { initialMs: 10, maxMs: 500, factor: 2 },
+        // A relay thread's start takes a core for about a second here (loading, warm-up):
+        // the siblings restoring the dead one's connections have it first.
+        beforeRestart: () => gateway.restored(opts.restartHoldMs ?? 100),
         children: names.map((name) => ({
           id: name,
           restart: 'permanent' as const,

@@ -377,6 +377,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   private server: net.Server | null = null;
   private readonly relays = new Map<string, RelaySlot>();
   private readonly conns = new Map<number, Conn>();
+  /** Called once no takeover waits on a live relay to restore ({@link restored}). */
+  private readonly restoreWaiters: (() => void)[] = [];
   /** Finished connections whose owner has not yet confirmed it forgot them: their slots. */
   private readonly closing = new Map<number, { readonly epoch: number; readonly slot: number; readonly owner: RelaySlot }>();
   /** Connections with output of this turn to write. */
@@ -475,7 +477,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     relay.up = true;
     for (const s of relay.cooling) this.slots?.release(s);
     relay.cooling = [];
-    for (const c of this.conns.values()) if (c.owner === null && !c.done) this.promote(c, relay);
+    const waited = [...this.conns.values()].filter((c) => c.owner === null && !c.done);
+    for (const c of waited) this.promote(c, relay);
+    for (const c of waited) this.pump(c);
     // Connections accepted while no relay was up are served now (room permitting).
     if (this.waiting.length > 0 && this.accepting) this.admit();
   }
@@ -957,6 +961,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
           if (this.stats.takeoverSamples.length > MAX_SAMPLES) this.stats.takeoverSamples.shift();
           this.emit('takeover', { ...sample, conn: c.id });
           c.takeover = null;
+          this.settleRestores();
         }
         return;
     }
@@ -1232,6 +1237,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.dropHeld(c);
     this.starved.delete(c);
     this.conns.delete(c.num);
+    if (c.takeover !== null) this.settleRestores();
     const owner = c.owner;
     this.setOwner(c, null);
     if (owner?.up) {
@@ -1276,15 +1282,48 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       this.closing.delete(num);
       dead.cooling.push(closing.slot);
     }
-    for (const c of [...this.conns.values()]) if (c.owner === dead && !c.done) this.takeOver(c, dead, crash);
+    const moved: Conn[] = [];
+    for (const c of [...this.conns.values()]) if (c.owner === dead && !c.done && this.takeOver(c, dead, crash)) moved.push(c);
+    // Every restore is asked for before any replay: a takeover is done once restored, and
+    // replays queued between two Promotes would hold the later restores back.
+    for (const c of moved) this.pump(c);
     this.flushWrites();
+    this.settleRestores();
   }
 
-  private takeOver(c: Conn, dead: RelaySlot, crash: Crash): void {
+  /**
+   * Resolves once no connection handed to a live relay is still waiting for it to restore
+   * (connections that wait for a relay to come back do not count), or after `maxMs`.
+   */
+  restored(maxMs: number): Promise<void> {
+    if (!this.restoring()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, maxMs);
+      timer.unref();
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.restoreWaiters.push(done);
+    });
+  }
+
+  private restoring(): boolean {
+    for (const c of this.conns.values()) if (!c.done && c.takeover !== null && c.owner?.up === true) return true;
+    return false;
+  }
+
+  private settleRestores(): void {
+    if (this.restoreWaiters.length === 0 || this.restoring()) return;
+    for (const w of this.restoreWaiters.splice(0)) w();
+  }
+
+  /** True when `c` went to a live relay, its retained input not yet replayed (the caller pumps). */
+  private takeOver(c: Conn, dead: RelaySlot, crash: Crash): boolean {
     const store = this.opts.store;
     if (store === null || this.slots === null) {
       this.lose(c, 'replication is off');
-      return;
+      return false;
     }
     // The store never runs ahead of the output the gateway has (the relay makes output
     // visible before it commits), unless the dead thread ran on a moment past the last
@@ -1293,12 +1332,12 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const committed = store.committedUpTo(c.slot, c.token, c.answeredUpTo);
     if (committed < c.committedUpTo) {
       this.lose(c, `no committed state covers its output (commit ${committed}, output up to input ${c.answeredUpTo}, announced ${c.committedUpTo})`);
-      return;
+      return false;
     }
     const next = this.slots.allocate();
     if (next === null) {
       this.lose(c, 'no free state slot');
-      return;
+      return false;
     }
     // Held output up to the commit may leave; past it, the next owner makes it again.
     c.committedUpTo = committed;
@@ -1334,16 +1373,17 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     // Until the next owner has it, a handshake waits on Baton: its deadline's clock stops.
     c.handshakeSince = null;
     const relay = this.leastLoaded();
-    if (relay) this.promote(c, relay);
+    if (relay === null) return false;
+    this.promote(c, relay);
+    return true;
   }
 
-  /** Hands a connection whose state is in its slot to `relay`, and replays what is retained. */
+  /** Hands a connection whose state is in its slot to `relay`; the caller then replays what is retained ({@link pump}). */
   private promote(c: Conn, relay: RelaySlot): void {
     this.setOwner(c, relay);
     // The new owner gets the whole handshake deadline: the client lost nothing of it.
     if (!c.handshakeDone) c.handshakeSince = this.clock.now();
     relay.link!.promote(c.num, c.epoch, c.slot, c.token, c.quarantineAfter);
-    this.pump(c);
   }
 
   // ---- deadlines ----

@@ -45,7 +45,7 @@ export class RelayLink {
 
   open(conn: number, epoch: number, slot: number, token: number): void {
     // No wake-up: the connection's first input follows, and wakes the relay.
-    this.put(ToRelay.Open, 0, conn, epoch, 0, -1, slot, token, 0, false);
+    this.put(ToRelay.Open, 0, conn, epoch, 0, -1, slot, token, 0, 'lazy');
   }
 
   /** Input `seq`, whose bytes are arena chunk `chunk` at [offset, offset + length) (chunk -1: none). */
@@ -55,12 +55,14 @@ export class RelayLink {
 
   /** `quarantineAfter`: replay up to it, then end the connection with an alert (null: carry on). */
   promote(conn: number, epoch: number, slot: number, token: number, quarantineAfter: number | null): void {
-    this.put(ToRelay.Promote, 0, conn, epoch, 0, quarantineAfter ?? -1, slot, token, 0);
+    // A takeover waits on it: woken now, not at the end of this turn (which, on a loaded
+    // main thread, runs on through every socket's I/O for milliseconds).
+    this.put(ToRelay.Promote, 0, conn, epoch, 0, quarantineAfter ?? -1, slot, token, 0, 'now');
   }
 
   forget(conn: number, epoch: number): void {
     // Nothing waits on it but the slot's reuse: it rides with the next wake-up, or a lazy one.
-    this.put(ToRelay.Forget, 0, conn, epoch, 0, -1, 0, 0, 0, false);
+    this.put(ToRelay.Forget, 0, conn, epoch, 0, -1, 0, 0, 0, 'lazy');
   }
 
   /** Reads every entry the relay published (also after it died: its last words count). */
@@ -99,11 +101,12 @@ export class RelayLink {
     aux32: number,
     aux32b: number,
     length: number,
-    wake = true,
+    wake: 'now' | 'turn' | 'lazy' = 'turn',
   ): void {
     if (this.closed) return;
     if (this.queue.length === 0 && this.write(type, aux16, conn, epoch, seq, offset, aux32, aux32b, length)) {
-      if (wake) this.scheduleWake();
+      if (wake === 'now') this.end.writer.publish(true);
+      else if (wake === 'turn') this.scheduleWake();
       else this.scheduleLazyWake();
       return;
     }

@@ -102,6 +102,39 @@ describe('restart strategies', () => {
     }
   });
 
+  it('beforeRestart holds a crashed child back until it settles; other children restart meanwhile', async () => {
+    sys = new ActorSystem();
+    const events: SupervisorEvent[] = [];
+    const asked: string[] = [];
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const sup = await sys.supervise({
+      strategy: 'one_for_one',
+      intensity: 10,
+      children: [worker('a'), worker('b')],
+      listener: (e) => events.push(e),
+      beforeRestart: (child) => {
+        asked.push(child);
+        return child === 'a' ? held : Promise.reject(new Error('a rejection counts as settled'));
+      },
+    });
+    const restarted = (child: string) => events.some((e) => e.type === 'Restarted' && e.child === child);
+    sys.inject(sup.childRef('a'), 'throw');
+    await waitFor(() => asked.includes('a'), 'a held');
+    sys.inject(sup.childRef('b'), 'throw');
+    await waitFor(() => restarted('b'), 'the restart of b');
+    expect(restarted('a')).toBe(false);
+    release();
+    await waitFor(() => restarted('a'), 'the restart of a');
+    expect(asked).toEqual(['a', 'b']);
+    expect(events.map((e) => (e.type === 'Crashed' || e.type === 'Restarted' ? `${e.type} ${e.child}` : e.type))).toEqual([
+      'Crashed a',
+      'Crashed b',
+      'Restarted b',
+      'Restarted a',
+    ]);
+  });
+
   it('temporary children are not restarted', async () => {
     sys = new ActorSystem();
     const events: SupervisorEvent[] = [];
