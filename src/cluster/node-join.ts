@@ -209,7 +209,7 @@ export class NodeJoin implements NodesControl {
     return Promise.resolve([{ ...summarize(this.node, this.opts.admin(), local), source: 'self' }]);
   }
 
-  crash(node: string, req: CrashRequest): Promise<CrashResponse> {
+  async crash(node: string, req: CrashRequest): Promise<CrashResponse> {
     if (this.joinedNode) return this.joinedNode.node.crash(node, req);
     throw new AdminHttpError(503, `node: node ${this.node} has not joined cluster ${this.opts.cluster} yet (NATS at ${this.opts.nats} does not answer), so it reaches no node "${node}"`);
   }
