@@ -535,7 +535,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
 
 /**
  * What ends `baton cluster`: a signal that closes at once, a drain request, an escalation,
- * or NATS refusing a node that joined late (its error is the command's).
+ * or NATS refusing a node still waiting to join (its error is the command's).
  */
 type StopReason = { signal: NodeJS.Signals } | { drain: DrainCause } | { escalated: true } | { joinRefused: CliError };
 
