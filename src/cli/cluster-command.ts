@@ -21,7 +21,9 @@
  * (cluster/node-config.ts): the node comes up on the cluster's active version (its own
  * files are the cluster's first version only when it starts the cluster), a reload on
  * any node rolls out to every live node, and the ticket keys rotate once for all, so a
- * session resumes on any node. Without it, nothing of that runs.
+ * session resumes on any node. Without it, nothing of that runs. A NATS that does not
+ * answer at start does not stop the node: it serves on its own configuration and joins
+ * when NATS answers (cluster/node-join.ts); NATS refusing its credentials does.
  */
 import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
@@ -30,6 +32,7 @@ import { certificateFacts, type CertificateFacts } from '../cluster/certificate-
 import { AdminApi, crashRelay, nodeSummary, type DrainControl, type NodesControl, type ReloadResult } from '../cluster/admin-api.js';
 import type { ClusterNode } from '../cluster/node.js';
 import type { NodeConfig } from '../cluster/node-config.js';
+import type { NodeJoin } from '../cluster/node-join.js';
 import { ConfigFileError, loadConfigFile } from '../cluster/config-file.js';
 import { readConfigText } from '../cluster/config-read.js';
 import { ClusterMetrics } from '../cluster/metrics.js';
@@ -42,7 +45,7 @@ import { BALANCE_POLICIES, describeBackends } from '../relay/backend-pool.js';
 import type { RelayCertificate, TlsSettings } from '../relay/settings.js';
 import { TlsConfigError, loadCertifiedKey } from '../tls/index.js';
 import { LOG_LEVELS, createLogger, type LogFields, type LogLevel, type Logger } from '../util/log.js';
-import { CliError, EXIT_FAILURE } from './errors.js';
+import { CliError, EXIT_FAILURE, EXIT_USAGE } from './errors.js';
 import { makeSelfSigned } from './self-signed.js';
 import { systemClock } from '../util/clock.js';
 import { DEFAULT_DRAIN_TIMEOUT_SECONDS, Drain, type DrainCause } from '../cluster/drain.js';
@@ -414,8 +417,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
     };
 
     let admin: StartedAdmin | null = null;
-    let node: ClusterNode | undefined;
-    let nodeConfig: NodeConfig | undefined;
+    let join: NodeJoin | undefined;
     let reloader!: ConfigReloader;
     const reload = async (path?: string): Promise<ReloadResult> => {
       const next = await readReload(flags, source, path, reloader.servingSha256, log);
@@ -425,17 +427,31 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
     let serving = loaded;
     try {
       if (flags.join) {
-        node = await joinNodes(flags, cluster, metrics, logger, () => admin?.address ?? null, () => nodeConfig?.running ?? null);
-        nodeConfig = await startNodeConfig(flags, node, cluster, logger, rotationSeconds);
-        // Stateful tickets resume on any node: their sessions live in the cluster's bucket.
-        if (tls.ticketMode === 'stateful' || cluster.activeTls.ticketMode === 'stateful') {
-          cluster.useSessionStore(await node.openBucket(SESSIONS_BUCKET, { ttlMs: SESSION_TTL_MS }));
+        const { NodeJoin } = await import('../cluster/node-join.js');
+        const nodeJoin: NodeJoin = new NodeJoin({
+          node: flags.join.node,
+          cluster: flags.join.cluster,
+          nats: flags.join.url.url,
+          local: cluster,
+          attempt: () => joinOnce(flags, cluster, metrics, logger, () => admin?.address ?? null, () => nodeJoin.joined?.config.running ?? null, tls.ticketMode),
+          ...(rotationSeconds !== undefined ? { ticketRotationMs: rotationSeconds * 1000 } : {}),
+          admin: () => admin?.address ?? null,
+          log: logger,
+          // Refused after the node started serving (it waited for NATS): it stops, as it would have at start.
+          onFinal: (e) => {
+            if (phase !== 'running') return;
+            phase = 'closing';
+            stop({ joinRefused: e instanceof CliError ? e : new CliError(e instanceof Error ? e.message : String(e), EXIT_FAILURE) });
+          },
+        });
+        join = nodeJoin;
+        if ((await nodeJoin.start()) === 'joined') {
+          const leaf = describeFileCertificates(cluster.activeTls.certificates);
+          if (leaf.fingerprint256 !== loaded.fingerprint256) serving = leaf;
         }
-        const leaf = describeFileCertificates(cluster.activeTls.certificates);
-        if (leaf.fingerprint256 !== loaded.fingerprint256) serving = leaf;
       }
       reloader = new ConfigReloader(
-        nodeConfig?.reloadTarget() ?? localReloadTarget(cluster),
+        join?.reloadTarget() ?? localReloadTarget(cluster),
         {
           restartOnly: restartOnly(flags),
           backends: flags.backends,
@@ -444,10 +460,9 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
         },
         log,
       );
-      admin = await startAdmin(flags, cluster, metrics, logger, reload, drainControl, node);
+      admin = await startAdmin(flags, cluster, metrics, logger, reload, drainControl, join);
     } catch (e) {
-      await nodeConfig?.close();
-      await node?.close();
+      await join?.close();
       metrics.detach();
       await cluster.close();
       throw e;
@@ -464,7 +479,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
         (cluster.activeTls.ticketMode === 'stateful' ? '; stateful tickets' : '') +
         `; record protection ${describeProtection(cluster.recordProtection)}` +
         `; config version ${cluster.activeConfig.version} (digest ${shortDigest(cluster.activeConfig.digest)}${source.configPath ? `, from ${source.configPath}` : ''})` +
-        (node ? `; node ${node.node} of cluster ${node.cluster} on ${flags.join!.url.url}` : '') +
+        (flags.join ? `; node ${flags.join.node} of cluster ${flags.join.cluster} on ${flags.join.url.url}${join?.joined ? '' : ' (NATS unreachable: serving alone on this configuration, joining when it answers)'}` : '') +
         (admin ? `; admin http://${admin.address} (token file ${admin.tokenFile})` : '; admin off'),
     );
     log('info', 'cluster started', {
@@ -482,7 +497,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
       configVersion: cluster.activeConfig.version,
       digest: shortDigest(cluster.activeConfig.digest),
       ...(source.configPath ? { configFile: source.configPath } : {}),
-      ...(node ? { node: node.node, clusterName: node.cluster, nats: flags.join!.url.url } : {}),
+      ...(flags.join ? { node: flags.join.node, clusterName: flags.join.cluster, nats: flags.join.url.url, joined: join?.joined !== null } : {}),
     });
     for (const w of flags.config?.obsolete ?? []) log('warn', w, { event: 'config.obsolete', configFile: source.configPath });
     hup.ready(reload);
@@ -490,12 +505,11 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
     const why = await stopped;
     if ('drain' in why) await runDrain(drain, why.drain, drainInterrupted, metrics, log);
     else if ('signal' in why) log('info', `${why.signal}: closing`, { event: 'cluster.closing', signal: why.signal });
+    else if ('joinRefused' in why) log('error', `${why.joinRefused.message}: closing`, { event: 'cluster.closing', joinRefused: true });
     else log('error', 'closing the cluster', { event: 'cluster.closing', escalated: true });
     phase = 'closing';
     const closeAll = async () => {
-      // The agent first: it needs the node's connection to stop watching.
-      await nodeConfig?.close();
-      await node?.close();
+      await join?.close();
       if (admin) {
         await admin.api.close();
         await admin.removeToken();
@@ -508,6 +522,7 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
       new Promise<false>((resolve) => setTimeout(resolve, CLOSE_TIMEOUT_MS, false).unref()),
     ]);
     if (!closed) throw new CliError(`the cluster did not close within ${CLOSE_TIMEOUT_MS} ms`, EXIT_FAILURE);
+    if ('joinRefused' in why) throw why.joinRefused;
     if ('escalated' in why || escalated) return EXIT_FAILURE;
     log('info', 'closed', { event: 'cluster.closed' });
     return 0;
@@ -518,8 +533,11 @@ export async function runCluster(flags: ClusterFlags, io: ClusterIo = stdoutIo, 
   }
 }
 
-/** What ends `baton cluster`: a signal that closes at once, a drain request, or an escalation. */
-type StopReason = { signal: NodeJS.Signals } | { drain: DrainCause } | { escalated: true };
+/**
+ * What ends `baton cluster`: a signal that closes at once, a drain request, an escalation,
+ * or NATS refusing a node still waiting to join (its error is the command's).
+ */
+type StopReason = { signal: NodeJS.Signals } | { drain: DrainCause } | { escalated: true } | { joinRefused: CliError };
 
 /** What cuts a drain short: a signal, or the relay supervisor giving up. */
 type DrainInterruption = NodeJS.Signals | 'escalated';
@@ -608,9 +626,43 @@ interface StartedAdmin {
 }
 
 /**
+ * One attempt at joining (cluster/node-join.ts decides when): the node in the membership,
+ * its configuration agent, and for stateful tickets the cluster's session bucket; on
+ * failure everything opened is closed again, and the CliError keeps its cause's code.
+ */
+async function joinOnce(
+  flags: ClusterFlags,
+  cluster: Cluster,
+  metrics: ClusterMetrics,
+  log: Logger,
+  admin: () => string | null,
+  config: () => { readonly version: number; readonly digest: string } | null,
+  ticketMode: TlsSettings['ticketMode'],
+): Promise<{ node: ClusterNode; config: NodeConfig }> {
+  const node = await joinNodes(flags, cluster, metrics, log, admin, config);
+  let nodeConfig: NodeConfig | undefined;
+  try {
+    nodeConfig = await startNodeConfig(flags, node, cluster, log);
+    // Stateful tickets resume on any node: their sessions live in the cluster's bucket.
+    if (ticketMode === 'stateful' || cluster.activeTls.ticketMode === 'stateful') {
+      try {
+        cluster.useSessionStore(await node.openBucket(SESSIONS_BUCKET, { ttlMs: SESSION_TTL_MS }));
+      } catch (e) {
+        throw new CliError(`--join ${flags.join!.url.url}: node ${node.node} cannot open the session store of cluster ${node.cluster}: ${(e as Error).message}`, EXIT_FAILURE, { cause: e });
+      }
+    }
+    return { node, config: nodeConfig };
+  } catch (e) {
+    await nodeConfig?.close();
+    await node.close();
+    throw e;
+  }
+}
+
+/**
  * Joins the other nodes (`--join`): connects to NATS, announces this node and serves
- * its actors. A NATS that does not answer, or a name another live node has, is a
- * CliError before the node serves.
+ * its actors. Every failure is a CliError keeping its cause: NATS refusing the
+ * credentials is a configuration error (exit 2), like a name another live node has.
  */
 async function joinNodes(
   flags: ClusterFlags,
@@ -644,25 +696,24 @@ async function joinNodes(
   } catch (e) {
     const code = (e as { code?: unknown }).code;
     const message = e instanceof Error ? e.message : String(e);
-    if (code === 'BATON_ERR_NODE_NAME_TAKEN') throw new CliError(message);
-    throw new CliError(`--join ${join.url.url}: cannot join cluster ${join.cluster} as node ${join.node}: ${message}`, EXIT_FAILURE);
+    if (code === 'BATON_ERR_NODE_NAME_TAKEN') throw new CliError(message, EXIT_USAGE, { cause: e });
+    if (code === 'BATON_ERR_NATS_REFUSED') throw new CliError(`--join ${join.url.url}: ${message}`, EXIT_USAGE, { cause: e });
+    throw new CliError(`--join ${join.url.url}: cannot join cluster ${join.cluster} as node ${join.node}: ${message}`, EXIT_FAILURE, { cause: e });
   }
 }
 
 /**
  * Brings a joined node onto the cluster's one configuration (cluster/node-config.ts):
  * the active version, or its own settings when it is the first. Failing that in time
- * is a CliError before the node serves.
+ * is a CliError. The ticket rotation is started by node-join.ts, which owns it.
  */
-async function startNodeConfig(flags: ClusterFlags, node: ClusterNode, cluster: Cluster, log: Logger, rotationSeconds: number | undefined): Promise<NodeConfig> {
+async function startNodeConfig(flags: ClusterFlags, node: ClusterNode, cluster: Cluster, log: Logger): Promise<NodeConfig> {
   try {
     const { NodeConfig } = await import('../cluster/node-config.js');
-    return await NodeConfig.start(node, cluster, log, {
-      ...(rotationSeconds !== undefined ? { ticketRotationMs: rotationSeconds * 1000 } : {}),
-    });
+    return await NodeConfig.start(node, cluster, log);
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
-    throw new CliError(`--join ${flags.join!.url.url}: node ${node.node} did not get the configuration of cluster ${node.cluster}: ${message}`, EXIT_FAILURE);
+    throw new CliError(`--join ${flags.join!.url.url}: node ${node.node} did not get the configuration of cluster ${node.cluster}: ${message}`, EXIT_FAILURE, { cause: e });
   }
 }
 

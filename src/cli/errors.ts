@@ -17,8 +17,9 @@ export class CliError extends Error {
   constructor(
     message: string,
     readonly exitCode: number = EXIT_USAGE,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }
 

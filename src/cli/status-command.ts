@@ -4,7 +4,8 @@
  * (connections, takeovers with p50/p99, quarantined, lost, replication lag), and while
  * the cluster drains a line with since when, the deadline and the connections left;
  * `--json` prints the API's answer as it is. On a node joined to others, a table of
- * every live node (its relays, connections and configuration version) comes first. The
+ * every live node (its relays, connections and configuration version) comes first, and
+ * a line when the node has not joined yet (NATS unreachable since it started). The
  * request goes through admin-client.ts.
  */
 import type { Command } from 'commander';
@@ -67,7 +68,10 @@ function formatNodes(s: StatusResponse): string {
     n.admin ?? '-',
     n.source === 'self' ? 'this node' : n.source === 'nats' ? 'now' : `last heartbeat (${n.error ?? 'no answer'})`,
   ]);
-  return `${table(header, rows)}\nrelays of node ${s.node}:\n`;
+  const j = s.join;
+  // A node started while NATS did not answer: it lists only itself until it joins.
+  const waiting = j && !j.joined ? `not joined: NATS at ${j.nats} unreachable since ${j.since} (${j.failedAttempts} failed attempt${j.failedAttempts === 1 ? '' : 's'}${j.lastError ? `, last: ${j.lastError}` : ''}); serving alone, joining cluster ${j.cluster} when it answers\n` : '';
+  return `${table(header, rows)}${waiting}\nrelays of node ${s.node}:\n`;
 }
 
 /** Columns padded to their widest cell, two spaces apart, one row a line. */

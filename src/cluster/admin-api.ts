@@ -133,6 +133,21 @@ export interface StatusResponse {
   readonly node?: string;
   /** Every live node of the cluster, this one first, on a node joined to others. */
   readonly nodes?: readonly NodeStatus[];
+  /** On a node started with `--join`: joined, or serving alone while NATS does not answer. */
+  readonly join?: JoinStatus;
+}
+
+/** `/status`'s `join`: whether a node started with `--join` has joined, or since when it keeps trying. */
+export interface JoinStatus {
+  readonly cluster: string;
+  readonly nats: string;
+  readonly joined: boolean;
+  /** When it joined, or since when it has been trying (ISO 8601). */
+  readonly since: string;
+  /** Attempts that failed so far. */
+  readonly failedAttempts: number;
+  /** Why the last attempt failed, while not joined. */
+  readonly lastError?: string;
 }
 
 /** One node as `/status` lists it: what it said over NATS just now, or its last heartbeat. */
@@ -156,6 +171,8 @@ export interface NodesControl {
   nodes(local: StatusResponse): Promise<NodeStatus[]>;
   /** Runs a crash request on `node`; throws {@link AdminHttpError} (404 unknown node, 502 no answer, or the node's own refusal). */
   crash(node: string, req: CrashRequest): Promise<CrashResponse>;
+  /** Whether this node has joined yet (a node started while NATS did not answer serves alone meanwhile). */
+  join?(): JoinStatus;
 }
 
 /** `/status`'s `draining`: what started it, since when, until when live connections may finish, how many are left. */
@@ -366,7 +383,7 @@ export class AdminApi {
         allow('GET');
         const local = clusterStatus(this.opts.cluster, this.opts.metrics, this.opts.drain);
         const nodes = this.opts.nodes;
-        return this.json(res, 200, nodes ? { ...local, node: nodes.node, nodes: await nodes.nodes(local) } : local);
+        return this.json(res, 200, nodes ? { ...local, node: nodes.node, nodes: await nodes.nodes(local), ...(nodes.join ? { join: nodes.join() } : {}) } : local);
       }
       case '/metrics': {
         allow('GET');

@@ -224,6 +224,12 @@ export class Cluster {
     this.rotation.unref();
   }
 
+  /** Stops {@link rotateTicketsEvery} (a node that joins hands its rotation to the cluster of nodes). */
+  stopTicketRotation(): void {
+    if (this.rotation) clearInterval(this.rotation);
+    this.rotation = null;
+  }
+
   static async start(opts: ClusterOptions): Promise<Cluster> {
     if (!Number.isInteger(opts.relays) || opts.relays < 1) throw new RangeError('relays must be a whole number of at least 1');
     const system = new ActorSystem();

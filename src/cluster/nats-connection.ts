@@ -28,15 +28,26 @@ export interface NatsConnectOptions {
   readonly nkey?: NatsNkey;
 }
 
-/** Why the first connect failed: thrown by {@link connectNats}. */
+/** The first connect found no NATS (refused, timed out): thrown by {@link connectNats}; worth another try later. */
 export class NatsConnectError extends Error {
   override readonly name = 'NatsConnectError';
   readonly code = 'BATON_ERR_NATS_UNREACHABLE';
 }
 
 /**
+ * NATS answered and refused this node's credentials: thrown by {@link connectNats}.
+ * Not a passing fault: trying again changes nothing until an operator fixes them.
+ */
+export class NatsRefusedError extends Error {
+  override readonly name = 'NatsRefusedError';
+  readonly code = 'BATON_ERR_NATS_REFUSED';
+}
+
+/**
  * Connects to NATS (first attempt bounded by `connectTimeoutMs`), then reconnects
  * forever on loss, logging each change of status. Close it with `drain()` or `close()`.
+ * Rejects with {@link NatsConnectError} when NATS does not answer, {@link NatsRefusedError}
+ * when it refuses the credentials.
  */
 export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnection> {
   const timeout = opts.connectTimeoutMs ?? 5_000;
@@ -57,7 +68,7 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
     const message = (e as Error).message;
     if (/authoriz|authenticat/i.test(message)) {
       const who = opts.nkey ? `the NKey ${opts.nkey.publicKey} (seed in ${opts.nkey.file})` : 'no credentials (give the node its own with --nats-nkey FILE)';
-      throw new NatsConnectError(`NATS at ${opts.url.url} refused this node: it presented ${who}: ${message}`, { cause: e });
+      throw new NatsRefusedError(`NATS at ${opts.url.url} refused this node: it presented ${who}: ${message}`, { cause: e });
     }
     throw new NatsConnectError(`cannot reach NATS at ${opts.url.url}: ${message}`, { cause: e });
   }

@@ -68,8 +68,8 @@ export class ClusterNode implements NodesControl {
   /**
    * Connects, announces this node, and serves its actors to the others. Rejects (with
    * everything it opened closed again) when NATS cannot be reached
-   * (`BATON_ERR_NATS_UNREACHABLE`, `BATON_ERR_KV_UNREACHABLE`) or the name is taken
-   * (`BATON_ERR_NODE_NAME_TAKEN`).
+   * (`BATON_ERR_NATS_UNREACHABLE`, `BATON_ERR_KV_UNREACHABLE`), refuses this node's
+   * credentials (`BATON_ERR_NATS_REFUSED`) or the name is taken (`BATON_ERR_NODE_NAME_TAKEN`).
    */
   static async join(opts: JoinOptions): Promise<ClusterNode> {
     const log = opts.log.child({ component: 'node', node: opts.node });

@@ -60,8 +60,11 @@ export interface ReloadTarget {
   readonly gateway: Pick<Cluster['gateway'], 'setBackends'>;
   rollOut(make: (active: TlsSettings) => TlsSettings): Promise<RolloutResult>;
   rotateTicketsEvery(periodMs: number): void;
-  /** The leaf certificate new handshakes get now, when a version may also come from elsewhere (another node's reload). */
-  servingSha256?(): string;
+  /**
+   * The leaf certificate new handshakes get now, when a version may also come from
+   * elsewhere (another node's reload); undefined: the one the last reload here served.
+   */
+  servingSha256?(): string | undefined;
 }
 
 /** A node alone: reloads roll out over its own relays, and it rotates its own ticket keys. */

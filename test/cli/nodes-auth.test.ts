@@ -2,7 +2,9 @@
  * Each node authenticates to NATS with its own NKey (`--nats-nkey FILE`): a real
  * nats-server that lists only the public keys of nodes a and b lets them form one
  * cluster; a node with no credentials, or with a key the server does not list, is
- * refused with an error that says so and names the key's public half, never the seed.
+ * refused with an error that says so and names the key's public half, never the seed,
+ * and exits 2 (a configuration error), also when it was refused only after serving
+ * while NATS was unreachable.
  * A seed file others can read is refused before anything starts.
  */
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -12,9 +14,9 @@ import { nkeys } from '@nats-io/nats-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { StatusResponse } from '../../src/cluster/admin-api.js';
 import { startEchoBackend, type EchoBackend } from '../../src/cli/demo/echo-backend.js';
-import { baton, batonOnce, killAll, waitForMatch } from '../helpers/cli.js';
+import { baton, batonOnce, killAll, waitForMatch, withTimeout } from '../helpers/cli.js';
 import { certDir } from '../helpers/interop.js';
-import { startNatsServer, type NatsServer } from '../helpers/nats-server.js';
+import { freePort, startNatsServer, type NatsServer } from '../helpers/nats-server.js';
 import { until } from '../helpers/wait.js';
 
 const START_LINE = /^baton: \d+ relays? on 127\.0\.0\.1:(\d+) -> .*; node (\S+) of cluster (\S+) on nats:\/\/[^;]+; admin http:\/\/127\.0\.0\.1:(\d+) \(token file (.+)\)$/m;
@@ -86,15 +88,32 @@ describe('baton cluster --join --nats-nkey: each node with its own NATS credenti
 
   it('a node without credentials is refused, and told to give its own with --nats-nkey', { timeout: 60_000 }, async () => {
     const r = await batonOnce(clusterArgs('c', []), FAST, 30_000);
-    expect(r.code).not.toBe(0);
+    // A configuration error (2), not a NATS away (which a node serves through).
+    expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/refused this node: it presented no credentials \(give the node its own with --nats-nkey FILE\)/);
   });
 
   it('a node whose key the server does not list is refused; the error names its public key, never the seed', { timeout: 60_000 }, async () => {
     const r = await batonOnce(clusterArgs('d', ['--nats-nkey', keys.stranger.file]), FAST, 30_000);
-    expect(r.code).not.toBe(0);
+    expect(r.code).toBe(2);
     expect(r.stderr).toContain(`refused this node: it presented the NKey ${keys.stranger.publicKey}`);
     noSeedIn(r.stdout + r.stderr);
+  });
+
+  it('a node that started while NATS was unreachable, then is refused when it answers, stops with the same error', { timeout: 60_000 }, async () => {
+    const port = await freePort();
+    const args = clusterArgs('h', ['--nats-nkey', keys.stranger.file]).map((a) => (a === nats.url ? `nats://127.0.0.1:${port}` : a));
+    const run = baton(args, FAST);
+    await waitForMatch(run, /^baton: .*\(NATS unreachable: serving alone on this configuration, joining when it answers\)/m, 40_000, 'the start line of node h');
+    const late = await startNatsServer({ configFile: path.join(dir, 'nats.conf'), port });
+    try {
+      expect(await withTimeout(run.exit, 20_000, 'node h to stop')).toBe(2);
+      expect(run.stderr).toContain(`refused this node: it presented the NKey ${keys.stranger.publicKey}`);
+      expect(run.stdout).toMatch(/"event":"cluster.closing","joinRefused":true/);
+      noSeedIn(run.stdout + run.stderr);
+    } finally {
+      await late.stop();
+    }
   });
 
   it('bad seed files are refused before anything starts, naming the file and why', { timeout: 90_000 }, async () => {
