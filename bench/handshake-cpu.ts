@@ -16,7 +16,7 @@
  *   npx tsx bench/handshake-cpu.ts [--connections 4000] [--loops 16] [--relays 3] [--warm-up connections/4] [--resume] [--rounds 1] [--only baton,node-tls,tcp]
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import tls from 'node:tls';
@@ -142,7 +142,9 @@ async function startTerminator(kind: Kind, backendPort: number, relays: string |
     });
     proc.once('exit', (code) => (clearTimeout(t), reject(new Error(`baton cluster exited with ${code}:\n${text}`))));
   });
-  proc.stdout!.resume();
+  // HANDSHAKE_CPU_STDOUT=FILE: keep the cluster's output (e.g. --trace-deopt lines) in FILE.
+  if (process.env.HANDSHAKE_CPU_STDOUT) proc.stdout!.pipe(createWriteStream(process.env.HANDSHAKE_CPU_STDOUT));
+  else proc.stdout!.resume();
   return { proc, port };
 }
 

@@ -136,6 +136,9 @@ const PROCESS_WIDE_FLAGS = new Set([
   '--trace-deopt',
   '--single-threaded-gc',
   '--max-semi-space-size',
+  '--maglev',
+  '--no-opt',
+  '--max-inlined-bytecode-size-cumulative',
 ]);
 
 /** execArgv for runtime workers: the parent's, minus tsx loader flags and process-wide V8 flags. */
