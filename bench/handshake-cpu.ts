@@ -132,19 +132,25 @@ async function startTerminator(kind: Kind, backendPort: number, relays: string |
   // HANDSHAKE_CPU_NODE_ARGS: node flags for the cluster (e.g. --perf-basic-prof for `perf record`).
   const nodeArgs = (process.env.HANDSHAKE_CPU_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const proc = spawn(process.execPath, [...nodeArgs, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  // The output up to the start line; not kept after it (trace flags make a lot).
+  let text = '';
   const port = await new Promise<number>((resolve, reject) => {
-    let text = '';
     const t = setTimeout(() => reject(new Error(`baton cluster did not start in ${START_MS} ms:\n${text}`)), START_MS);
-    proc.stdout!.on('data', (d: Buffer) => {
+    const onData = (d: Buffer) => {
       text += d.toString();
       const m = / on \[?[^\s\]]+\]?:(\d+) -> backend /.exec(text);
-      if (m) (clearTimeout(t), resolve(Number(m[1])));
-    });
+      if (m) (clearTimeout(t), proc.stdout!.off('data', onData), resolve(Number(m[1])));
+    };
+    proc.stdout!.on('data', onData);
     proc.once('exit', (code) => (clearTimeout(t), reject(new Error(`baton cluster exited with ${code}:\n${text}`))));
   });
   // HANDSHAKE_CPU_STDOUT=FILE: keep the cluster's output (e.g. --trace-deopt lines) in FILE.
-  if (process.env.HANDSHAKE_CPU_STDOUT) proc.stdout!.pipe(createWriteStream(process.env.HANDSHAKE_CPU_STDOUT));
-  else proc.stdout!.resume();
+  if (process.env.HANDSHAKE_CPU_STDOUT) {
+    // What came before the start line matched is in `text`: the file starts with it.
+    const file = createWriteStream(process.env.HANDSHAKE_CPU_STDOUT);
+    file.write(text);
+    proc.stdout!.pipe(file);
+  } else proc.stdout!.resume();
   return { proc, port };
 }
 
